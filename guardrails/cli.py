@@ -1,0 +1,179 @@
+"""``guardrails``: the command line for release managers and CI.
+
+Subcommands register themselves in :data:`COMMANDS` (name -> (add_arguments, run)), one
+small function pair each; errors from the library print as ``guardrails: <message>`` with
+exit status 2 (bad input) instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from guardrails.errors import GuardrailsError
+
+__all__ = ["COMMANDS", "main"]
+
+Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+COMMANDS: dict[str, tuple[str, Command]] = {}
+
+
+def command(
+    name: str, help_text: str
+) -> Callable[
+    [Callable[[argparse.ArgumentParser], None]], Callable[[argparse.ArgumentParser], None]
+]:
+    """Decorator for an ``add_arguments`` function; its ``run`` is ``run_<name>``."""
+
+    def wrap(
+        add: Callable[[argparse.ArgumentParser], None],
+    ) -> Callable[[argparse.ArgumentParser], None]:
+        COMMANDS[name] = (help_text, (add, globals()[f"run_{name.replace('-', '_')}"]))
+        return add
+
+    return wrap
+
+
+# --------------------------------------------------------------------------------- eval
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from guardrails.golden import load_trec_qrels, load_trec_run
+    from guardrails.metrics.ranking import evaluate_ranking
+
+    qrels = load_trec_qrels(args.qrels)
+    run = load_trec_run(args.run)
+    judged = [q for q, d in qrels.items() if any(r >= args.relevance_level for r in d.values())]
+    qids = sorted(judged if args.complete else [q for q in judged if q in run])
+    metrics = args.metric or ["ndcg@10", "mrr", "recall@100", "map"]
+    scores = evaluate_ranking(qrels, run, metrics, qids=qids, relevance_level=args.relevance_level)
+    means = {m: float(v.mean()) if v.size else 0.0 for m, v in scores.items()}
+    if args.json:
+        out: dict[str, object] = {"mean": means, "num_queries": len(qids)}
+        if args.per_query:
+            out["per_query"] = {
+                m: dict(zip(qids, map(float, v), strict=True)) for m, v in scores.items()
+            }
+        print(json.dumps(out, indent=2, sort_keys=True))
+        return 0
+    if args.per_query:
+        for m, values in scores.items():
+            for qid, v in zip(qids, values, strict=True):
+                print(f"{m}\t{qid}\t{v:.6f}")
+    for m, value in means.items():
+        print(f"{m}\tall\t{value:.6f}")
+    print(f"num_q\tall\t{len(qids)}")
+    return 0
+
+
+@command("eval", "score a TREC run against TREC qrels (trec_eval style)")
+def add_eval(p: argparse.ArgumentParser) -> None:
+    p.add_argument("qrels", type=Path, help="TREC qrels (qid iter docid rel) or BEIR tsv")
+    p.add_argument("run", type=Path, help="TREC run (qid Q0 docid rank score tag)")
+    p.add_argument("-m", "--metric", action="append", help="metric, e.g. ndcg@10 (repeatable)")
+    p.add_argument("--per-query", action="store_true", help="also print per-query scores")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "-c",
+        "--complete",
+        action="store_true",
+        help="score judged queries missing from the run as 0 (trec_eval -c)",
+    )
+    p.add_argument(
+        "-l",
+        "--relevance-level",
+        type=int,
+        default=1,
+        help="minimum grade counted relevant by binary measures (trec_eval -l)",
+    )
+
+
+# ------------------------------------------------------------------------------- report
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from guardrails.verdict import atomic_write_text, load_verdict
+
+    verdict = load_verdict(args.verdict)
+    if args.format == "markdown":
+        from guardrails.report.markdown import render_markdown
+
+        text = render_markdown(verdict)
+    else:
+        from guardrails.report.html import render_html
+
+        text = render_html(verdict)
+    if args.output:
+        atomic_write_text(args.output, text)
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+@command("report", "render a verdict as Markdown (PR comment) or a self-contained HTML page")
+def add_report(p: argparse.ArgumentParser) -> None:
+    p.add_argument("verdict", type=Path)
+    p.add_argument("--format", choices=["markdown", "html"], default="markdown")
+    p.add_argument("-o", "--output", type=Path, default=None, help="write here (atomically)")
+
+
+# ----------------------------------------------------------------------------- redecide
+
+
+def run_redecide(args: argparse.Namespace) -> int:
+    from guardrails.policy import load_policy
+    from guardrails.report.markdown import summary_lines
+    from guardrails.verdict import load_verdict, redecide, write_verdict
+
+    verdict = redecide(load_verdict(args.verdict), load_policy(args.config, args.policy))
+    if args.output:
+        write_verdict(verdict, args.output)
+    if args.json:
+        print(json.dumps(verdict.to_dict(), indent=2, sort_keys=True))
+    else:
+        print("\n".join(summary_lines(verdict)))
+    return {"promote": 0, "hold": 3, "rollback": 4}[verdict.decision.value] if args.exit_code else 0
+
+
+@command("redecide", "re-decide a verdict under another policy from its per-sample scores")
+def add_redecide(p: argparse.ArgumentParser) -> None:
+    p.add_argument("verdict", type=Path)
+    p.add_argument("--policy", required=True, help="policy name in [tool.guardrails.policies]")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=Path("pyproject.toml"),
+        help="pyproject.toml holding the policies (default: ./pyproject.toml)",
+    )
+    p.add_argument("-o", "--output", type=Path, default=None, help="write the new verdict")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--exit-code", action="store_true", help="exit 0 promote, 3 hold, 4 rollback")
+
+
+# --------------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="guardrails", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, (add, _run)) in COMMANDS.items():
+        add(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _, (_, run) = COMMANDS[args.command]
+    try:
+        return run(args)
+    except (GuardrailsError, OSError) as exc:
+        print(f"guardrails: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

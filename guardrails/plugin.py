@@ -1,0 +1,280 @@
+"""The pytest11 entry point: options, policy, header, the ``gate`` fixture, the verdict.
+
+Gate results ride on each test report's ``user_properties`` (like junitxml's
+``record_property``), so they cross ``pytest -n`` worker boundaries; the controller collects
+them, decides at session end, writes the verdict JSON and shows a summary table. A verdict
+other than *promote* turns an otherwise green session red.
+
+Importing this module must stay cheap: no torch, transformers, sentence_transformers or faiss
+(a test asserts it).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from guardrails.errors import GateError, GuardrailsError, PolicyError
+from guardrails.gates import Gate, GateResult
+from guardrails.policy import Policy, load_policy
+from guardrails.verdict import Decision, TestOutcome, Verdict, decide, write_verdict
+
+GATE_KEY = "guardrails_gate"
+FAILURE_KEY = "guardrails_failure"
+COMPONENTS = ("retriever", "reranker", "generator", "alignment")
+
+
+@dataclass
+class SessionState:
+    """What the controller accumulates during a session (kept in ``config.stash``)."""
+
+    policy: Policy
+    verdict_path: Path | None
+    started: float = field(default_factory=time.time)
+    gates: dict[tuple[str, str], GateResult] = field(default_factory=dict)
+    outcomes: dict[str, TestOutcome] = field(default_factory=dict)
+    verdict: Verdict | None = None
+
+
+STATE = pytest.StashKey[SessionState]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("guardrails", "release gates (guardrails)")
+    group.addoption(
+        "--guardrails-policy",
+        metavar="NAME",
+        default=None,
+        help="policy from [tool.guardrails.policies] to judge by",
+    )
+    group.addoption(
+        "--guardrails-config",
+        metavar="PATH",
+        default=None,
+        help="pyproject.toml holding [tool.guardrails] (default: the rootdir's)",
+    )
+    group.addoption(
+        "--guardrails-verdict",
+        metavar="PATH",
+        default=None,
+        help="write the verdict JSON here at session end",
+    )
+    group.addoption(
+        "--guardrails-seed",
+        metavar="N",
+        type=int,
+        default=None,
+        help="seed for resampling (default: the policy's)",
+    )
+    group.addoption(
+        "--guardrails-candidate",
+        metavar="PATH",
+        default=None,
+        help="candidate artifact (adapter / model folder) to judge",
+    )
+    for component in COMPONENTS:
+        group.addoption(
+            f"--guardrails-candidate-{component}",
+            metavar="PATH",
+            default=None,
+            help=f"use this {component} adapter as the candidate instead of training",
+        )
+    group.addoption(
+        "--guardrails-apply",
+        action="store_true",
+        default=False,
+        help="after a promote verdict, switch the registry aliases",
+    )
+    group.addoption(
+        "--guardrails-registry",
+        metavar="PATH",
+        default=None,
+        help="registry SQLite file (default: adapters/registry.sqlite)",
+    )
+
+
+def _config_path(config: pytest.Config) -> Path | None:
+    given = config.getoption("--guardrails-config")
+    if given:
+        path = Path(given)
+        if not path.is_file():
+            raise pytest.UsageError(f"--guardrails-config={given}: file not found")
+        return path
+    inipath = config.inipath
+    if inipath is not None and inipath.name == "pyproject.toml":
+        return inipath
+    candidate = config.rootpath / "pyproject.toml"
+    return candidate if candidate.is_file() else None
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "guardrails: a release-gate test (guardrails)")
+    try:
+        policy = load_policy(_config_path(config), config.getoption("--guardrails-policy"))
+    except (PolicyError, GuardrailsError) as exc:
+        raise pytest.UsageError(f"guardrails: {exc}") from None
+    seed = config.getoption("--guardrails-seed")
+    if seed is not None:
+        if seed < 0:
+            raise pytest.UsageError(f"guardrails: --guardrails-seed={seed}; allowed: >= 0")
+        from dataclasses import replace
+
+        policy = replace(policy, seed=seed)
+    verdict = config.getoption("--guardrails-verdict")
+    config.stash[STATE] = SessionState(policy, Path(verdict) if verdict else None)
+    if not _is_worker(config):
+        config.pluginmanager.register(VerdictPlugin(config), "guardrails-verdict")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    state = config.stash[STATE]
+    p = state.policy
+    where = f", verdict={state.verdict_path}" if state.verdict_path else ""
+    return (
+        f"guardrails: policy={p.name} alpha={p.alpha:g} seed={p.seed} "
+        f"resamples={p.n_resamples} required={len(p.required)}{where}"
+    )
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def guardrails_policy(pytestconfig: pytest.Config) -> Policy:
+    """The policy this session judges by."""
+    return pytestconfig.stash[STATE].policy
+
+
+@pytest.fixture
+def gate(request: pytest.FixtureRequest, guardrails_policy: Policy) -> Gate:
+    """Evaluate gates in a test; results are recorded on the report and in the verdict."""
+    node = request.node
+
+    def record(result: GateResult) -> None:
+        node.user_properties.append((GATE_KEY, result.to_dict()))
+
+    return Gate(guardrails_policy, record=record, default_name=node.name, nodeid=node.nodeid)
+
+
+@pytest.fixture(scope="session")
+def guardrails_candidate(pytestconfig: pytest.Config) -> Path | None:
+    """``--guardrails-candidate PATH`` (None when not given)."""
+    value = pytestconfig.getoption("--guardrails-candidate")
+    if value and not Path(value).exists():
+        raise pytest.UsageError(f"--guardrails-candidate={value}: path not found")
+    return Path(value) if value else None
+
+
+# ----------------------------------------------------------------------------- reporting
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if call.excinfo is not None and report.failed:
+        if call.excinfo.errisinstance(GateError):
+            kind = "gate"
+        elif call.when == "call" and call.excinfo.errisinstance(AssertionError):
+            kind = "assertion"
+        else:
+            kind = "error"
+        report.user_properties.append((FAILURE_KEY, kind))
+    return report
+
+
+_RANK = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
+
+
+def _record_outcome(state: SessionState, report: pytest.TestReport) -> None:
+    """Fold setup / call / teardown reports into one outcome per test (worst wins)."""
+    if report.passed and report.when != "call":
+        return
+    if report.skipped:
+        outcome = "skipped"
+    elif report.failed:
+        outcome = "failed" if report.when == "call" else "error"
+    else:
+        outcome = "passed"
+    failure = ""
+    if report.failed:
+        failure = next((v for k, v in report.user_properties if k == FAILURE_KEY), "error")
+        failure = failure if report.when == "call" else "error"
+    lines = (report.longreprtext or "").strip().splitlines() if report.failed else []
+    gate_names = tuple(sorted(n for (node, n) in state.gates if node == report.nodeid))
+    prev = state.outcomes.get(report.nodeid)
+    duration = report.duration + (prev.duration if prev else 0.0)
+    if prev is not None and _RANK[prev.outcome] >= _RANK[outcome]:
+        state.outcomes[report.nodeid] = TestOutcome(
+            prev.nodeid, prev.outcome, prev.failure, prev.message, duration, gate_names
+        )
+        return
+    state.outcomes[report.nodeid] = TestOutcome(
+        report.nodeid, outcome, failure, lines[-1][:300] if lines else "", duration, gate_names
+    )
+
+
+def build_verdict(config: pytest.Config) -> Verdict:
+    """Decide from what the session recorded (gates sorted by name for determinism)."""
+    from guardrails.provenance import collect_provenance
+
+    state = config.stash[STATE]
+    gates = sorted(state.gates.values(), key=lambda g: (g.name, g.nodeid))
+    tests = sorted(state.outcomes.values(), key=lambda t: t.nodeid)
+    provenance = collect_provenance(config.rootpath, gates, tests, state.started, state.policy.seed)
+    return decide(gates, state.policy, tests, provenance)
+
+
+class VerdictPlugin:
+    """Per-session hooks (registered in ``pytest_configure``, like junitxml's LogXML)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.state = config.stash[STATE]
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for key, value in report.user_properties:
+            if key == GATE_KEY:
+                result = GateResult.from_dict(value)
+                self.state.gates[(report.nodeid, result.name)] = result
+        _record_outcome(self.state, report)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        state = self.state
+        if not state.gates and state.verdict_path is None:
+            return
+        state.verdict = verdict = build_verdict(self.config)
+        if state.verdict_path is not None:
+            write_verdict(verdict, state.verdict_path)
+        if verdict.decision is not Decision.PROMOTE and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if verdict.decision is Decision.PROMOTE and self.config.getoption("--guardrails-apply"):
+            _apply(self.config, verdict)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.state.verdict is None:
+            return
+        from guardrails.report.markdown import summary_lines
+
+        terminalreporter.write_sep("=", "guardrails verdict")
+        for line in summary_lines(self.state.verdict):
+            terminalreporter.write_line(line)
+        if self.state.verdict_path is not None:
+            terminalreporter.write_line(f"verdict written to {self.state.verdict_path}")
+
+
+def _apply(config: pytest.Config, verdict: Verdict) -> None:
+    """Switch registry aliases for a promote verdict (``--guardrails-apply``)."""
+    from guardrails.registry import DEFAULT_REGISTRY_PATH, Registry
+
+    path = config.getoption("--guardrails-registry") or config.rootpath / DEFAULT_REGISTRY_PATH
+    if verdict.provenance.get("artifacts"):
+        Registry(path).promote(verdict.to_dict())

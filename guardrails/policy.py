@@ -1,0 +1,368 @@
+"""Named release policies from ``[tool.guardrails]`` -> frozen :class:`Policy`.
+
+A policy says, per metric, how a candidate is judged against the baseline::
+
+    [tool.guardrails]
+    policy = "release"                  # the default; --guardrails-policy NAME overrides
+    seed = 20261121
+    n-resamples = 10000
+
+    [tool.guardrails.policies.release]
+    alpha = 0.05                        # error rate of each decision
+    power = 0.8                         # for the minimum detectable effect warning
+    required = ["retrieval-payments*"]  # gates that must run (fnmatch patterns), else HOLD
+
+    [tool.guardrails.policies.release.metrics."ndcg@10"]
+    max-drop = 0.02                     # non-inferiority margin (absolute, in metric units)
+    min = 0.40                          # absolute floor on the candidate
+    min-gain = 0.0                      # superiority requirement, used by gate.superior
+    alpha = 0.05                        # per-metric override
+
+    [tool.guardrails.policies.release.gates."retrieval-devices"]
+    min-gain = 0.02                     # per-gate override of the metric's keys
+
+    [tool.guardrails.policies.strict]
+    extends = "release"                 # inherit and override
+
+``direction`` defaults to the metric's natural one (``higher`` for nDCG, ``lower`` for latency
+or PSI); for lower-is-better metrics ``max-drop`` is the allowed increase and ``max`` the
+ceiling. Every mistake raises :class:`PolicyError` naming the key and the allowed values.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from guardrails.errors import MetricError, PolicyError
+from guardrails.metrics import parse_metric
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = [
+    "DEFAULT_POLICY",
+    "Policy",
+    "Threshold",
+    "load_policies",
+    "load_policy",
+    "parse_policies",
+]
+
+_TOP_KEYS = {"policy", "seed", "n-resamples", "policies", "verdict", "golden", "registry"}
+_POLICY_KEYS = {
+    "alpha",
+    "power",
+    "required",
+    "metrics",
+    "gates",
+    "extends",
+    "description",
+    "seed",
+    "n-resamples",
+}
+_THRESHOLD_KEYS = {"direction", "max-drop", "min", "max", "min-gain", "alpha"}
+_DIRECTIONS = ("higher", "lower")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """Limits for one metric (or one gate). ``None`` means "not set"."""
+
+    metric: str
+    direction: str = "higher"
+    max_drop: float | None = None
+    min: float | None = None
+    max: float | None = None
+    min_gain: float | None = None
+    alpha: float | None = None
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.direction == "higher"
+
+    def merged(self, other: Mapping[str, Any]) -> Threshold:
+        """This threshold with the keys set in ``other`` (already validated) replaced."""
+        return replace(self, **{k: v for k, v in other.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "direction": self.direction,
+            "max-drop": self.max_drop,
+            "min": self.min,
+            "max": self.max,
+            "min-gain": self.min_gain,
+            "alpha": self.alpha,
+        }
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A named policy: global alpha/power, required gates and per-metric / per-gate limits."""
+
+    name: str
+    alpha: float = 0.05
+    power: float = 0.8
+    required: tuple[str, ...] = ()
+    metrics: Mapping[str, Threshold] = field(default_factory=dict)
+    gates: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    seed: int = 0
+    n_resamples: int = 10000
+    description: str = ""
+
+    def threshold(self, metric: str, gate: str | None = None) -> Threshold:
+        """Limits for ``metric``, with the gate's overrides applied when ``gate`` has any."""
+        spec = parse_metric(metric)
+        base = self.metrics.get(spec.name) or Threshold(
+            spec.name, "higher" if spec.higher_is_better else "lower"
+        )
+        if gate is not None and gate in self.gates:
+            base = base.merged(self.gates[gate])
+        return base
+
+    def alpha_for(self, metric: str, gate: str | None = None) -> float:
+        t = self.threshold(metric, gate)
+        return t.alpha if t.alpha is not None else self.alpha
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "alpha": self.alpha,
+            "power": self.power,
+            "required": list(self.required),
+            "seed": self.seed,
+            "n-resamples": self.n_resamples,
+            "metrics": {k: v.to_dict() for k, v in sorted(self.metrics.items())},
+            "gates": {k: dict(v) for k, v in sorted(self.gates.items())},
+        }
+
+
+DEFAULT_POLICY = Policy(name="default")
+
+
+def load_policy(pyproject: str | Path | None, name: str | None = None) -> Policy:
+    """Load policy ``name`` (or the configured default) from a pyproject file.
+
+    With no file or no ``[tool.guardrails]`` table the built-in ``default`` policy is
+    returned (alpha 0.05, no limits: gates must then pass their limits explicitly).
+    """
+    table = _read_table(pyproject)
+    policies = parse_policies(table, source=str(pyproject))
+    chosen = (
+        name
+        or table.get("policy")
+        or ("default" if "default" in policies or not policies else None)
+    )
+    if chosen is None:
+        if len(policies) == 1:
+            return next(iter(policies.values()))
+        raise PolicyError(
+            f"{pyproject}: several policies {sorted(policies)} and no default: set "
+            "[tool.guardrails] policy = NAME or pass --guardrails-policy NAME"
+        )
+    if chosen == "default" and "default" not in policies:
+        return replace(DEFAULT_POLICY, seed=_seed(table), n_resamples=_n_resamples(table))
+    if chosen not in policies:
+        raise PolicyError(_unknown("policy", chosen, policies, where=str(pyproject)))
+    return policies[chosen]
+
+
+def load_policies(pyproject: str | Path | None) -> dict[str, Policy]:
+    """All named policies of a pyproject file."""
+    table = _read_table(pyproject)
+    return parse_policies(table, source=str(pyproject))
+
+
+def parse_policies(
+    table: Mapping[str, Any], *, source: str = "[tool.guardrails]"
+) -> dict[str, Policy]:
+    """Validate a ``[tool.guardrails]`` table and build every named policy."""
+    _check_keys(table, _TOP_KEYS, "[tool.guardrails]", source)
+    raw = table.get("policies", {})
+    if not isinstance(raw, Mapping):
+        raise PolicyError(f"{source}: [tool.guardrails] policies must be a table of named policies")
+    seed, n_resamples = _seed(table), _n_resamples(table)
+    out: dict[str, Policy] = {}
+    for name in raw:
+        out[name] = _build(name, raw, source, seed, n_resamples, chain=())
+    return out
+
+
+def _read_table(pyproject: str | Path | None) -> Mapping[str, Any]:
+    if pyproject is None or not Path(pyproject).is_file():
+        return {}
+    try:
+        with open(pyproject, "rb") as f:
+            data = tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{pyproject}: not valid TOML: {exc}") from None
+    table = data.get("tool", {}).get("guardrails", {})
+    if not isinstance(table, Mapping):
+        raise PolicyError(f"{pyproject}: [tool.guardrails] must be a table")
+    return table
+
+
+def _build(
+    name: str,
+    raw: Mapping[str, Any],
+    source: str,
+    seed: int,
+    n_resamples: int,
+    chain: tuple[str, ...],
+) -> Policy:
+    where = f"[tool.guardrails.policies.{name}]"
+    body = raw[name]
+    if not isinstance(body, Mapping):
+        raise PolicyError(f"{source}: {where} must be a table")
+    _check_keys(body, _POLICY_KEYS, where, source)
+    parent = _parent(name, body, raw, source, seed, n_resamples, chain)
+    metrics = dict(parent.metrics)
+    for metric, limits in _table(body, "metrics", where, source).items():
+        metrics.update([_threshold(metric, limits, f"{where} metrics.{metric!r}", source, metrics)])
+    gates = dict(parent.gates)
+    for gate, limits in _table(body, "gates", where, source).items():
+        gates[gate] = _overrides(limits, f"{where} gates.{gate!r}", source)
+    return Policy(
+        name=name,
+        alpha=_prob(body.get("alpha", parent.alpha), "alpha", where, source),
+        power=_prob(body.get("power", parent.power), "power", where, source, upper=1.0),
+        required=_required(body.get("required", list(parent.required)), where, source),
+        metrics=metrics,
+        gates=gates,
+        seed=int(body.get("seed", parent.seed)),
+        n_resamples=int(body.get("n-resamples", parent.n_resamples)),
+        description=str(body.get("description", "")),
+    )
+
+
+def _parent(
+    name: str,
+    body: Mapping[str, Any],
+    raw: Mapping[str, Any],
+    source: str,
+    seed: int,
+    n_resamples: int,
+    chain: tuple[str, ...],
+) -> Policy:
+    base = body.get("extends")
+    if base is None:
+        return Policy(name=name, seed=seed, n_resamples=n_resamples)
+    if base not in raw:
+        raise PolicyError(_unknown(f"policies.{name}.extends", base, raw, where=source))
+    if base in chain or base == name:
+        raise PolicyError(
+            f"{source}: policies.{name}.extends={base!r} makes a cycle: "
+            f"{' -> '.join((*chain, name, base))}"
+        )
+    return _build(base, raw, source, seed, n_resamples, chain=(*chain, name))
+
+
+def _threshold(
+    metric: str, limits: Any, where: str, source: str, existing: Mapping[str, Threshold]
+) -> tuple[str, Threshold]:
+    try:
+        spec = parse_metric(metric)
+    except MetricError as exc:
+        raise PolicyError(f"{source}: {where}: {exc}") from None
+    natural = "higher" if spec.higher_is_better else "lower"
+    base = existing.get(spec.name) or Threshold(spec.name, natural)
+    return spec.name, base.merged(_overrides(limits, where, source))
+
+
+def _overrides(limits: Any, where: str, source: str) -> dict[str, Any]:
+    if not isinstance(limits, Mapping):
+        raise PolicyError(f"{source}: {where} must be a table with keys {sorted(_THRESHOLD_KEYS)}")
+    _check_keys(limits, _THRESHOLD_KEYS, where, source)
+    out: dict[str, Any] = {}
+    if "direction" in limits:
+        if limits["direction"] not in _DIRECTIONS:
+            raise PolicyError(
+                f"{source}: {where} direction={limits['direction']!r}; allowed "
+                f"values: {list(_DIRECTIONS)}"
+            )
+        out["direction"] = limits["direction"]
+    for key, attr in (("max-drop", "max_drop"), ("min-gain", "min_gain")):
+        if key in limits:
+            out[attr] = _number(limits[key], key, where, source, nonneg=True)
+    for key in ("min", "max"):
+        if key in limits:
+            out[key] = _number(limits[key], key, where, source)
+    if "alpha" in limits:
+        out["alpha"] = _prob(limits["alpha"], "alpha", where, source)
+    return out
+
+
+def _table(body: Mapping[str, Any], key: str, where: str, source: str) -> Mapping[str, Any]:
+    value = body.get(key, {})
+    if not isinstance(value, Mapping):
+        raise PolicyError(f"{source}: {where} {key} must be a table")
+    return value
+
+
+def _required(value: Any, where: str, source: str) -> tuple[str, ...]:
+    if (
+        isinstance(value, str)
+        or not isinstance(value, list | tuple)
+        or not all(isinstance(v, str) and v for v in value)
+    ):
+        raise PolicyError(
+            f"{source}: {where} required={value!r}; allowed values: a list of gate "
+            'names or fnmatch patterns, e.g. ["retrieval-*"]'
+        )
+    return tuple(value)
+
+
+def _number(value: Any, key: str, where: str, source: str, *, nonneg: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise PolicyError(f"{source}: {where} {key}={value!r}; allowed values: a finite number")
+    if nonneg and value < 0:
+        raise PolicyError(
+            f"{source}: {where} {key}={value!r}; allowed values: a number >= 0 "
+            "(it is a size, the direction comes from the metric)"
+        )
+    return float(value)
+
+
+def _prob(value: Any, key: str, where: str, source: str, *, upper: float = 0.5) -> float:
+    number = _number(value, key, where, source)
+    if not 0.0 < number < upper:
+        raise PolicyError(f"{source}: {where} {key}={value!r}; allowed values: 0 < {key} < {upper}")
+    return number
+
+
+def _seed(table: Mapping[str, Any]) -> int:
+    seed = table.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise PolicyError(f"[tool.guardrails] seed={seed!r}; allowed values: an integer >= 0")
+    return seed
+
+
+def _n_resamples(table: Mapping[str, Any]) -> int:
+    n = table.get("n-resamples", 10000)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 100:
+        raise PolicyError(f"[tool.guardrails] n-resamples={n!r}; allowed values: an integer >= 100")
+    return n
+
+
+def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str, source: str) -> None:
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise PolicyError(
+                f"{source}: {where} has unknown key {key!r}{hint}; allowed keys: {sorted(allowed)}"
+            )
+
+
+def _unknown(what: str, value: Any, known: Mapping[str, Any], *, where: str) -> str:
+    close = difflib.get_close_matches(str(value), list(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{where}: unknown {what} {value!r}{hint}; allowed values: {sorted(known)}"

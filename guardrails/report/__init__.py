@@ -1,0 +1,1 @@
+"""Renderings of a verdict for people: terminal / Markdown (``markdown``), HTML (``html``)."""

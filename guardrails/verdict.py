@@ -1,0 +1,291 @@
+"""The verdict: gate results + test outcomes -> promote / rollback / hold (pure), as JSON.
+
+Rules of :func:`decide`, in order:
+
+1. a gate failed (after Holm adjustment of the failure p-values across the run's gates), or
+   a test's assertion failed outside any gate ⇒ **rollback**;
+2. no gate ran; a required gate is missing, skipped or errored; a test errored; a gate is
+   inconclusive ⇒ **hold** (absence of evidence is not a pass);
+3. otherwise ⇒ **promote**.
+
+The JSON carries every gate's per-sample scores so :func:`redecide` can judge the same run
+under another policy without running any model. Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from guardrails.errors import VerdictError
+from guardrails.gates import COMPARATIVE, GateResult, Status, evaluate_gate, restatus
+from guardrails.policy import Policy
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Decision",
+    "TestOutcome",
+    "Verdict",
+    "atomic_write_text",
+    "decide",
+    "load_verdict",
+    "redecide",
+    "write_verdict",
+]
+
+SCHEMA_VERSION = 1
+
+
+class Decision(str, Enum):
+    PROMOTE = "promote"
+    ROLLBACK = "rollback"
+    HOLD = "hold"
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    """What happened to one test: ``outcome`` is passed / failed / error / skipped;
+    ``failure`` says why it failed: ``gate`` (a gate's status carries it), ``assertion`` (a
+    plain regression test failed) or ``error`` (it crashed: no evidence either way)."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    nodeid: str
+    outcome: str
+    failure: str = ""
+    message: str = ""
+    duration: float = 0.0
+    gate_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    decision: Decision
+    reason: str
+    gates: tuple[GateResult, ...]
+    policy: Mapping[str, Any]
+    tests: tuple[TestOutcome, ...] = ()
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    reasons: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "decision": self.decision.value,
+            "reason": self.reason,
+            "reasons": list(self.reasons),
+            "policy": dict(self.policy),
+            "seed": self.policy.get("seed"),
+            "gates": [_finite(g.to_dict()) for g in self.gates],
+            "tests": [t.__dict__ | {"gate_names": list(t.gate_names)} for t in self.tests],
+            "provenance": _finite(dict(self.provenance)),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "<verdict>") -> Verdict:
+        _validate(data, source)
+        try:
+            gates = tuple(GateResult.from_dict(g) for g in data["gates"])
+            tests = tuple(
+                TestOutcome(**{**t, "gate_names": tuple(t.get("gate_names", ()))})
+                for t in data.get("tests", [])
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise VerdictError(f"{source}: malformed gate or test entry: {exc}") from None
+        return cls(
+            Decision(data["decision"]),
+            data["reason"],
+            gates,
+            data.get("policy", {}),
+            tests,
+            data.get("provenance", {}),
+            tuple(data.get("reasons", ())),
+        )
+
+
+def _finite(obj: Any) -> Any:
+    """JSON has no NaN / inf: write them as null."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _validate(data: Any, source: str) -> None:
+    if not isinstance(data, Mapping):
+        raise VerdictError(f"{source}: a verdict is a JSON object, got {type(data).__name__}")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise VerdictError(
+            f"{source}: schema_version={version!r}; this guardrails reads "
+            f"schema_version={SCHEMA_VERSION}"
+        )
+    for key, kind in (("decision", str), ("reason", str), ("gates", list)):
+        if not isinstance(data.get(key), kind):
+            raise VerdictError(f"{source}: key {key!r} missing or not a {kind.__name__}")
+    if data["decision"] not in {d.value for d in Decision}:
+        raise VerdictError(
+            f"{source}: decision={data['decision']!r}; allowed values: "
+            f"{[d.value for d in Decision]}"
+        )
+
+
+def adjust(gates: Sequence[GateResult]) -> list[GateResult]:
+    """Holm-adjust the failure p-values of the run's gates and re-derive their status."""
+    from guardrails.stats import holm
+
+    tested = [
+        i
+        for i, g in enumerate(gates)
+        if g.p_value is not None and (g.kind in COMPARATIVE or g.kind == "no_drift")
+    ]
+    adjusted = holm([gates[i].p_value for i in tested]) if tested else []  # type: ignore[misc]
+    out = list(gates)
+    for i, p in zip(tested, adjusted, strict=True):
+        out[i] = restatus(gates[i], float(p))
+    return out
+
+
+def decide(
+    gates: Sequence[GateResult],
+    policy: Policy,
+    tests: Sequence[TestOutcome] = (),
+    provenance: Mapping[str, Any] | None = None,
+) -> Verdict:
+    """Decide promote / rollback / hold from gate results and test outcomes (pure)."""
+    adjusted = adjust(gates)
+    rollback, hold = _reasons(adjusted, policy, tests)
+    if rollback:
+        decision, reasons = Decision.ROLLBACK, rollback + hold
+    elif hold:
+        decision, reasons = Decision.HOLD, hold
+    else:
+        decision = Decision.PROMOTE
+        reasons = [f"all {len(adjusted)} gates passed under policy {policy.name!r}"]
+    return Verdict(
+        decision,
+        reasons[0] + (f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""),
+        tuple(adjusted),
+        policy.to_dict(),
+        tuple(tests),
+        dict(provenance or {}),
+        tuple(reasons),
+    )
+
+
+def _reasons(
+    gates: Sequence[GateResult], policy: Policy, tests: Sequence[TestOutcome]
+) -> tuple[list[str], list[str]]:
+    rollback = [
+        f"gate {g.name} failed: {g.metric} {_short(g)}" for g in gates if g.status is Status.FAILED
+    ]
+    rollback += [
+        f"test {t.nodeid} failed: {t.message}"
+        for t in tests
+        if t.outcome == "failed" and t.failure == "assertion"
+    ]
+    hold = [
+        f"gate {g.name} inconclusive: {g.metric} {_short(g)}"
+        for g in gates
+        if g.status is Status.INCONCLUSIVE
+    ]
+    hold += [
+        f"test {t.nodeid} errored: {t.message}"
+        for t in tests
+        if t.outcome == "error" or (t.outcome == "failed" and t.failure == "error")
+    ]
+    names = [g.name for g in gates]
+    for pattern in policy.required:
+        if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+            hold.append(f"required gate {pattern!r} did not run (skipped, errored or missing)")
+    if not gates and not rollback:
+        hold.insert(0, "no gate ran: nothing shows the candidate is safe")
+    return rollback, hold
+
+
+def _short(g: GateResult) -> str:
+    lo, hi = g.ci
+    if g.kind == "no_drift":
+        return f"= {g.candidate:.4g} ({g.limit}, p={g.p_value:.3g})"
+    delta = "" if g.delta is None else f"delta {g.delta:+.4g} "
+    return f"{delta}CI [{lo:+.4g}, {hi:+.4g}] vs {g.limit}"
+
+
+def redecide(verdict: Verdict, policy: Policy) -> Verdict:
+    """Judge a stored verdict's per-sample scores under ``policy`` (no model is run)."""
+    gates = []
+    for g in verdict.gates:
+        if g.kind in COMPARATIVE and g.per_sample.get("candidate") is not None:
+            fresh = evaluate_gate(
+                g.kind,
+                g.metric,
+                candidate=g.per_sample["candidate"],
+                baseline=g.per_sample.get("baseline"),
+                policy=policy,
+                name=g.name,
+                ids=g.per_sample.get("ids"),
+            )
+            gates.append(replace(fresh, nodeid=g.nodeid, golden=g.golden, extra=g.extra))
+        elif g.kind == "no_drift":
+            limits = policy.threshold(g.metric, g.name)
+            bound = limits.max if limits.max is not None else g.threshold
+            alpha = limits.alpha or policy.alpha
+            failed = g.candidate > bound and (g.p_value or 1.0) < alpha
+            gates.append(
+                replace(
+                    g,
+                    threshold=bound,
+                    alpha=alpha,
+                    status=Status.FAILED if failed else Status.PASSED,
+                )
+            )
+        else:
+            gates.append(g)
+    provenance = {**verdict.provenance, "redecided_from": verdict.policy.get("name")}
+    return decide(gates, policy, verdict.tests, provenance)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same folder + fsync + os.replace."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_verdict(verdict: Verdict, path: str | Path) -> Path:
+    """Write the verdict JSON atomically (sorted keys, so equal verdicts are equal bytes)."""
+    text = json.dumps(verdict.to_dict(), indent=2, sort_keys=True, allow_nan=False)
+    atomic_write_text(path, text + "\n")
+    return Path(path)
+
+
+def load_verdict(path: str | Path) -> Verdict:
+    """Read and validate a verdict JSON file."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise VerdictError(f"{p}: verdict file not found") from None
+    except json.JSONDecodeError as exc:
+        raise VerdictError(f"{p}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    return Verdict.from_dict(data, str(p))

@@ -1,0 +1,195 @@
+"""The plugin end to end with pytester: options, usage errors, summary, verdict, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+PYPROJECT = """
+[tool.guardrails]
+policy = "release"
+seed = 11
+n-resamples = 2000
+[tool.guardrails.policies.release]
+required = ["quality*"]
+[tool.guardrails.policies.release.metrics."ndcg@10"]
+max-drop = 0.05
+min = 0.2
+[tool.guardrails.policies.strict]
+extends = "release"
+[tool.guardrails.policies.strict.metrics."ndcg@10"]
+max-drop = 0.0001
+"""
+
+TESTS = """
+import numpy as np
+import pytest
+
+def scores(seed, shift=0.0, n=200):
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(0, 1, n)
+    return np.clip(base + shift + rng.normal(0, 0.03, n), 0, 1), base
+
+def test_quality(gate):
+    cand, base = scores(0)
+    gate.noninferior("ndcg@10", candidate=cand, baseline=base, name="quality")
+
+@pytest.mark.parametrize("i", range(3))
+def test_more(gate, i):
+    cand, base = scores(10 + i)
+    gate.noninferior("ndcg@10", candidate=cand, baseline=base, name=f"quality-{i}")
+"""
+
+REGRESSION = """
+def test_regression(gate):
+    from test_gates import scores
+    cand, base = scores(5, shift=-0.2)
+    gate.noninferior("ndcg@10", candidate=cand, baseline=base, name="regressed")
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyprojecttoml(PYPROJECT)
+    pytester.makepyfile(test_gates=TESTS)
+    return pytester
+
+
+def _verdict(pytester: pytest.Pytester, name: str = "v.json") -> dict:
+    return json.loads((pytester.path / name).read_text())
+
+
+def test_promote_writes_verdict_and_summary(project: pytest.Pytester) -> None:
+    result = project.runpytest("--guardrails-verdict=v.json", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        [
+            "*guardrails: policy=release alpha=0.05 seed=11*",
+            "*guardrails verdict*",
+            "*quality-0*ndcg@10*passed*",
+            "decision: PROMOTE*",
+        ]
+    )
+    v = _verdict(project)
+    assert v["schema_version"] == 1 and v["decision"] == "promote" and v["seed"] == 11
+    gate = v["gates"][0]
+    for key in (
+        "metric",
+        "baseline",
+        "candidate",
+        "delta",
+        "ci",
+        "p_value",
+        "passed",
+        "per_sample",
+    ):
+        assert key in gate
+    assert len(gate["per_sample"]["candidate"]) == 200
+    assert v["provenance"]["libraries"]["pytest"] == pytest.__version__
+
+
+def test_failed_gate_rolls_back_with_numbers(project: pytest.Pytester) -> None:
+    project.makepyfile(test_regression=REGRESSION)
+    result = project.runpytest("--guardrails-verdict=v.json")
+    result.assert_outcomes(passed=4, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*GateFailed: gate regressed: ndcg@10 dropped 0.1*CI*policy: max-drop 0.05*",
+            "*status=failed: baseline=* candidate=*p=*",
+            "*worst samples*",
+            "decision: ROLLBACK*",
+        ]
+    )
+    assert _verdict(project)["decision"] == "rollback"
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_inconclusive_under_strict_policy_holds_and_exits_nonzero(project: pytest.Pytester) -> None:
+    result = project.runpytest("--guardrails-verdict=v.json", "--guardrails-policy=strict")
+    result.stdout.fnmatch_lines(["*GateInconclusive*", "decision: HOLD*"])
+    assert _verdict(project)["decision"] == "hold"
+    assert result.ret != 0
+
+
+def test_required_gate_skipped_holds(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml(PYPROJECT)
+    pytester.makepyfile("""
+        import pytest
+        def test_other(gate):
+            gate.noninferior("ndcg@10", candidate=[0.5] * 50, baseline=[0.5] * 50, name="other")
+        @pytest.mark.skip(reason="model missing")
+        def test_quality(gate):
+            pass
+    """)
+    result = pytester.runpytest("--guardrails-verdict=v.json")
+    result.assert_outcomes(passed=1, skipped=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    v = _verdict(pytester)
+    assert v["decision"] == "hold" and "required gate 'quality*' did not run" in v["reason"]
+
+
+def test_no_gate_ran_holds(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest("--guardrails-verdict=v.json")
+    assert _verdict(pytester)["decision"] == "hold"
+    assert "no gate ran" in _verdict(pytester)["reason"]
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_errors_hold_and_plain_assertions_roll_back(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_err="""
+        import pytest
+        @pytest.fixture
+        def broken():
+            raise RuntimeError("model failed to load")
+        def test_uses_broken(broken):
+            pass
+    """
+    )
+    project.runpytest("--guardrails-verdict=v.json")
+    v = _verdict(project)
+    assert v["decision"] == "hold" and "errored" in v["reason"]
+    project.makepyfile(test_err="def test_canary():\n    assert 'refuse' == 'answer'\n")
+    project.runpytest("--guardrails-verdict=v.json")
+    assert _verdict(project)["decision"] == "rollback"
+
+
+def test_bad_policy_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml('[tool.guardrails.policies.x.metrics."ndcg@10"]\nmax-drop = "a"\n')
+    pytester.makepyfile("def test_a():\n    pass\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*guardrails:*max-drop='a'; allowed values: a finite number*"])
+    result = pytester.runpytest("--guardrails-policy=nope")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_unknown_policy_name_is_a_usage_error(project: pytest.Pytester) -> None:
+    result = project.runpytest("--guardrails-policy=relase")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown policy 'relase'; did you mean 'release'?*"])
+
+
+def test_xdist_gives_the_same_verdict_as_serial(project: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    project.makepyfile(test_regression=REGRESSION)
+    project.runpytest("--guardrails-verdict=serial.json")
+    project.runpytest("-n", "2", "--guardrails-verdict=parallel.json")
+    serial, parallel = _verdict(project, "serial.json"), _verdict(project, "parallel.json")
+    assert serial["decision"] == parallel["decision"] == "rollback"
+    assert serial["gates"] == parallel["gates"]
+
+
+def test_importing_the_plugin_pulls_no_heavy_library() -> None:
+    code = (
+        "import sys, guardrails.plugin, guardrails.cli, guardrails.gates, guardrails.verdict;"
+        "heavy = [m for m in ('torch', 'transformers', 'sentence_transformers', 'faiss', "
+        "'peft', 'trl') if m in sys.modules]; print(heavy); sys.exit(bool(heavy))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import pytest
+
+from guardrails.errors import PolicyError
+from guardrails.policy import load_policy, parse_policies
+
+TABLE = {
+    "policy": "release",
+    "seed": 7,
+    "policies": {
+        "release": {
+            "alpha": 0.05,
+            "required": ["retrieval-*"],
+            "metrics": {"ndcg@10": {"max-drop": 0.02, "min": 0.3}, "latency_p95": {"max-drop": 5}},
+            "gates": {"retrieval-devices": {"min-gain": 0.01}},
+        },
+        "strict": {
+            "extends": "release",
+            "alpha": 0.01,
+            "metrics": {"NDCG@10": {"max-drop": 0.005}},
+        },
+    },
+}
+
+
+def test_named_policies_extend_and_override() -> None:
+    policies = parse_policies(TABLE)
+    strict = policies["strict"]
+    assert strict.alpha == 0.01 and strict.seed == 7
+    assert strict.required == ("retrieval-*",)
+    t = strict.threshold("ndcg@10")
+    assert (t.max_drop, t.min, t.direction) == (0.005, 0.3, "higher")
+    assert strict.threshold("ndcg@10", gate="retrieval-devices").min_gain == 0.01
+    assert policies["release"].threshold("latency_p95").direction == "lower"
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"alpah": 0.1}, "unknown key 'alpah' (did you mean 'alpha'?)"),
+        ({"alpha": 0.7}, "alpha=0.7; allowed values: 0 < alpha < 0.5"),
+        ({"required": "x"}, "required='x'; allowed values: a list"),
+        ({"metrics": {"ndgc@10": {}}}, "did you mean 'ndcg@10'"),
+        ({"metrics": {"ndcg@10": {"direction": "up"}}}, "allowed values: ['higher', 'lower']"),
+        ({"metrics": {"ndcg@10": {"max-drop": -1}}}, "max-drop=-1; allowed values: a number >= 0"),
+        ({"metrics": {"ndcg@10": {"maxdrop": 1}}}, "unknown key 'maxdrop'"),
+        ({"extends": "nope"}, "unknown policies.p.extends 'nope'"),
+        ({"extends": "p"}, "makes a cycle"),
+    ],
+)
+def test_bad_policy_names_key_and_allowed_values(body: dict, needle: str) -> None:
+    with pytest.raises(PolicyError) as err:
+        parse_policies({"policies": {"p": body}})
+    assert needle in str(err.value)
+
+
+def test_load_policy_from_file_and_unknown_name(tmp_path) -> None:
+    path = tmp_path / "pyproject.toml"
+    path.write_text(
+        '[tool.guardrails]\npolicy = "a"\n[tool.guardrails.policies.a]\nalpha = 0.1\n'
+        "[tool.guardrails.policies.b]\nalpha = 0.01\n"
+    )
+    assert load_policy(path).name == "a"
+    assert load_policy(path, "b").alpha == 0.01
+    with pytest.raises(PolicyError, match=r"unknown policy 'c'.*allowed values: \['a', 'b'\]"):
+        load_policy(path, "c")
+
+
+def test_no_config_gives_default_policy(tmp_path) -> None:
+    policy = load_policy(tmp_path / "missing.toml")
+    assert policy.name == "default" and policy.alpha == 0.05
+
+
+def test_invalid_toml_is_a_policy_error(tmp_path) -> None:
+    path = tmp_path / "pyproject.toml"
+    path.write_text("[tool.guardrails\n")
+    with pytest.raises(PolicyError, match="not valid TOML"):
+        load_policy(path)
