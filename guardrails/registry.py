@@ -1,0 +1,652 @@
+"""SQLite registry of artifacts and aliases: atomic promote / rollback with an append-only history.
+
+Three tables (plus ``migrations``, one row per applied ``schema_version``)::
+
+    artifacts  fingerprint UNIQUE -> kind, component, path, parent_fingerprint, metadata (JSON)
+    aliases    (component, alias) -> fingerprint      alias in production|shadow|candidate|previous
+    history    append-only log of every register / set_alias / promote / rollback
+
+Contract:
+
+- Every mutation is ONE ``BEGIN IMMEDIATE`` transaction: the write lock is taken before the
+  first read, so the checks (candidate registered, verdict baseline == current production) and
+  the switch see the same state and two promoters cannot both win [1]. A process killed inside
+  a transaction leaves no trace: WAL recovery drops the uncommitted frames [2].
+- ``promote(verdict)`` switches every component listed in the verdict's
+  ``provenance.artifacts`` at once: ``previous <- production <- candidate``. It refuses any
+  decision but ``"promote"`` and any *stale* verdict (baseline != current production).
+- ``rollback(component)`` swaps ``production`` and ``previous``; a second rollback flips back.
+- ``history`` rows cannot be updated or deleted: triggers ``RAISE(ABORT)`` [3], so the DB
+  itself enforces the audit trail. Replaying history reproduces the alias table exactly.
+
+Test hook: ``GUARDRAILS_REGISTRY_TEST_SLEEP_IN_TXN=<seconds>`` sleeps between the alias updates
+of a switch, inside the transaction, so crash tests can kill a process mid-switch.
+
+[1] https://www.sqlite.org/lang_transaction.html  [2] https://www.sqlite.org/wal.html
+[3] https://www.sqlite.org/lang_createtrigger.html#raise
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import Enum
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from guardrails.errors import RegistryError, VerdictError
+from guardrails.fingerprint import fingerprint_json
+
+__all__ = [
+    "DEFAULT_REGISTRY_PATH",
+    "SCHEMA_VERSION",
+    "Action",
+    "Alias",
+    "AliasName",
+    "Artifact",
+    "HistoryEntry",
+    "Registry",
+    "Switch",
+    "default_actor",
+]
+
+DEFAULT_REGISTRY_PATH = Path("adapters/registry.sqlite")
+BUSY_TIMEOUT_S = 30.0
+MAX_VERDICT_SCHEMA = 1
+TEST_SLEEP_ENV = "GUARDRAILS_REGISTRY_TEST_SLEEP_IN_TXN"
+
+
+class AliasName(str, Enum):
+    """The closed set of alias names; ``previous`` is written only by promote / rollback."""
+
+    PRODUCTION = "production"
+    SHADOW = "shadow"
+    CANDIDATE = "candidate"
+    PREVIOUS = "previous"
+
+
+class Action(str, Enum):
+    """What a history row records."""
+
+    REGISTER = "register"
+    SET_ALIAS = "set_alias"
+    PROMOTE = "promote"
+    ROLLBACK = "rollback"
+
+
+_V1 = (
+    """CREATE TABLE artifacts (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (length(kind) > 0),
+        component TEXT NOT NULL CHECK (length(component) > 0),
+        path TEXT NOT NULL,
+        fingerprint TEXT UNIQUE NOT NULL CHECK (length(fingerprint) > 0),
+        parent_fingerprint TEXT NULL,
+        metadata TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(metadata)),
+        created_at TEXT NOT NULL)""",
+    """CREATE TABLE aliases (
+        component TEXT NOT NULL,
+        alias TEXT NOT NULL CHECK (alias IN ('production', 'shadow', 'candidate', 'previous')),
+        fingerprint TEXT NOT NULL REFERENCES artifacts (fingerprint),
+        updated_at TEXT NOT NULL,
+        verdict_sha256 TEXT NULL,
+        PRIMARY KEY (component, alias))""",
+    """CREATE TABLE history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('register', 'set_alias', 'promote', 'rollback')),
+        component TEXT NOT NULL,
+        alias TEXT NULL,
+        from_fingerprint TEXT NULL,
+        to_fingerprint TEXT NULL,
+        verdict_sha256 TEXT NULL,
+        verdict_decision TEXT NULL,
+        note TEXT NULL)""",
+    "CREATE INDEX history_by_component ON history (component, id)",
+    """CREATE TRIGGER history_no_update BEFORE UPDATE ON history
+        BEGIN SELECT RAISE(ABORT, 'history is append-only: rows cannot be updated'); END""",
+    """CREATE TRIGGER history_no_delete BEFORE DELETE ON history
+        BEGIN SELECT RAISE(ABORT, 'history is append-only: rows cannot be deleted'); END""",
+)
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One registered artifact; ``fingerprint`` is its identity."""
+
+    id: int
+    kind: str
+    component: str
+    path: str
+    fingerprint: str
+    parent_fingerprint: str | None
+    metadata: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    created_at: str = ""
+
+
+@dataclass(frozen=True)
+class Alias:
+    """``component/alias -> fingerprint``; ``verdict_sha256`` is the verdict that last set it."""
+
+    component: str
+    alias: str
+    fingerprint: str
+    updated_at: str
+    verdict_sha256: str | None
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One append-only history row."""
+
+    id: int
+    at: str
+    actor: str
+    action: str
+    component: str
+    alias: str | None
+    from_fingerprint: str | None
+    to_fingerprint: str | None
+    verdict_sha256: str | None
+    verdict_decision: str | None
+    note: str | None
+
+
+@dataclass(frozen=True)
+class Switch:
+    """A production switch: ``previous`` now holds ``from_fingerprint``."""
+
+    component: str
+    action: str
+    from_fingerprint: str
+    to_fingerprint: str
+    verdict_sha256: str | None
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """The parts of a verdict the registry depends on."""
+
+    source: str
+    sha256: str
+    decision: str
+    reason: str
+    artifacts: tuple[tuple[str, str, str], ...]  # (component, role, fingerprint)
+
+
+def default_actor() -> str:
+    """``$GUARDRAILS_ACTOR`` if set, else ``user@host``."""
+    env = os.environ.get("GUARDRAILS_ACTOR")
+    if env:
+        return env
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name in some containers
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _alias_name(alias: str | AliasName) -> AliasName:
+    try:
+        return AliasName(alias)
+    except ValueError:
+        names = ", ".join(repr(a.value) for a in AliasName)
+        raise RegistryError(f"unknown alias={alias!r}; use one of {names}.") from None
+
+
+def _test_sleep_in_txn() -> None:
+    """Crash-test hook: widen the window between alias updates (never set in production)."""
+    seconds = os.environ.get(TEST_SLEEP_ENV)
+    if seconds:
+        time.sleep(float(seconds))
+
+
+# ---- verdict reading (only the keys the registry depends on) -------------------------------
+
+
+def _read_verdict(verdict: str | Path | Mapping[str, Any]) -> _Verdict:
+    """Load and validate a verdict file or dict; sha256 of the file bytes or canonical JSON."""
+    if isinstance(verdict, Mapping):
+        data, source = dict(verdict), "<verdict dict>"
+        sha = fingerprint_json(data).removeprefix("sha256:")
+    else:
+        source = str(verdict)
+        try:
+            raw = Path(verdict).read_bytes()
+            data = json.loads(raw)
+        except (OSError, ValueError) as exc:
+            raise VerdictError(f"{source}: cannot read verdict JSON: {exc}") from exc
+        sha = hashlib.sha256(raw).hexdigest()
+    return _validate_verdict(data, source, sha)
+
+
+_VERDICT_KEYS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    (
+        "schema_version",
+        lambda v: type(v) is int and 1 <= v <= MAX_VERDICT_SCHEMA,
+        f"an int in 1..{MAX_VERDICT_SCHEMA}",
+    ),
+    (
+        "decision",
+        lambda v: v in ("promote", "rollback", "hold"),
+        "one of 'promote', 'rollback', 'hold'",
+    ),
+    ("reason", lambda v: isinstance(v, str), "a string"),
+    ("provenance", lambda v: isinstance(v, dict), "an object"),
+    ("provenance.artifacts", lambda v: isinstance(v, list), "a list"),
+)
+_ARTIFACT_KEYS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    ("component", lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
+    ("role", lambda v: v in ("candidate", "baseline"), "'candidate' or 'baseline'"),
+    ("fingerprint", lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
+)
+
+
+def _check_keys(
+    obj: Any,
+    keys: tuple[tuple[str, Callable[[Any], bool], str], ...],
+    source: str,
+    prefix: str = "",
+) -> list[Any]:
+    """Values of dotted ``keys`` in ``obj``; VerdictError naming the first bad key."""
+    values = []
+    for key, ok, what in keys:
+        value: Any = obj
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if not ok(value):
+            raise VerdictError(
+                f"{source}: key {prefix + key!r} must be {what}; got {prefix + key}={value!r}."
+            )
+        values.append(value)
+    return values
+
+
+def _validate_verdict(data: Any, source: str, sha: str) -> _Verdict:
+    if not isinstance(data, dict):
+        raise VerdictError(f"{source}: a verdict is a JSON object; got {type(data).__name__}.")
+    _, decision, reason, _, arts = _check_keys(data, _VERDICT_KEYS, source)
+    rows = tuple(
+        tuple(_check_keys(a, _ARTIFACT_KEYS, source, f"provenance.artifacts[{i}]."))
+        for i, a in enumerate(arts)
+    )
+    return _Verdict(source, sha, decision, reason, rows)
+
+
+def _pairs(verdict: _Verdict, only: str | None) -> dict[str, tuple[str, str]]:
+    """``component -> (candidate, baseline)``; each listed component needs exactly one of each."""
+    found: dict[str, dict[str, str]] = {}
+    for comp, role, fp in verdict.artifacts:
+        if role in found.setdefault(comp, {}):
+            raise VerdictError(
+                f"{verdict.source}: component={comp!r} lists role={role!r} twice "
+                "in 'provenance.artifacts'."
+            )
+        found[comp][role] = fp
+    for comp, roles in found.items():
+        if len(roles) != 2:
+            raise VerdictError(
+                f"{verdict.source}: component={comp!r} needs both a 'candidate' and "
+                f"a 'baseline' in 'provenance.artifacts'; got {sorted(roles)}."
+            )
+    if only is not None and only not in found:
+        raise RegistryError(f"component={only!r} is not in the verdict; it lists {sorted(found)}.")
+    chosen = [only] if only is not None else sorted(found)
+    if not chosen:
+        raise VerdictError(
+            f"{verdict.source}: 'provenance.artifacts' is empty; nothing to promote."
+        )
+    return {c: (found[c]["candidate"], found[c]["baseline"]) for c in chosen}
+
+
+# ---- the registry ---------------------------------------------------------------------------
+
+
+class Registry:
+    """Artifacts, aliases and history in one SQLite file (WAL, foreign keys, busy timeout).
+
+    One connection per instance and per process; safe to use from many processes at once.
+    """
+
+    def __init__(self, path: str | Path = DEFAULT_REGISTRY_PATH) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._migrate()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on any error."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+
+    def _migrate(self) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS migrations "
+                "(schema_version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            current = conn.execute(
+                "SELECT coalesce(max(schema_version), 0) FROM migrations"
+            ).fetchone()[0]
+            if current > SCHEMA_VERSION:
+                raise RegistryError(
+                    f"{self.path}: schema_version={current} is newer than this "
+                    f"guardrails supports ({SCHEMA_VERSION}); upgrade guardrails."
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[version - 1]:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO migrations VALUES (?, ?)", (version, _now()))
+
+    @property
+    def schema_version(self) -> int:
+        """The highest applied migration."""
+        return int(self._conn.execute("SELECT max(schema_version) FROM migrations").fetchone()[0])
+
+    # ---- reads ----
+
+    def get(self, fingerprint: str) -> Artifact | None:
+        """The artifact with this fingerprint, or None."""
+        return self._get(self._conn, fingerprint)
+
+    @staticmethod
+    def _get(conn: sqlite3.Connection, fingerprint: str) -> Artifact | None:
+        row = conn.execute(
+            "SELECT * FROM artifacts WHERE fingerprint = ?", (fingerprint,)
+        ).fetchone()
+        if row is None:
+            return None
+        values = dict(row)
+        values["metadata"] = MappingProxyType(json.loads(values["metadata"]))
+        return Artifact(**values)
+
+    def resolve(self, component: str, alias: str | AliasName) -> Artifact | None:
+        """The artifact ``component/alias`` points at, or None if the alias is unset."""
+        fp = self._alias_fp(self._conn, component, _alias_name(alias))
+        return None if fp is None else self.get(fp)
+
+    def aliases(self) -> list[Alias]:
+        """Every alias, ordered by component then alias name."""
+        rows = self._conn.execute("SELECT * FROM aliases ORDER BY component, alias")
+        return [Alias(**dict(r)) for r in rows]
+
+    def history(self, component: str | None = None, limit: int | None = None) -> list[HistoryEntry]:
+        """History rows, newest first (optionally one component, at most ``limit`` rows)."""
+        sql, args = "SELECT * FROM history", []
+        if component is not None:
+            sql, args = sql + " WHERE component = ?", [component]
+        sql += " ORDER BY id DESC LIMIT ?"
+        rows = self._conn.execute(sql, [*args, -1 if limit is None else limit])
+        return [HistoryEntry(**dict(r)) for r in rows]
+
+    @staticmethod
+    def _alias_fp(conn: sqlite3.Connection, component: str, alias: AliasName) -> str | None:
+        row = conn.execute(
+            "SELECT fingerprint FROM aliases WHERE component = ? AND alias = ?",
+            (component, alias.value),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    # ---- writes ----
+
+    def register(
+        self,
+        kind: str,
+        component: str,
+        path: str | Path,
+        fingerprint: str,
+        parent: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Artifact:
+        """Record an artifact; registering the same fingerprint again returns the stored row.
+
+        Raises RegistryError if the fingerprint is already registered as another kind/component.
+        """
+        with self._write() as conn:
+            known = self._get(conn, fingerprint)
+            if known is None:
+                meta = json.dumps(dict(metadata or {}), sort_keys=True, default=str)
+                conn.execute(
+                    "INSERT INTO artifacts (kind, component, path, fingerprint, "
+                    "parent_fingerprint, metadata, created_at) VALUES (?,?,?,?,?,?,?)",
+                    (kind, component, str(path), fingerprint, parent, meta, _now()),
+                )
+                self._log(
+                    conn,
+                    Action.REGISTER,
+                    component,
+                    None,
+                    None,
+                    fingerprint,
+                    note=f"{kind} at {path}",
+                )
+                known = self._get(conn, fingerprint)
+        assert known is not None
+        if (known.kind, known.component) != (kind, component):
+            raise RegistryError(
+                f"fingerprint={fingerprint!r} is already registered as "
+                f"kind={known.kind!r} component={known.component!r}; "
+                f"refusing kind={kind!r} component={component!r}."
+            )
+        return known
+
+    def set_alias(
+        self, component: str, alias: str | AliasName, fingerprint: str, actor: str | None = None
+    ) -> Alias:
+        """Point ``shadow`` / ``candidate`` at an artifact, or bootstrap an unset ``production``.
+
+        A set ``production`` changes only through :meth:`promote` / :meth:`rollback`, and
+        ``previous`` only through those, so every production change is backed by history.
+        """
+        name = _alias_name(alias)
+        if name is AliasName.PREVIOUS:
+            raise RegistryError("alias='previous' is written only by promote() and rollback().")
+        with self._write() as conn:
+            self._require_artifact(conn, component, fingerprint)
+            old = self._alias_fp(conn, component, name)
+            if name is AliasName.PRODUCTION and old not in (None, fingerprint):
+                raise RegistryError(
+                    f"component={component!r} already has production={old!r}; "
+                    "change it with promote(verdict) or rollback()."
+                )
+            if old != fingerprint:
+                self._put_alias(conn, component, name, fingerprint, None)
+                self._log(conn, Action.SET_ALIAS, component, name, old, fingerprint, actor=actor)
+        return next(a for a in self.aliases() if (a.component, a.alias) == (component, name.value))
+
+    def promote(
+        self,
+        verdict: str | Path | Mapping[str, Any],
+        *,
+        component: str | None = None,
+        actor: str | None = None,
+    ) -> list[Switch]:
+        """Apply a ``decision == "promote"`` verdict: ``previous <- production <- candidate``.
+
+        All listed components (or just ``component``) switch in ONE transaction, after checking
+        inside it that each candidate is registered for its component and each baseline is the
+        current production (a stale verdict is refused). Components whose candidate equals their
+        baseline are checked but not switched. Raises VerdictError / RegistryError.
+        """
+        v = _read_verdict(verdict)
+        if v.decision != "promote":
+            raise RegistryError(
+                f"refusing to promote: verdict decision={v.decision!r} "
+                f"(reason: {v.reason}); only decision='promote' switches production."
+            )
+        pairs = _pairs(v, component)
+        with self._write() as conn:
+            for comp, (candidate, baseline) in pairs.items():
+                self._check_promotable(conn, comp, candidate, baseline)
+            moving = [(c, cand) for c, (cand, base) in pairs.items() if cand != base]
+            if not moving:
+                raise RegistryError(
+                    f"{v.source}: every candidate equals its baseline; nothing to promote."
+                )
+            return [self._switch(conn, c, cand, Action.PROMOTE, v, actor) for c, cand in moving]
+
+    def rollback(
+        self,
+        component: str,
+        *,
+        actor: str | None = None,
+        verdict: str | Path | Mapping[str, Any] | None = None,
+    ) -> Switch:
+        """Swap ``production`` and ``previous`` atomically (a second rollback flips back).
+
+        ``verdict``, if given, must have ``decision == "rollback"``; its sha256 is recorded.
+        """
+        v = None if verdict is None else _read_verdict(verdict)
+        if v is not None and v.decision != "rollback":
+            raise RegistryError(
+                f"refusing to roll back with verdict decision={v.decision!r} "
+                f"(reason: {v.reason}); pass a 'rollback' verdict or none."
+            )
+        with self._write() as conn:
+            previous = self._alias_fp(conn, component, AliasName.PREVIOUS)
+            if previous is None:
+                raise RegistryError(
+                    f"cannot roll back component={component!r}: no previous "
+                    "production is recorded (nothing was promoted yet)."
+                )
+            return self._switch(conn, component, previous, Action.ROLLBACK, v, actor)
+
+    # ---- transaction pieces (called inside _write) ----
+
+    def _require_artifact(self, conn: sqlite3.Connection, component: str, fp: str) -> Artifact:
+        art = self._get(conn, fp)
+        if art is None:
+            raise RegistryError(f"fingerprint={fp!r} is not registered; register() it first.")
+        if art.component != component:
+            raise RegistryError(
+                f"fingerprint={fp!r} belongs to component={art.component!r}, "
+                f"not component={component!r}."
+            )
+        return art
+
+    def _check_promotable(
+        self, conn: sqlite3.Connection, component: str, candidate: str, baseline: str
+    ) -> None:
+        self._require_artifact(conn, component, candidate)
+        production = self._alias_fp(conn, component, AliasName.PRODUCTION)
+        if production is None:
+            raise RegistryError(
+                f"component={component!r} has no production alias; bootstrap it "
+                "with set_alias(component, 'production', fingerprint)."
+            )
+        if production != baseline:
+            raise RegistryError(
+                f"stale verdict for component={component!r}: it was computed "
+                f"against baseline={baseline!r} but production={production!r} now; "
+                "re-run the gates against the current production."
+            )
+
+    def _switch(
+        self,
+        conn: sqlite3.Connection,
+        component: str,
+        new: str,
+        action: Action,
+        verdict: _Verdict | None,
+        actor: str | None,
+    ) -> Switch:
+        old = self._alias_fp(conn, component, AliasName.PRODUCTION)
+        assert old is not None  # promote / rollback checked it
+        sha = None if verdict is None else verdict.sha256
+        self._put_alias(conn, component, AliasName.PREVIOUS, old, sha)
+        _test_sleep_in_txn()
+        self._put_alias(conn, component, AliasName.PRODUCTION, new, sha)
+        note = "manual rollback" if verdict is None else verdict.reason
+        self._log(
+            conn,
+            action,
+            component,
+            AliasName.PRODUCTION,
+            old,
+            new,
+            actor=actor,
+            verdict=verdict,
+            note=note,
+        )
+        _test_sleep_in_txn()
+        return Switch(component, action.value, old, new, sha)
+
+    @staticmethod
+    def _put_alias(
+        conn: sqlite3.Connection, component: str, alias: AliasName, fp: str, sha: str | None
+    ) -> None:
+        conn.execute(
+            "INSERT INTO aliases VALUES (?, ?, ?, ?, ?) ON CONFLICT (component, alias) "
+            "DO UPDATE SET fingerprint = excluded.fingerprint, "
+            "updated_at = excluded.updated_at, verdict_sha256 = excluded.verdict_sha256",
+            (component, alias.value, fp, _now(), sha),
+        )
+
+    @staticmethod
+    def _log(
+        conn: sqlite3.Connection,
+        action: Action,
+        component: str,
+        alias: AliasName | None,
+        old: str | None,
+        new: str | None,
+        *,
+        actor: str | None = None,
+        verdict: _Verdict | None = None,
+        note: str | None = None,
+    ) -> None:
+        conn.execute(
+            "INSERT INTO history (at, actor, action, component, alias, from_fingerprint, "
+            "to_fingerprint, verdict_sha256, verdict_decision, note) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                _now(),
+                actor or default_actor(),
+                action.value,
+                component,
+                None if alias is None else alias.value,
+                old,
+                new,
+                None if verdict is None else verdict.sha256,
+                None if verdict is None else verdict.decision,
+                note,
+            ),
+        )

@@ -1,0 +1,487 @@
+"""Registry: aliases, append-only history, promote / rollback, races and SIGKILL mid-switch.
+
+Real SQLite files in ``tmp_path``; racing promoters are real processes; the crash test
+SIGKILLs ``tests/registry_worker.py`` at random moments and re-checks the invariants.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from guardrails.errors import RegistryError, VerdictError
+from guardrails.fingerprint import fingerprint_json
+from guardrails.registry import (
+    DEFAULT_REGISTRY_PATH,
+    SCHEMA_VERSION,
+    TEST_SLEEP_ENV,
+    AliasName,
+    HistoryEntry,
+    Registry,
+)
+from tests.registry_worker import COMPONENTS, race_promote, seed, verdict_for
+
+REPO = Path(__file__).resolve().parents[1]
+WORKER = Path(__file__).with_name("registry_worker.py")
+
+
+@pytest.fixture
+def reg(tmp_path: Path) -> Any:
+    with Registry(tmp_path / "adapters" / "registry.sqlite") as r:
+        yield r
+
+
+def _fp(name: str) -> str:
+    return fingerprint_json({"name": name})
+
+
+def _stack(reg: Registry, *components: str, n: int = 3) -> dict[str, list[str]]:
+    """Register ``n`` versions per component; version 0 is bootstrapped as production."""
+    fps = {}
+    for comp in components:
+        fps[comp] = [_fp(f"{comp}-{i}") for i in range(n)]
+        for i, fp in enumerate(fps[comp]):
+            reg.register("adapter", comp, f"adapters/{comp}-{i}", fp, parent=None)
+        reg.set_alias(comp, "production", fps[comp][0])
+    return fps
+
+
+def _alias_map(reg: Registry) -> dict[tuple[str, str], str]:
+    return {(a.component, a.alias): a.fingerprint for a in reg.aliases()}
+
+
+def _replay(reg: Registry) -> dict[tuple[str, str], str]:
+    """The alias table implied by replaying history from the first row."""
+    state: dict[tuple[str, str], str] = {}
+    for h in reversed(reg.history()):
+        assert h.to_fingerprint is not None or h.action == "register"
+        if h.action == "set_alias":
+            state[(h.component, str(h.alias))] = str(h.to_fingerprint)
+        elif h.action in ("promote", "rollback"):
+            state[(h.component, "previous")] = str(h.from_fingerprint)
+            state[(h.component, "production")] = str(h.to_fingerprint)
+    return state
+
+
+# ---- basics ---------------------------------------------------------------------------------
+
+
+def test_open_creates_schema_wal_and_foreign_keys(reg: Registry) -> None:
+    assert reg.schema_version == SCHEMA_VERSION == 1
+    conn = sqlite3.connect(reg.path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"artifacts", "aliases", "history", "migrations"} <= tables
+    assert reg._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert Path("adapters/registry.sqlite") == DEFAULT_REGISTRY_PATH
+
+
+def test_reopen_does_not_migrate_twice(tmp_path: Path) -> None:
+    db = tmp_path / "r.sqlite"
+    Registry(db).close()
+    with Registry(db) as r:
+        assert r._conn.execute("SELECT count(*) FROM migrations").fetchone()[0] == 1
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "r.sqlite"
+    Registry(db).close()
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO migrations VALUES (?, 'future')", (SCHEMA_VERSION + 1,))
+    conn.commit()
+    with pytest.raises(RegistryError, match="newer"):
+        Registry(db)
+
+
+def test_register_get_is_idempotent(reg: Registry) -> None:
+    a = reg.register("embedder", "embedder", "adapters/e", _fp("e"), metadata={"dim": 384})
+    b = reg.register("embedder", "embedder", "elsewhere", _fp("e"), metadata={"dim": 1})
+    assert a == b and a.metadata == {"dim": 384} and a.path == "adapters/e"
+    assert reg.get(_fp("e")) == a and reg.get("sha256:none") is None
+    assert [h.action for h in reg.history()] == ["register"]
+    with pytest.raises(RegistryError, match="already registered"):
+        reg.register("reranker", "reranker", "x", _fp("e"))
+
+
+def test_set_alias_resolve_and_rules(reg: Registry) -> None:
+    fps = _stack(reg, "reranker")["reranker"]
+    reg.set_alias("reranker", AliasName.SHADOW, fps[1], actor="ann@box")
+    reg.set_alias("reranker", "candidate", fps[2])
+    resolved = reg.resolve("reranker", "shadow")
+    assert resolved is not None and resolved.fingerprint == fps[1]
+    assert reg.resolve("reranker", "previous") is None
+    assert reg.history(limit=1)[0].actor != "ann@box"  # candidate row uses the default actor
+    assert reg.history("reranker", limit=2)[1].actor == "ann@box"
+    with pytest.raises(RegistryError, match="promote"):
+        reg.set_alias("reranker", "production", fps[1])
+    with pytest.raises(RegistryError, match="previous"):
+        reg.set_alias("reranker", "previous", fps[1])
+    with pytest.raises(RegistryError, match="unknown alias"):
+        reg.set_alias("reranker", "prod", fps[1])
+    with pytest.raises(RegistryError, match="not registered"):
+        reg.set_alias("reranker", "shadow", "sha256:nope")
+    reg.register("embedder", "embedder", "e", _fp("e"))
+    with pytest.raises(RegistryError, match="belongs to component='embedder'"):
+        reg.set_alias("reranker", "shadow", _fp("e"))
+
+
+def test_actor_from_environment(reg: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GUARDRAILS_ACTOR", "ci-bot")
+    reg.register("index", "index", "i", _fp("i"))
+    assert reg.history()[0].actor == "ci-bot"
+
+
+def test_history_is_append_only_in_the_database(reg: Registry) -> None:
+    _stack(reg, "embedder")
+    conn = sqlite3.connect(reg.path)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("UPDATE history SET actor = 'mallory'")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("DELETE FROM history")
+    conn.rollback()
+    assert len(reg.history()) == 4 and {h.actor for h in reg.history()} != {"mallory"}
+
+
+def test_alias_must_reference_a_registered_artifact(reg: Registry) -> None:
+    with pytest.raises(sqlite3.IntegrityError):
+        reg._conn.execute("INSERT INTO aliases VALUES ('x', 'shadow', 'sha256:ghost', 't', NULL)")
+
+
+# ---- promote --------------------------------------------------------------------------------
+
+
+def test_promote_switches_all_components_in_one_go(reg: Registry, tmp_path: Path) -> None:
+    fps = _stack(reg, "embedder", "reranker")
+    path = tmp_path / "verdict.json"
+    verdict = verdict_for({c: (fps[c][1], fps[c][0]) for c in fps})
+    path.write_text(json.dumps(verdict, indent=2))
+    switches = reg.promote(path, actor="rm@host")
+    assert [(s.component, s.from_fingerprint, s.to_fingerprint) for s in switches] == [
+        (c, fps[c][0], fps[c][1]) for c in ("embedder", "reranker")
+    ]
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    for c in fps:
+        assert _alias_map(reg)[(c, "production")] == fps[c][1]
+        assert _alias_map(reg)[(c, "previous")] == fps[c][0]
+    rows = [h for h in reg.history() if h.action == "promote"]
+    assert len(rows) == 2 and {(h.verdict_sha256, h.verdict_decision, h.actor) for h in rows} == {
+        (sha, "promote", "rm@host")
+    }
+    assert {a.verdict_sha256 for a in reg.aliases() if a.alias == "production"} == {sha}
+    assert _replay(reg) == _alias_map(reg)
+
+
+def test_promote_dict_hashes_canonical_json(reg: Registry) -> None:
+    fps = _stack(reg, "generator")["generator"]
+    verdict = verdict_for({"generator": (fps[1], fps[0])})
+    (switch,) = reg.promote(verdict)
+    canonical = json.dumps(verdict, sort_keys=True, separators=(",", ":")).encode()
+    assert switch.verdict_sha256 == hashlib.sha256(canonical).hexdigest()
+
+
+@pytest.mark.parametrize("decision", ["hold", "rollback"])
+def test_promote_refuses_other_decisions(reg: Registry, decision: str) -> None:
+    fps = _stack(reg, "embedder")["embedder"]
+    verdict = verdict_for({"embedder": (fps[1], fps[0])}, decision, "ndcg@10 dropped 0.02")
+    with pytest.raises(RegistryError, match=f"decision='{decision}'.*ndcg@10 dropped 0.02"):
+        reg.promote(verdict)
+    assert _alias_map(reg)[("embedder", "production")] == fps[0]
+
+
+def test_promote_refuses_unknown_candidate_and_stale_baseline(reg: Registry) -> None:
+    fps = _stack(reg, "embedder", "reranker")
+    unknown = {
+        "embedder": (fps["embedder"][1], fps["embedder"][0]),
+        "reranker": ("sha256:unregistered", fps["reranker"][0]),
+    }
+    with pytest.raises(RegistryError, match="not registered"):
+        reg.promote(verdict_for(unknown))
+    first = verdict_for({c: (fps[c][1], fps[c][0]) for c in fps})
+    second = verdict_for({c: (fps[c][2], fps[c][0]) for c in fps})  # also against version 0
+    reg.promote(first)
+    before = _alias_map(reg)
+    with pytest.raises(RegistryError, match="stale verdict"):
+        reg.promote(second)
+    with pytest.raises(RegistryError, match="stale verdict"):
+        reg.promote(first)  # re-applying is stale too
+    assert _alias_map(reg) == before
+    assert len([h for h in reg.history() if h.action == "promote"]) == 2
+
+
+def test_half_stale_verdict_switches_nothing(reg: Registry) -> None:
+    fps = _stack(reg, "embedder", "reranker")
+    reg.promote(verdict_for({"reranker": (fps["reranker"][1], fps["reranker"][0])}))
+    before = _alias_map(reg)
+    stale = verdict_for({c: (fps[c][2], fps[c][0]) for c in fps})  # embedder fresh, reranker stale
+    with pytest.raises(RegistryError, match="component='reranker'"):
+        reg.promote(stale)
+    assert _alias_map(reg) == before
+
+
+def test_promote_one_component_and_unchanged_components(reg: Registry) -> None:
+    fps = _stack(reg, "embedder", "reranker")
+    verdict = verdict_for(
+        {
+            "embedder": (fps["embedder"][0], fps["embedder"][0]),
+            "reranker": (fps["reranker"][1], fps["reranker"][0]),
+        }
+    )
+    assert [s.component for s in reg.promote(verdict, component="reranker")] == ["reranker"]
+    with pytest.raises(RegistryError, match="nothing to promote"):
+        reg.promote(verdict, component="embedder")
+    with pytest.raises(RegistryError, match="not in the verdict"):
+        reg.promote(verdict, component="generator")
+
+
+def test_promote_without_production_asks_for_bootstrap(reg: Registry) -> None:
+    reg.register("index", "index", "i0", _fp("i0"))
+    reg.register("index", "index", "i1", _fp("i1"))
+    with pytest.raises(RegistryError, match="bootstrap"):
+        reg.promote(verdict_for({"index": (_fp("i1"), _fp("i0"))}))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key"),
+    [
+        (lambda v: v.pop("schema_version"), "schema_version"),
+        (lambda v: v.update(schema_version="1"), "schema_version"),
+        (lambda v: v.update(schema_version=99), "schema_version"),
+        (lambda v: v.update(decision="ship"), "decision"),
+        (lambda v: v.pop("reason"), "reason"),
+        (lambda v: v.update(provenance=[]), "provenance"),
+        (lambda v: v["provenance"].pop("artifacts"), "provenance.artifacts"),
+        (
+            lambda v: v["provenance"]["artifacts"][0].update(role="champion"),
+            r"provenance.artifacts\[0\].role",
+        ),
+        (
+            lambda v: v["provenance"]["artifacts"][1].pop("fingerprint"),
+            r"provenance.artifacts\[1\].fingerprint",
+        ),
+        (lambda v: v["provenance"]["artifacts"].pop(), "baseline"),
+        (lambda v: v["provenance"]["artifacts"].append(v["provenance"]["artifacts"][0]), "twice"),
+        (lambda v: v["provenance"].update(artifacts=[]), "empty"),
+    ],
+)
+def test_malformed_verdict_names_the_key(reg: Registry, mutate: Any, key: str) -> None:
+    verdict = verdict_for({"embedder": ("sha256:c", "sha256:b")})
+    mutate(verdict)
+    with pytest.raises(VerdictError, match=key):
+        reg.promote(verdict)
+
+
+def test_unreadable_verdict_file(reg: Registry, tmp_path: Path) -> None:
+    bad = tmp_path / "v.json"
+    bad.write_text("{not json")
+    with pytest.raises(VerdictError, match=r"v\.json"):
+        reg.promote(bad)
+    with pytest.raises(VerdictError, match=r"missing\.json"):
+        reg.promote(tmp_path / "missing.json")
+
+
+# ---- rollback -------------------------------------------------------------------------------
+
+
+def test_rollback_restores_and_second_rollback_flips_back(reg: Registry) -> None:
+    fps = _stack(reg, "embedder", "reranker")
+    with pytest.raises(RegistryError, match="no previous"):
+        reg.rollback("embedder")
+    reg.promote(verdict_for({c: (fps[c][1], fps[c][0]) for c in fps}))
+    s = reg.rollback("embedder", actor="oncall")
+    assert (s.from_fingerprint, s.to_fingerprint, s.action) == (
+        fps["embedder"][1],
+        fps["embedder"][0],
+        "rollback",
+    )
+    state = _alias_map(reg)
+    assert state[("embedder", "production")] == fps["embedder"][0]
+    assert state[("embedder", "previous")] == fps["embedder"][1]
+    assert state[("reranker", "production")] == fps["reranker"][1]  # untouched
+    reg.rollback("embedder")
+    assert _alias_map(reg)[("embedder", "production")] == fps["embedder"][1]
+    assert [h.action for h in reg.history("embedder", limit=3)] == [
+        "rollback",
+        "rollback",
+        "promote",
+    ]
+    assert _replay(reg) == _alias_map(reg)
+
+
+def test_rollback_with_verdict(reg: Registry) -> None:
+    fps = _stack(reg, "embedder")["embedder"]
+    reg.promote(verdict_for({"embedder": (fps[1], fps[0])}))
+    bad = verdict_for({"embedder": (fps[0], fps[1])}, "hold", "not enough evidence")
+    with pytest.raises(RegistryError, match="decision='hold'"):
+        reg.rollback("embedder", verdict=bad)
+    good = verdict_for({"embedder": (fps[0], fps[1])}, "rollback", "p95 latency regressed")
+    s = reg.rollback("embedder", verdict=good)
+    row = reg.history(limit=1)[0]
+    assert (row.verdict_sha256, row.verdict_decision, row.note) == (
+        s.verdict_sha256,
+        "rollback",
+        "p95 latency regressed",
+    )
+
+
+def test_import_pulls_no_heavy_modules() -> None:
+    code = (
+        "import sys, guardrails.registry; "
+        "print([m for m in ('torch', 'numpy', 'transformers') if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=True,
+    )
+    assert out.stdout.strip() == "[]"
+
+
+# ---- concurrency ----------------------------------------------------------------------------
+
+RACERS = 8
+ROUNDS = 3
+
+
+def test_racing_promoters_exactly_one_wins(tmp_path: Path) -> None:
+    db = tmp_path / "registry.sqlite"
+    comps = ("embedder", "reranker")
+    with Registry(db) as reg:
+        fps = _stack(reg, *comps, n=ROUNDS + 1)
+    verdicts = [
+        verdict_for({c: (fps[c][r + 1], fps[c][r]) for c in comps}, reason=f"round {r}")
+        for r in range(ROUNDS)
+    ]
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(RACERS), ctx.Queue()
+    procs = [
+        ctx.Process(target=race_promote, args=(str(db), verdicts, barrier, results))
+        for _ in range(RACERS)
+    ]
+    for p in procs:
+        p.start()
+    outcomes = defaultdict(list)
+    for _ in range(RACERS * ROUNDS):
+        r, outcome = results.get(timeout=60)
+        outcomes[r].append(outcome)
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    for r in range(ROUNDS):
+        assert outcomes[r].count("ok") == 1, outcomes[r]
+        losers = [o for o in outcomes[r] if o != "ok"]
+        assert len(losers) == RACERS - 1
+        assert all(o.startswith("RegistryError: stale verdict") for o in losers), losers
+    with Registry(db) as reg:
+        promotes = [h for h in reg.history() if h.action == "promote"]
+        assert len(promotes) == ROUNDS * len(comps)
+        for c in comps:
+            assert [h.to_fingerprint for h in reversed(promotes) if h.component == c] == fps[c][1:]
+            assert reg.resolve(c, "production").fingerprint == fps[c][-1]  # type: ignore[union-attr]
+            assert reg.resolve(c, "previous").fingerprint == fps[c][-2]  # type: ignore[union-attr]
+        assert _replay(reg) == _alias_map(reg)
+
+
+# ---- SIGKILL at random moments --------------------------------------------------------------
+
+KILL_ROUNDS = 25
+
+
+def _writer_active(db: Path) -> bool:
+    """True if another connection holds the write lock (is inside a write transaction)."""
+    conn = sqlite3.connect(db, timeout=0, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        conn.close()
+    return False
+
+
+def _kill_once(db: Path, env: dict[str, str], rng: random.Random, wait_lines: int) -> bool:
+    """Start the worker, read ``wait_lines`` lines of progress, SIGKILL it after a random delay.
+
+    Returns True if the kill landed while the worker held the write lock (mid-transaction).
+    """
+    proc = subprocess.Popen(
+        [sys.executable, str(WORKER), str(db)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    for _ in range(wait_lines):  # "ready", then "switched N" per committed round
+        assert proc.stdout.readline(), proc.stderr.read()
+    time.sleep(rng.uniform(0, 0.05))
+    mid = _writer_active(db)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, "worker exited by itself"
+    return mid
+
+
+def _check_invariants(db: Path) -> None:
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    conn.close()
+    with Registry(db) as reg:
+        for comp in COMPONENTS:
+            prod, prev = reg.resolve(comp, "production"), reg.resolve(comp, "previous")
+            assert prod is not None and prev is not None and prod != prev
+        assert _replay(reg) == _alias_map(reg)
+        by_verdict: dict[str, set[str]] = defaultdict(set)
+        for h in reg.history():
+            if h.action == "promote":
+                assert h.verdict_sha256 is not None
+                by_verdict[h.verdict_sha256].add(h.component)
+        assert all(comps == set(COMPONENTS) for comps in by_verdict.values())  # all-or-none
+        last: dict[str, HistoryEntry] = {}
+        for h in reg.history():  # newest first: keep each component's latest switch
+            if h.action in ("promote", "rollback"):
+                last.setdefault(h.component, h)
+        for a in reg.aliases():
+            if a.alias == "production":
+                assert a.verdict_sha256 == last[a.component].verdict_sha256
+
+
+@pytest.mark.parametrize("sleep_in_txn", ["", "0.005"], ids=["plain", "sleep-in-txn"])
+def test_sigkill_never_leaves_a_half_switch(tmp_path: Path, sleep_in_txn: str) -> None:
+    db = tmp_path / "registry.sqlite"
+    seed(db)
+    env = {**os.environ, "PYTHONPATH": str(REPO), TEST_SLEEP_ENV: sleep_in_txn}
+    rng = random.Random(20240607 + len(sleep_in_txn))
+    mid = 0
+    waits = [0 if i % 5 == 4 else 2 if i % 2 == 0 else 1 for i in range(KILL_ROUNDS)]
+    for wait_lines in waits:  # 0: kill while starting; 2: after one committed round
+        mid += _kill_once(db, env, rng, wait_lines)
+        _check_invariants(db)
+    with Registry(db) as reg:
+        switches = sum(h.action in ("promote", "rollback") for h in reg.history())
+    print(
+        f"\n[{sleep_in_txn or 'plain'}] kills={KILL_ROUNDS} mid-transaction={mid} "
+        f"committed switches={switches}"
+    )
+    assert switches >= 2 + waits.count(2)  # the seed, then at least one round per wait of 2
+    if sleep_in_txn:
+        assert mid > 0, "no kill landed inside a transaction"
