@@ -55,6 +55,7 @@ class Status(str, Enum):
 
 
 COMPARATIVE = ("noninferior", "superior", "at_least")
+MIN_SAMPLES = 3
 
 
 @dataclass(frozen=True)
@@ -223,6 +224,8 @@ def evaluate_gate(
         else math.nan
     )
     status = _status(comp.ci_low, comp.ci_high, comp.p_value, threshold, alpha)
+    if comp.n < MIN_SAMPLES and status is Status.PASSED:
+        status = Status.INCONCLUSIVE  # one or two samples prove nothing
     ci = (comp.ci_low, comp.ci_high) if higher else (-comp.ci_high, -comp.ci_low)
     ids_list = [str(i) for i in ids] if ids is not None else [str(i) for i in range(cand.size)]
     if len(ids_list) != cand.size:

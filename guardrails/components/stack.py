@@ -1,0 +1,82 @@
+"""Compose components: a retriever (embedder + FAISS index) built or loaded by fingerprint.
+
+An index is identified by what went into it: the embedder fingerprint, the corpus content
+and the index configuration. :func:`ensure_index` loads the index folder with that identity
+or builds it (embedding only documents the on-disk cache lacks) and saves it atomically, so
+a second run of a suite embeds nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from guardrails.fingerprint import fingerprint_json
+
+__all__ = ["Retriever", "corpus_fingerprint", "ensure_index", "index_key"]
+
+
+def corpus_fingerprint(texts: Mapping[str, str]) -> str:
+    """Fingerprint of a corpus as ``{doc_id: text}`` (order-independent)."""
+    return fingerprint_json(dict(texts))
+
+
+def index_key(embedder_fingerprint: str, corpus_fp: str, config: Any) -> str:
+    """Folder name of the index built from this embedder, corpus and configuration."""
+    fp = fingerprint_json({"embedder": embedder_fingerprint, "corpus": corpus_fp,
+                           "config": asdict(config)})
+    return fp.split(":", 1)[1][:16]
+
+
+def ensure_index(embedder: Any, texts: Mapping[str, str], directory: str | Path, *,
+                 config: Any = None, cache: Any = None, progress: bool = True) -> Any:
+    """Load or build the index of ``texts`` (``{doc_id: text}``) under ``directory``."""
+    from guardrails.components.embedder import content_hash
+    from guardrails.components.index import IndexConfig, VectorIndex
+
+    config = config or IndexConfig()
+    corpus_fp = corpus_fingerprint(texts)
+    folder = Path(directory) / index_key(embedder.fingerprint, corpus_fp, config)
+    if (folder / "manifest.json").is_file():
+        return VectorIndex.load(folder)
+    doc_ids = sorted(texts)
+    vectors = embedder.encode_documents([texts[d] for d in doc_ids], cache, progress=progress)
+    index = VectorIndex.build(vectors, doc_ids, config=config,
+                              embedder_fingerprint=embedder.fingerprint,
+                              corpus_fingerprint=corpus_fp,
+                              doc_hashes={d: content_hash(texts[d]) for d in doc_ids})
+    index.save(folder)
+    return index
+
+
+@dataclass
+class Retriever:
+    """Embedder + index; the index refuses queries embedded by another embedder."""
+
+    embedder: Any
+    index: Any
+
+    def search_run(self, query_ids: Sequence[str], texts: Sequence[str], k: int = 100
+                   ) -> dict[str, dict[str, float]]:
+        """``{qid: {doc_id: score}}`` for the queries, top ``k`` each."""
+        vectors = self.embedder.encode_queries(list(texts))
+        return self.index.search_run(list(query_ids), vectors, k,
+                                     embedder_fingerprint=self.embedder.fingerprint)
+
+    def timed_search(self, query_ids: Sequence[str], texts: Sequence[str], k: int = 100
+                     ) -> tuple[dict[str, dict[str, float]], list[float]]:
+        """Like :meth:`search_run`, plus per-query latency in seconds (embed + search)."""
+        run: dict[str, dict[str, float]] = {}
+        latencies = []
+        for qid, text in zip(query_ids, texts, strict=True):
+            start = time.perf_counter()
+            run.update(self.search_run([qid], [text], k))
+            latencies.append(time.perf_counter() - start)
+        return run, latencies
+
+    @property
+    def fingerprints(self) -> dict[str, str]:
+        return {"embedder": self.embedder.fingerprint, "index": self.index.fingerprint}

@@ -1,0 +1,57 @@
+"""Retrieval golden gates: the candidate retriever vs production, per product area.
+
+Copy and edit: each domain's golden queries (graded qrels) are searched by production and by
+the candidate; the gates compare per-query scores with paired statistics under the policy in
+``[tool.guardrails]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+DOMAINS = ("payments", "devices")
+DEPTH = 100
+
+
+@pytest.fixture(scope="session")
+def retrieval_runs(retrieval_golden: dict[str, Any], production_retriever: Any,
+                   candidate_retriever: Any) -> dict[str, tuple[dict, dict]]:
+    """``{domain: (production_run, candidate_run)}`` over the golden queries."""
+    runs = {}
+    for domain, golden in retrieval_golden.items():
+        qids = golden.query_ids
+        texts = golden.texts(qids)
+        production = production_retriever.search_run(qids, texts, DEPTH)
+        candidate = (production if candidate_retriever is production_retriever
+                     else candidate_retriever.search_run(qids, texts, DEPTH))
+        runs[domain] = (production, candidate)
+    return runs
+
+
+def _record(gate: Any, production: Any, candidate: Any) -> None:
+    for role, retriever in (("baseline", production), ("candidate", candidate)):
+        for component, fp in retriever.fingerprints.items():
+            gate.record(artifact={"component": component, "role": role, "fingerprint": fp})
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+@pytest.mark.parametrize("metric", ["ndcg@10", "mrr@10", "recall@10"])
+def test_retrieval_noninferior(gate: Any, retrieval_golden: dict[str, Any], retrieval_runs: dict,
+                               production_retriever: Any, candidate_retriever: Any, domain: str,
+                               metric: str) -> None:
+    """The candidate loses no more than the policy's max-drop on this domain."""
+    production, candidate = retrieval_runs[domain]
+    _record(gate, production_retriever, candidate_retriever)
+    gate.noninferior(metric, candidate=candidate, baseline=production,
+                     qrels=retrieval_golden[domain], name=f"retrieval-{domain}:{metric}")
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_retrieval_floor(gate: Any, retrieval_golden: dict[str, Any], retrieval_runs: dict,
+                         domain: str) -> None:
+    """Whatever the baseline, the candidate's nDCG@10 clears the absolute floor."""
+    _, candidate = retrieval_runs[domain]
+    gate.at_least("ndcg@10", candidate=candidate, qrels=retrieval_golden[domain],
+                  name=f"retrieval-floor-{domain}:ndcg@10")
