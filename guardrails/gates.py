@@ -364,6 +364,7 @@ def evaluate_drift_gate(
     run_seed = gate_seed(policy.seed if seed is None else seed, name)
     ref, cur = _drift_inputs(spec.name, reference, current)
     value, p = drift_statistic(spec.name, ref, cur, bins=bins, seed=run_seed)
+    plots = drift_plot_data(np.asarray(reference), np.asarray(current), seed=run_seed)
     status = Status.FAILED if (value > bound and p < alpha) else Status.PASSED
     return GateResult(
         name=name,
@@ -382,8 +383,30 @@ def evaluate_drift_gate(
         higher_is_better=False,
         method=f"{spec.name}-test",
         seed=run_seed,
-        extra={"n_reference": len(ref), "n_current": len(cur), "bins": bins},
+        extra={"n_reference": len(ref), "n_current": len(cur), "bins": bins, **plots},
     )
+
+
+def drift_plot_data(reference: np.ndarray, current: np.ndarray, *, seed: int = 0,
+                    points: int = 300, bins: int = 30) -> dict[str, Any]:
+    """Small, JSON-able data for the report's drift plots: histograms of the values (of the
+    norms, for embeddings) and, for embeddings, a 2-D PCA of both sides fitted on the pooled
+    sample (at most ``points`` per side)."""
+    ref_v = np.linalg.norm(reference, axis=1) if reference.ndim == 2 else reference.ravel()
+    cur_v = np.linalg.norm(current, axis=1) if current.ndim == 2 else current.ravel()
+    edges = np.histogram_bin_edges(np.concatenate([ref_v, cur_v]), bins=bins)
+    out: dict[str, Any] = {"norm_hist": {
+        "edges": edges.tolist(),
+        "reference": (np.histogram(ref_v, edges)[0] / max(len(ref_v), 1)).tolist(),
+        "current": (np.histogram(cur_v, edges)[0] / max(len(cur_v), 1)).tolist()}}
+    if reference.ndim == 2 and reference.shape[1] >= 2:
+        a, b = _subsample(reference, points, seed), _subsample(current, points, seed + 1)
+        pooled = np.concatenate([a, b]).astype(np.float64)
+        mean = pooled.mean(axis=0)
+        _, _, vt = np.linalg.svd(pooled - mean, full_matrices=False)
+        out["pca"] = {"reference": np.round((a - mean) @ vt[:2].T, 4).tolist(),
+                      "current": np.round((b - mean) @ vt[:2].T, 4).tolist()}
+    return out
 
 
 def drift_statistic(

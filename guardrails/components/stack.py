@@ -16,7 +16,14 @@ from typing import Any
 
 from guardrails.fingerprint import fingerprint_json
 
-__all__ = ["Retriever", "corpus_fingerprint", "ensure_index", "index_key"]
+__all__ = [
+    "Retriever",
+    "build_retriever",
+    "corpus_fingerprint",
+    "ensure_index",
+    "index_folder",
+    "index_key",
+]
 
 
 def corpus_fingerprint(texts: Mapping[str, str]) -> str:
@@ -26,30 +33,65 @@ def corpus_fingerprint(texts: Mapping[str, str]) -> str:
 
 def index_key(embedder_fingerprint: str, corpus_fp: str, config: Any) -> str:
     """Folder name of the index built from this embedder, corpus and configuration."""
-    fp = fingerprint_json({"embedder": embedder_fingerprint, "corpus": corpus_fp,
-                           "config": asdict(config)})
+    fp = fingerprint_json(
+        {"embedder": embedder_fingerprint, "corpus": corpus_fp, "config": asdict(config)}
+    )
     return fp.split(":", 1)[1][:16]
 
 
-def ensure_index(embedder: Any, texts: Mapping[str, str], directory: str | Path, *,
-                 config: Any = None, cache: Any = None, progress: bool = True) -> Any:
+def index_folder(
+    embedder: Any, texts: Mapping[str, str], directory: str | Path, config: Any = None
+) -> Path:
+    """Where :func:`ensure_index` keeps the index of ``texts`` built by ``embedder``."""
+    from guardrails.components.index import IndexConfig
+
+    config = config or IndexConfig()
+    return Path(directory) / index_key(embedder.fingerprint, corpus_fingerprint(texts), config)
+
+
+def ensure_index(
+    embedder: Any,
+    texts: Mapping[str, str],
+    directory: str | Path,
+    *,
+    config: Any = None,
+    cache: Any = None,
+    progress: bool = True,
+) -> Any:
     """Load or build the index of ``texts`` (``{doc_id: text}``) under ``directory``."""
     from guardrails.components.embedder import content_hash
     from guardrails.components.index import IndexConfig, VectorIndex
 
     config = config or IndexConfig()
     corpus_fp = corpus_fingerprint(texts)
-    folder = Path(directory) / index_key(embedder.fingerprint, corpus_fp, config)
+    folder = index_folder(embedder, texts, directory, config)
     if (folder / "manifest.json").is_file():
         return VectorIndex.load(folder)
     doc_ids = sorted(texts)
     vectors = embedder.encode_documents([texts[d] for d in doc_ids], cache, progress=progress)
-    index = VectorIndex.build(vectors, doc_ids, config=config,
-                              embedder_fingerprint=embedder.fingerprint,
-                              corpus_fingerprint=corpus_fp,
-                              doc_hashes={d: content_hash(texts[d]) for d in doc_ids})
+    index = VectorIndex.build(
+        vectors,
+        doc_ids,
+        config=config,
+        embedder_fingerprint=embedder.fingerprint,
+        corpus_fingerprint=corpus_fp,
+        doc_hashes={d: content_hash(texts[d]) for d in doc_ids},
+    )
     index.save(folder)
     return index
+
+
+def build_retriever(
+    embedder: Any,
+    texts: Mapping[str, str],
+    directory: str | Path,
+    *,
+    config: Any = None,
+    cache: Any = None,
+) -> Retriever:
+    """A :class:`Retriever` over the (loaded or built) index of ``texts``."""
+    index = ensure_index(embedder, texts, directory, config=config, cache=cache)
+    return Retriever(embedder, index, index_folder(embedder, texts, directory, config))
 
 
 @dataclass
@@ -58,16 +100,20 @@ class Retriever:
 
     embedder: Any
     index: Any
+    index_path: Path | None = None
 
-    def search_run(self, query_ids: Sequence[str], texts: Sequence[str], k: int = 100
-                   ) -> dict[str, dict[str, float]]:
+    def search_run(
+        self, query_ids: Sequence[str], texts: Sequence[str], k: int = 100
+    ) -> dict[str, dict[str, float]]:
         """``{qid: {doc_id: score}}`` for the queries, top ``k`` each."""
         vectors = self.embedder.encode_queries(list(texts))
-        return self.index.search_run(list(query_ids), vectors, k,
-                                     embedder_fingerprint=self.embedder.fingerprint)
+        return self.index.search_run(
+            list(query_ids), vectors, k, embedder_fingerprint=self.embedder.fingerprint
+        )
 
-    def timed_search(self, query_ids: Sequence[str], texts: Sequence[str], k: int = 100
-                     ) -> tuple[dict[str, dict[str, float]], list[float]]:
+    def timed_search(
+        self, query_ids: Sequence[str], texts: Sequence[str], k: int = 100
+    ) -> tuple[dict[str, dict[str, float]], list[float]]:
         """Like :meth:`search_run`, plus per-query latency in seconds (embed + search)."""
         run: dict[str, dict[str, float]] = {}
         latencies = []
@@ -80,3 +126,30 @@ class Retriever:
     @property
     def fingerprints(self) -> dict[str, str]:
         return {"embedder": self.embedder.fingerprint, "index": self.index.fingerprint}
+
+    def register(self, registry: Any, *, embedder_source: Mapping[str, Any], alias: str) -> None:
+        """Register embedder and index in ``registry`` and point ``alias`` at them.
+
+        ``embedder_source`` is ``{"base": path, "adapter": path or None}`` (kept as metadata,
+        so the registry can load what it names). The production alias is only bootstrapped
+        here, when none exists; later switches go through promote / rollback. Candidates
+        point ``candidate`` (embedder) and ``shadow`` (index) at themselves.
+        """
+        path = embedder_source.get("adapter") or embedder_source["base"]
+        items = (
+            ("embedder", path, self.embedder.fingerprint, None, dict(embedder_source)),
+            (
+                "index",
+                self.index_path,
+                self.index.fingerprint,
+                self.embedder.fingerprint,
+                {"embedder": self.embedder.fingerprint},
+            ),
+        )
+        for component, where, fp, parent, meta in items:
+            registry.register(component, component, str(where), fp, parent=parent, metadata=meta)
+            if alias == "production":
+                if registry.resolve(component, "production") is None:
+                    registry.set_alias(component, "production", fp)
+            else:
+                registry.set_alias(component, "shadow" if component == "index" else alias, fp)

@@ -1,0 +1,229 @@
+"""The verdict as one self-contained HTML page for a release manager.
+
+The page holds the decision and why, a forest plot of every comparative gate (delta with its
+CI against the policy limit), drift plots when the verdict carries them (norm histograms and a
+PCA of reference vs current embeddings), the worst samples with production's and the
+candidate's outputs side by side, and the provenance. Plots are matplotlib PNGs inlined as
+base64, so the file opens anywhere with no network.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from guardrails.gates import GateResult
+from guardrails.verdict import Verdict
+
+__all__ = ["forest_plot_png", "render_html"]
+
+_COLORS = {"passed": "#1a7f37", "failed": "#cf222e", "inconclusive": "#9a6700"}
+_BANNER = {"promote": "#1a7f37", "rollback": "#cf222e", "hold": "#9a6700"}
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
+max-width:1100px;color:#1f2328;padding:0 1rem}
+h1{margin:.2rem 0} h2{border-bottom:1px solid #d0d7de;padding-bottom:.3rem;margin-top:2rem}
+.banner{color:#fff;padding:1.2rem 1.5rem;border-radius:8px}
+.banner .decision{font-size:2.2rem;font-weight:700;letter-spacing:.05em}
+table{border-collapse:collapse;width:100%;font-size:.9rem;margin:.5rem 0}
+th,td{border:1px solid #d0d7de;padding:.35rem .5rem;text-align:left;vertical-align:top}
+th{background:#f6f8fa} td.num{text-align:right;font-variant-numeric:tabular-nums}
+.status{font-weight:600} img{max-width:100%} .warn{color:#9a6700}
+.side{display:grid;grid-template-columns:1fr 1fr;gap:.5rem} pre{white-space:pre-wrap;margin:0}
+"""
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def forest_plot_png(gates: Sequence[GateResult]) -> str | None:
+    """Base64 PNG: each paired gate's delta and CI, with its policy limit as a red tick."""
+    rows = [
+        g
+        for g in gates
+        if g.kind in ("noninferior", "superior") and g.delta is not None and not math.isnan(g.ci[0])
+    ]
+    if not rows:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.2))
+    for y, g in enumerate(reversed(rows)):
+        color = _COLORS[g.status.value]
+        ax.plot(g.ci, [y, y], color=color, lw=2.5)
+        ax.plot([g.delta], [y], "o", color=color)
+        limit = g.threshold if g.higher_is_better else -g.threshold
+        ax.plot([limit], [y], marker="|", color="#cf222e", markersize=14, mew=2)
+    ax.axvline(0, color="#8c959f", lw=1, ls="--")
+    ax.set_yticks(range(len(rows)), [g.name for g in reversed(rows)], fontsize=8)
+    ax.set_xlabel("candidate − baseline (CI; red tick = policy limit)")
+    ax.set_title("Paired deltas with confidence intervals")
+    return _png(fig)
+
+
+def _drift_pngs(g: GateResult) -> list[str]:
+    plots = []
+    hist, pca = g.extra.get("norm_hist"), g.extra.get("pca")
+    if hist or pca:
+        plt = _pyplot()
+    if hist:
+        fig, ax = plt.subplots(figsize=(5, 3))
+        edges = hist["edges"]
+        ax.stairs(hist["reference"], edges, label="reference", fill=True, alpha=0.4)
+        ax.stairs(hist["current"], edges, label="current", lw=2)
+        ax.set_title(f"{g.name}: embedding norms")
+        ax.legend()
+        plots.append(_png(fig))
+    if pca:
+        fig, ax = plt.subplots(figsize=(5, 4))
+        for key, color in (("reference", "#0969da"), ("current", "#cf222e")):
+            pts = pca[key]
+            ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=6, alpha=0.5, c=color, label=key)
+        ax.set_title(f"{g.name}: PCA of reference vs current")
+        ax.legend()
+        plots.append(_png(fig))
+    return plots
+
+
+def _fmt(x: Any, sign: bool = False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return f"{x:+.4f}" if sign else f"{x:.4f}"
+
+
+def _gate_table(gates: Sequence[GateResult]) -> str:
+    head = (
+        "gate",
+        "metric",
+        "baseline",
+        "candidate",
+        "delta",
+        "CI",
+        "p",
+        "p (Holm)",
+        "limit",
+        "status",
+    )
+    rows = []
+    for g in gates:
+        ci = "—" if math.isnan(g.ci[0]) else f"[{g.ci[0]:+.4f}, {g.ci[1]:+.4f}]"
+        cells = (
+            html.escape(g.name),
+            g.metric,
+            _fmt(g.baseline),
+            _fmt(g.candidate),
+            _fmt(g.delta, True),
+            ci,
+            _fmt(g.p_value),
+            _fmt(g.p_adjusted),
+            html.escape(g.limit),
+        )
+        tds = "".join(
+            f"<td class='num'>{c}</td>" if i in (2, 3, 4, 6, 7) else f"<td>{c}</td>"
+            for i, c in enumerate(cells)
+        )
+        color = _COLORS.get(g.status.value, "#000")
+        rows.append(f"<tr>{tds}<td class='status' style='color:{color}'>{g.status.value}</td></tr>")
+    header = "".join(f"<th>{h}</th>" for h in head)
+    return f"<table><tr>{header}</tr>{''.join(rows)}</table>"
+
+
+def _worst(g: GateResult) -> str:
+    if not g.worst:
+        return ""
+    examples = g.extra.get("examples", {})
+    rows = []
+    for w in g.worst:
+        ex = examples.get(str(w["id"]), {})
+        side = ""
+        if ex:
+            side = (
+                f"<div><b>input:</b> {html.escape(str(ex.get('input', '')))}</div>"
+                "<div class='side'>"
+                f"<div><b>production</b><pre>{html.escape(str(ex.get('baseline', '')))}</pre></div>"
+                f"<div><b>candidate</b><pre>{html.escape(str(ex.get('candidate', '')))}</pre>"
+                "</div></div>"
+            )
+        rows.append(
+            f"<tr><td>{html.escape(str(w['id']))}</td><td class='num'>"
+            f"{_fmt(w.get('baseline'))}</td><td class='num'>{_fmt(w.get('candidate'))}"
+            f"</td><td>{side}</td></tr>"
+        )
+    return (
+        f"<h3>{html.escape(g.name)} — worst samples</h3><table><tr><th>id</th>"
+        f"<th>production</th><th>candidate</th><th>outputs</th></tr>{''.join(rows)}</table>"
+    )
+
+
+def _provenance(p: Any) -> str:
+    rows = [
+        ("created", p.get("created_at")),
+        ("git", p.get("git", {}).get("commit")),
+        ("seed", p.get("seed")),
+        ("python", p.get("python")),
+        ("session seconds", p.get("timings", {}).get("session_seconds")),
+    ]
+    rows += [(f"golden {k}", v) for k, v in p.get("golden", {}).items()]
+    rows += [
+        (f"{a.get('role')} {a.get('component')}", a.get("fingerprint"))
+        for a in p.get("artifacts", [])
+    ]
+    rows += [(f"library {k}", v) for k, v in p.get("libraries", {}).items()]
+    body = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td><code>{html.escape(str(v))}</code></td></tr>"
+        for k, v in rows
+    )
+    return f"<table>{body}</table>"
+
+
+def render_html(verdict: Verdict) -> str:
+    """One self-contained HTML page for ``verdict``."""
+    decision = verdict.decision.value
+    forest = forest_plot_png(verdict.gates)
+    drift = [png for g in verdict.gates if g.kind == "no_drift" for png in _drift_pngs(g)]
+    reasons = "".join(f"<li>{html.escape(r)}</li>" for r in verdict.reasons)
+    warnings = "".join(
+        f"<li class='warn'>{html.escape(g.name)}: {html.escape(w)}</li>"
+        for g in verdict.gates
+        for w in g.warnings
+    )
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>guardrails verdict: {decision.upper()}</title><style>{_CSS}</style></head><body>",
+        f"<div class='banner' style='background:{_BANNER[decision]}'>",
+        f"<div>guardrails verdict · policy <b>{html.escape(str(verdict.policy.get('name')))}"
+        f"</b></div><div class='decision' id='decision'>{decision.upper()}</div>",
+        f"<div>{html.escape(verdict.reason)}</div></div>",
+        f"<h2>Why</h2><ul>{reasons}</ul>",
+        f"<ul>{warnings}</ul>" if warnings else "",
+        "<h2>Gates</h2>",
+        _gate_table(verdict.gates),
+        f"<img alt='forest plot' src='data:image/png;base64,{forest}'>" if forest else "",
+    ]
+    if drift:
+        parts.append("<h2>Drift</h2>")
+        parts += [f"<img alt='drift plot' src='data:image/png;base64,{png}'>" for png in drift]
+    worst = "".join(_worst(g) for g in verdict.gates if not g.passed)
+    if worst:
+        parts += ["<h2>Worst samples</h2>", worst]
+    parts += ["<h2>Provenance</h2>", _provenance(verdict.provenance), "</body></html>"]
+    return "\n".join(parts)

@@ -1,0 +1,143 @@
+"""A fingerprint-keyed cache of trained adapters, safe under ``pytest -n``.
+
+An adapter lands in ``<root>/<component>/<fingerprint>/`` in peft's own format, beside
+``training_record.json`` (config, data fingerprint, seed, versions, loss curve, wall time).
+The fingerprint covers the config, the training data, the base model and the library versions,
+so a changed config or data set can never reuse a stale adapter, and an unchanged one is never
+retrained. A file lock makes concurrent workers train once: the first trains into a temp folder
+and renames it into place; the others wait and load.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, is_dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from guardrails.errors import TrainingError
+from guardrails.fingerprint import fingerprint_json
+from guardrails.provenance import library_versions
+
+__all__ = [
+    "RECORD_FILE",
+    "TRAINING_LIBRARIES",
+    "CandidateArtifact",
+    "TrainingRecord",
+    "candidate_fingerprint",
+    "ensure_candidate",
+]
+
+RECORD_FILE = "training_record.json"
+TRAINING_LIBRARIES = ("torch", "transformers", "sentence-transformers", "peft", "trl",
+                      "accelerate")
+LossCurve = Sequence[tuple[int, float]]
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    component: str
+    fingerprint: str
+    config: Mapping[str, Any]
+    data_fingerprint: str
+    base_fingerprint: str
+    seed: int
+    versions: Mapping[str, str]
+    loss_curve: tuple[tuple[int, float], ...]
+    wall_time_s: float
+    created_at: str
+    extra: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class CandidateArtifact:
+    """A trained (or loaded) adapter: where it is, what it is, and whether this call trained."""
+
+    component: str
+    path: Path
+    fingerprint: str
+    record: TrainingRecord
+    trained: bool
+
+
+def _config_dict(config: Any) -> dict[str, Any]:
+    if is_dataclass(config) and not isinstance(config, type):
+        return asdict(config)
+    if isinstance(config, Mapping):
+        return dict(config)
+    raise TrainingError(f"training config must be a dataclass or a mapping, got {config!r:.80}")
+
+
+def candidate_fingerprint(component: str, config: Any, data_fingerprint: str,
+                          base_fingerprint: str) -> str:
+    """Identity of the adapter these inputs would train (config + data + base + versions)."""
+    return fingerprint_json({
+        "component": component, "config": _config_dict(config), "data": data_fingerprint,
+        "base": base_fingerprint, "versions": library_versions(TRAINING_LIBRARIES),
+    })
+
+
+def _short(fingerprint: str) -> str:
+    return fingerprint.split(":", 1)[-1][:16]
+
+
+def load_record(folder: Path) -> TrainingRecord:
+    data = json.loads((folder / RECORD_FILE).read_text(encoding="utf-8"))
+    data["loss_curve"] = tuple(tuple(x) for x in data["loss_curve"])
+    return TrainingRecord(**data)
+
+
+def ensure_candidate(
+    component: str, config: Any, *, data_fingerprint: str, base_fingerprint: str,
+    train: Callable[[Path], LossCurve | tuple[LossCurve, Mapping[str, Any]]],
+    root: str | Path = "adapters", seed: int | None = None, timeout_s: float = 6 * 3600,
+) -> CandidateArtifact:
+    """Load the adapter for these inputs, or train it once (under a file lock).
+
+    ``train(out_dir)`` writes the adapter into ``out_dir`` and returns its loss curve
+    (``[(step, loss), ...]``), optionally with a dict of extra facts for the record.
+    """
+    from filelock import FileLock
+
+    fingerprint = candidate_fingerprint(component, config, data_fingerprint, base_fingerprint)
+    folder = Path(root) / component / _short(fingerprint)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock", timeout=timeout_s):
+        if (folder / RECORD_FILE).is_file():
+            return CandidateArtifact(component, folder, fingerprint, load_record(folder), False)
+        record = _train_into(folder, component, config, fingerprint, data_fingerprint,
+                             base_fingerprint, train, seed)
+    return CandidateArtifact(component, folder, fingerprint, record, True)
+
+
+def _train_into(folder: Path, component: str, config: Any, fingerprint: str, data_fp: str,
+                base_fp: str, train: Callable[[Path], Any], seed: int | None) -> TrainingRecord:
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        start = time.perf_counter()
+        out = train(tmp)
+        curve, extra = (out if isinstance(out, tuple) and len(out) == 2
+                        and isinstance(out[1], Mapping) else (out, {}))
+        cfg = _config_dict(config)
+        record = TrainingRecord(
+            component=component, fingerprint=fingerprint, config=cfg, data_fingerprint=data_fp,
+            base_fingerprint=base_fp, seed=int(seed if seed is not None else cfg.get("seed", 0)),
+            versions=library_versions(TRAINING_LIBRARIES),
+            loss_curve=tuple((int(s), float(v)) for s, v in curve),
+            wall_time_s=round(time.perf_counter() - start, 3),
+            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            extra=dict(extra))
+        (tmp / RECORD_FILE).write_text(json.dumps(asdict(record), indent=2, sort_keys=True),
+                                       encoding="utf-8")
+        if folder.exists():
+            shutil.rmtree(folder)  # a partial folder without a record: a crashed earlier run
+        tmp.rename(folder)
+        return record
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

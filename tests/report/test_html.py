@@ -1,0 +1,110 @@
+"""The HTML report: content, plots, and a real render in headless Chromium."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from guardrails.gates import evaluate_drift_gate, evaluate_gate
+from guardrails.policy import parse_policies
+from guardrails.report.html import render_html
+from guardrails.verdict import decide
+
+POLICY = parse_policies(
+    {
+        "policies": {
+            "p": {
+                "n-resamples": 1000,
+                "metrics": {"ndcg@10": {"max-drop": 0.03}, "psi": {"max": 0.2}},
+            }
+        }
+    }
+)["p"]
+
+
+def _verdict():
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 1, 120)
+    ok = evaluate_gate(
+        "noninferior",
+        "ndcg@10",
+        candidate=base,
+        baseline=base,
+        policy=POLICY,
+        name="retrieval-payments",
+    )
+    bad = evaluate_gate(
+        "noninferior",
+        "ndcg@10",
+        candidate=base - 0.2,
+        baseline=base,
+        policy=POLICY,
+        name="retrieval-devices",
+    )
+    ref = rng.normal(size=(400, 16)).astype(np.float32)
+    cur = (rng.normal(size=(400, 16)) * 1.3 + 0.2).astype(np.float32)
+    drift = evaluate_drift_gate(
+        "psi", reference=ref, current=cur, policy=POLICY, name="query-norms"
+    )
+    return decide([ok, bad, drift], POLICY)
+
+
+def test_html_holds_decision_plots_and_worst_samples() -> None:
+    page = render_html(_verdict())
+    assert "<div class='decision' id='decision'>ROLLBACK</div>" in page
+    assert page.count("data:image/png;base64,") == 3  # forest plot, norm histogram, PCA
+    assert "retrieval-devices — worst samples" in page
+    assert "http://" not in page and "https://" not in page  # self-contained
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.skip("headless Chromium is not installed (apt-get install chromium)")
+
+
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
+
+
+def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+    browser = _chromium()
+    page = tmp_path / "report.html"
+    page.write_text(render_html(_verdict()), encoding="utf-8")
+    profile = f"--user-data-dir={tmp_path / 'profile'}"
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [browser, *FLAGS, profile, "--window-size=1200,900", f"--screenshot={shot}", page.as_uri()],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    dom = subprocess.run(
+        [browser, *FLAGS, profile, "--dump-dom", page.as_uri()],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    assert 'id="decision">ROLLBACK</div>' in dom
+    import matplotlib.image as mpimg
+
+    pixels = mpimg.imread(shot)[..., :3]
+    assert pixels.shape[0] > 400 and pixels.std() > 0.05  # not blank
+    red = (pixels[..., 0] > 0.7) & (pixels[..., 1] < 0.25) & (pixels[..., 2] < 0.3)
+    assert red.mean() > 0.02  # the rollback banner is on screen
