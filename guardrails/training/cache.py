@@ -34,8 +34,7 @@ __all__ = [
 ]
 
 RECORD_FILE = "training_record.json"
-TRAINING_LIBRARIES = ("torch", "transformers", "sentence-transformers", "peft", "trl",
-                      "accelerate")
+TRAINING_LIBRARIES = ("torch", "transformers", "sentence-transformers", "peft", "trl", "accelerate")
 LossCurve = Sequence[tuple[int, float]]
 
 
@@ -73,13 +72,19 @@ def _config_dict(config: Any) -> dict[str, Any]:
     raise TrainingError(f"training config must be a dataclass or a mapping, got {config!r:.80}")
 
 
-def candidate_fingerprint(component: str, config: Any, data_fingerprint: str,
-                          base_fingerprint: str) -> str:
+def candidate_fingerprint(
+    component: str, config: Any, data_fingerprint: str, base_fingerprint: str
+) -> str:
     """Identity of the adapter these inputs would train (config + data + base + versions)."""
-    return fingerprint_json({
-        "component": component, "config": _config_dict(config), "data": data_fingerprint,
-        "base": base_fingerprint, "versions": library_versions(TRAINING_LIBRARIES),
-    })
+    return fingerprint_json(
+        {
+            "component": component,
+            "config": _config_dict(config),
+            "data": data_fingerprint,
+            "base": base_fingerprint,
+            "versions": library_versions(TRAINING_LIBRARIES),
+        }
+    )
 
 
 def _short(fingerprint: str) -> str:
@@ -93,9 +98,15 @@ def load_record(folder: Path) -> TrainingRecord:
 
 
 def ensure_candidate(
-    component: str, config: Any, *, data_fingerprint: str, base_fingerprint: str,
+    component: str,
+    config: Any,
+    *,
+    data_fingerprint: str,
+    base_fingerprint: str,
     train: Callable[[Path], LossCurve | tuple[LossCurve, Mapping[str, Any]]],
-    root: str | Path = "adapters", seed: int | None = None, timeout_s: float = 6 * 3600,
+    root: str | Path = "adapters",
+    seed: int | None = None,
+    timeout_s: float = 6 * 3600,
 ) -> CandidateArtifact:
     """Load the adapter for these inputs, or train it once (under a file lock).
 
@@ -110,34 +121,52 @@ def ensure_candidate(
     with FileLock(str(folder) + ".lock", timeout=timeout_s):
         if (folder / RECORD_FILE).is_file():
             return CandidateArtifact(component, folder, fingerprint, load_record(folder), False)
-        record = _train_into(folder, component, config, fingerprint, data_fingerprint,
-                             base_fingerprint, train, seed)
+        record = _train_into(
+            folder, component, config, fingerprint, data_fingerprint, base_fingerprint, train, seed
+        )
     return CandidateArtifact(component, folder, fingerprint, record, True)
 
 
-def _train_into(folder: Path, component: str, config: Any, fingerprint: str, data_fp: str,
-                base_fp: str, train: Callable[[Path], Any], seed: int | None) -> TrainingRecord:
+def _train_into(
+    folder: Path,
+    component: str,
+    config: Any,
+    fingerprint: str,
+    data_fp: str,
+    base_fp: str,
+    train: Callable[[Path], Any],
+    seed: int | None,
+) -> TrainingRecord:
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         start = time.perf_counter()
         out = train(tmp)
-        curve, extra = (out if isinstance(out, tuple) and len(out) == 2
-                        and isinstance(out[1], Mapping) else (out, {}))
+        curve, extra = (
+            out
+            if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], Mapping)
+            else (out, {})
+        )
         cfg = _config_dict(config)
         record = TrainingRecord(
-            component=component, fingerprint=fingerprint, config=cfg, data_fingerprint=data_fp,
-            base_fingerprint=base_fp, seed=int(seed if seed is not None else cfg.get("seed", 0)),
+            component=component,
+            fingerprint=fingerprint,
+            config=cfg,
+            data_fingerprint=data_fp,
+            base_fingerprint=base_fp,
+            seed=int(seed if seed is not None else cfg.get("seed", 0)),
             versions=library_versions(TRAINING_LIBRARIES),
             loss_curve=tuple((int(s), float(v)) for s, v in curve),
             wall_time_s=round(time.perf_counter() - start, 3),
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            extra=dict(extra))
-        (tmp / RECORD_FILE).write_text(json.dumps(asdict(record), indent=2, sort_keys=True),
-                                       encoding="utf-8")
+            extra=dict(extra),
+        )
+        (tmp / RECORD_FILE).write_text(
+            json.dumps(asdict(record), indent=2, sort_keys=True), encoding="utf-8"
+        )
         if folder.exists():
             shutil.rmtree(folder)  # a partial folder without a record: a crashed earlier run
         tmp.rename(folder)
-        return record
+        return load_record(folder)  # as a later load sees it (JSON: tuples become lists)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
