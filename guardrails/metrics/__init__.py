@@ -91,7 +91,6 @@ _ALIASES = {
     "success": "hit_rate",
     "em": "exact_match",
     "f1": "token_f1",
-    "chrf++": "chrf",
 }
 
 
