@@ -154,6 +154,140 @@ def add_redecide(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exit-code", action="store_true", help="exit 0 promote, 3 hold, 4 rollback")
 
 
+# ------------------------------------------------------------------------------ reembed
+
+
+def _reembed_corpus(paths: Sequence[Path]) -> dict[str, str]:
+    """``{doc_id: full_text}`` of BEIR corpus files; an id in two files is refused."""
+    from guardrails.errors import GoldenDataError
+    from guardrails.golden import load_corpus
+
+    texts: dict[str, str] = {}
+    for path in paths:
+        for doc_id, doc in load_corpus(path).items():
+            if doc_id in texts:
+                raise GoldenDataError(path, None, f"doc id {doc_id!r} is in an earlier --corpus")
+            texts[doc_id] = doc.full_text
+    return texts
+
+
+def run_reembed(args: argparse.Namespace) -> int:
+    from guardrails.components.embedder import Embedder, EmbeddingCache, minilm_path
+    from guardrails.components.index import VectorIndex
+    from guardrails.reembed import apply_reembed, most_retrieved, plan_reembed
+
+    if args.refresh_hot and args.hot_from_logs is None:
+        print("guardrails: --refresh-hot needs --hot-from-logs", file=sys.stderr)
+        return 2
+    index = VectorIndex.load(args.index)
+    corpus = _reembed_corpus(args.corpus)
+    embedder = Embedder.load(args.model or minilm_path(), args.adapter)
+    index.check_embedder(embedder.fingerprint)  # refuse before planning, dry run included
+    hot: list[str] = []
+    if args.hot_from_logs is not None:
+        from guardrails.logs import read_logs
+
+        hot = most_retrieved(read_logs(args.hot_from_logs).records, args.refresh_hot)
+    plan = plan_reembed(index, corpus, hot_ids=hot, refresh_hot=args.refresh_hot)
+    report = None
+    if not args.dry_run:
+        cache = EmbeddingCache(args.cache) if args.cache is not None else None
+        report = apply_reembed(index, plan, embedder, corpus, cache=cache, progress=not args.json)
+        if report.index_fingerprint != report.previous_fingerprint:
+            report.index.save(args.index)
+    if args.json:
+        out = {"index": str(args.index), "dry_run": args.dry_run, "plan": plan.to_dict()}
+        out["report"] = report.to_dict() if report is not None else None
+        print(json.dumps(out, indent=2, sort_keys=True))
+        return 0
+    index = report.index if report is not None else index
+    print(f"index {args.index}: {index!r}, embedder {_short_fp(index.embedder_fingerprint)}")
+    print("\n".join(plan.summary()))
+    print(report.summary() if report is not None else "dry run: the index was not changed")
+    return 0
+
+
+@command("reembed", "re-embed only new / changed / deleted documents of an index's corpus")
+def add_reembed(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index", type=Path, required=True, help="index folder (manifest.json)")
+    p.add_argument(
+        "--corpus", type=Path, action="append", required=True, help="BEIR corpus.jsonl (repeatable)"
+    )
+    p.add_argument("--model", type=Path, default=None, help="embedder folder (default: MiniLM)")
+    p.add_argument("--adapter", type=Path, default=None, help="LoRA adapter folder")
+    p.add_argument("--hot-from-logs", type=Path, default=None, help="production log (JSONL)")
+    p.add_argument(
+        "--refresh-hot", type=int, default=0, help="also refresh the N most-retrieved documents"
+    )
+    p.add_argument("--cache", type=Path, default=None, help="embedding cache folder")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    p.add_argument("--json", action="store_true")
+
+
+# -------------------------------------------------------------------------------- drift
+
+
+def _drift_thresholds(args: argparse.Namespace) -> object:
+    from guardrails.drift_report import DriftThresholds
+
+    if args.policy is None:
+        return DriftThresholds()
+    from guardrails.policy import load_policy
+
+    return DriftThresholds.from_policy(load_policy(args.config, args.policy))
+
+
+def _drift_decision(reference: object, current: object, report: object, args) -> object:
+    """Trigger decision when both sides are logs (signals need records), else None."""
+    from guardrails.triggers import decide_triggers, load_trigger_policy, window_pair
+
+    ref_batch, cur_batch = reference.batch, current.batch  # type: ignore[attr-defined]
+    if ref_batch is None or cur_batch is None or not ref_batch.records or not cur_batch.records:
+        return None
+    ref_signals, cur_signals = window_pair(ref_batch.records, cur_batch.records)
+    return decide_triggers(
+        ref_signals, cur_signals, report, policy=load_trigger_policy(args.config)
+    )
+
+
+def run_drift(args: argparse.Namespace) -> int:
+    from guardrails.drift_report import compare_windows, load_window, profile_reference
+
+    thresholds = _drift_thresholds(args)
+    reference, current = load_window(args.reference), load_window(args.current)
+    report = compare_windows(
+        profile_reference(reference, thresholds), current, projections=args.json
+    )
+    decision = _drift_decision(reference, current, report, args)
+    alarm = report.alarm or bool(decision is not None and decision.findings)  # type: ignore[attr-defined]
+    if args.json:
+        out = report.to_dict()
+        out["triggers"] = decision.to_dict() if decision is not None else None  # type: ignore[attr-defined]
+        print(json.dumps(out, indent=2, sort_keys=True))
+        return int(alarm)
+    for error in report.log_errors:
+        print(f"malformed: {error}")
+    print("\n".join(report.summary_lines()))
+    if decision is not None:
+        print("\n".join(decision.summary_lines()))  # type: ignore[attr-defined]
+    print("ALARM" if alarm else "no alarm")
+    return int(alarm)
+
+
+@command("drift", "drift of a current window vs a reference (logs or .npy) and retrain triggers")
+def add_drift(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reference", type=Path, required=True, help="log (JSONL/Parquet) or .npy")
+    p.add_argument("--current", type=Path, required=True, help="log (JSONL/Parquet) or .npy")
+    p.add_argument("--policy", default=None, help="policy whose alpha / psi max to use")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=Path("pyproject.toml"),
+        help="pyproject.toml with [tool.guardrails] (default: ./pyproject.toml)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON (with 2-D projections)")
+
+
 # ----------------------------------------------------------------------------- registry
 
 
