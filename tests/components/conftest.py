@@ -141,7 +141,9 @@ def tiny_hf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("tiny_bert")
     vocab = _vocab()
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizer(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    # transformers 5 takes the vocabulary as ``vocab`` (``vocab_file`` is silently ignored)
+    tokenizer = BertTokenizer(vocab=str(folder / "vocab.txt"), do_lower_case=True)
+    assert len(tokenizer) == len(set(vocab)), "the tiny tokenizer lost its vocabulary"
     torch.manual_seed(0)
     config = BertConfig(
         vocab_size=len(vocab),

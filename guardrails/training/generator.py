@@ -1,0 +1,354 @@
+"""Generator candidates: LoRA-SFT on (prompt, answer) and LoRA continued pre-training (CPT).
+
+Both trainers use trl's :class:`~trl.SFTTrainer` on CPU, seeded, with a progress bar:
+
+* **SFT** (:func:`train_sft_adapter`) sees a *conversational prompt-completion* dataset whose
+  prompt is exactly what :class:`~guardrails.components.generator.Generator` sends at inference
+  (:func:`~guardrails.components.generator.build_messages`: system + numbered context
+  passages + question, rendered by the tokenizer's chat template) and whose completion is the
+  assistant turn. With ``completion_only_loss`` the loss is the answer tokens' cross-entropy
+  ``L = -1/T Σ_t log p(y_t | x, y_<t)``; the prompt is context, not a target.
+* **CPT** (:func:`train_cpt_adapter`) is plain causal language modelling on raw domain
+  passages (``L = -1/T Σ_t log p(w_t | w_<t)`` over every token), packed end to end into blocks
+  of ``max_length`` tokens (trl's ``"wrapped"`` packing) so no step is padding.
+
+:func:`ensure_generator_candidate` goes through :func:`guardrails.training.cache.ensure_candidate`:
+the adapter for (config, data fingerprint, base weights fingerprint, library versions) is
+trained once and loaded afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from guardrails.errors import GoldenDataError, TrainingError
+from guardrails.fingerprint import fingerprint_json
+from guardrails.golden import Document, _jsonl, _str_list, _text_field, load_corpus
+from guardrails.training.config import GeneratorCPTConfig, GeneratorSFTConfig
+
+__all__ = [
+    "SFTExample",
+    "cpt_fingerprint",
+    "ensure_generator_candidate",
+    "load_cpt_texts",
+    "load_sft_pairs",
+    "sft_fingerprint",
+    "train_cpt_adapter",
+    "train_sft_adapter",
+]
+
+COMPONENTS = {"sft": "generator-sft", "cpt": "generator-cpt"}
+Corpus = Mapping[str, Document] | Mapping[str, str]
+LossCurve = list[tuple[int, float]]
+
+
+@dataclass(frozen=True)
+class SFTExample:
+    """One supervised pair: the question, the target answer, the grounding passages' text."""
+
+    prompt: str
+    answer: str
+    context_texts: tuple[str, ...] = ()
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def _passage(corpus: Corpus, doc_id: str) -> str | None:
+    doc = corpus.get(doc_id)
+    if doc is None:
+        return None
+    return doc.full_text if isinstance(doc, Document) else str(doc)
+
+
+def _resolve_corpus(path: Path, corpus: Corpus | str | Path | None) -> Corpus:
+    """``corpus`` as a mapping; ``None`` means ``corpus.jsonl`` beside ``path`` (or none)."""
+    if isinstance(corpus, str | Path):
+        return load_corpus(corpus)
+    if corpus is not None:
+        return corpus
+    sibling = path.parent / "corpus.jsonl"
+    return load_corpus(sibling) if sibling.is_file() else {}
+
+
+def load_sft_pairs(path: str | Path, corpus: Corpus | str | Path | None = None) -> list[SFTExample]:
+    """Read ``{"prompt", "answer", "context": [doc ids]}`` lines (``golden/*/qa_train.jsonl``).
+
+    Context ids are resolved to passage text (``title. text``) through ``corpus`` (a
+    ``{doc_id: Document | str}`` mapping, a ``corpus.jsonl`` path, or by default the
+    ``corpus.jsonl`` beside ``path``). Errors are :class:`GoldenDataError` at ``path:line``.
+    """
+    p = Path(path)
+    docs = _resolve_corpus(p, corpus)
+    examples = []
+    for lineno, obj in _jsonl(p):
+        prompt = _text_field(obj, "prompt", p, lineno)
+        answer = _text_field(obj, "answer", p, lineno)
+        texts = []
+        for doc_id in _str_list(obj, "context", p, lineno):
+            text = _passage(docs, doc_id)
+            if text is None:
+                raise GoldenDataError(
+                    p,
+                    lineno,
+                    f"context id {doc_id!r} is not in the corpus "
+                    f"({len(docs)} documents); pass corpus=...",
+                )
+            texts.append(text)
+        examples.append(SFTExample(prompt, answer, tuple(texts)))
+    if not examples:
+        raise GoldenDataError(p, None, "no SFT pairs")
+    return examples
+
+
+def load_cpt_texts(source: Corpus | str | Path, *, exclude_topics: Sequence[str] = ()) -> list[str]:
+    """Raw passages for CPT, in document-id order, from a corpus mapping or ``corpus.jsonl``.
+
+    Documents whose ``metadata["topic"]`` is in ``exclude_topics`` are left out.
+    """
+    docs = load_corpus(source) if isinstance(source, str | Path) else source
+    texts = []
+    for doc_id in sorted(docs):
+        doc = docs[doc_id]
+        if isinstance(doc, Document) and doc.metadata.get("topic") in exclude_topics:
+            continue
+        text = _passage(docs, doc_id)
+        if text and text.strip():
+            texts.append(text)
+    if not texts:
+        raise TrainingError("load_cpt_texts: no passages left to train on")
+    return texts
+
+
+def sft_fingerprint(examples: Sequence[SFTExample]) -> str:
+    """Content fingerprint of an SFT set (order matters: it is the training order)."""
+    return fingerprint_json([asdict(e) for e in examples])
+
+
+def cpt_fingerprint(texts: Sequence[str]) -> str:
+    """Content fingerprint of a CPT text list."""
+    return fingerprint_json(list(texts))
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+def _sft_rows(
+    examples: Sequence[SFTExample], config: GeneratorSFTConfig, tokenizer: Any
+) -> list[dict[str, Any]]:
+    """trl rows: conversational prompt/completion, or pre-rendered text without the template
+    machinery of trl (``use_chat_template=False``; the text is the same chat format)."""
+    from guardrails.components.generator import build_messages
+
+    rows = []
+    for e in examples:
+        prompt: Any = build_messages(e.prompt, e.context_texts)
+        completion: Any = [{"role": "assistant", "content": e.answer}]
+        if not config.use_chat_template:
+            prompt = tokenizer.apply_chat_template(
+                prompt, tokenize=False, add_generation_prompt=True
+            )
+            completion = e.answer
+        rows.append({"prompt": prompt, "completion": completion})
+    return rows
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _base_model(base_path: Path) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not (base_path / "config.json").is_file():
+        raise TrainingError(
+            f"base_path={str(base_path)!r} has no config.json; pass a local "
+            "causal-LM folder (e.g. smollm2_path())"
+        )
+    tokenizer = AutoTokenizer.from_pretrained(base_path, local_files_only=True)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(base_path, local_files_only=True)
+    return model, tokenizer
+
+
+def _lora(config: GeneratorSFTConfig | GeneratorCPTConfig) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=list(config.target_modules),
+        task_type="CAUSAL_LM",
+    )
+
+
+def _trainer_args(config: Any, output_dir: str, progress: bool, **extra: Any) -> Any:
+    from trl import SFTConfig
+
+    return SFTConfig(
+        output_dir=output_dir,
+        seed=config.seed,
+        data_seed=config.seed,
+        learning_rate=config.learning_rate,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        warmup_steps=config.warmup_ratio,
+        weight_decay=config.weight_decay,
+        lr_scheduler_type="linear",
+        max_length=config.max_length,
+        logging_steps=config.logging_steps,
+        logging_first_step=True,
+        use_cpu=True,
+        bf16=False,
+        fp16=False,
+        gradient_checkpointing=False,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=not progress,
+        dataloader_num_workers=0,
+        **extra,
+    )
+
+
+def _loss_curve(trainer: Any) -> LossCurve:
+    return [(int(e["step"]), float(e["loss"])) for e in trainer.state.log_history if "loss" in e]
+
+
+def _run(
+    base_path: str | Path,
+    rows: list[dict[str, Any]] | None,
+    config: Any,
+    out_dir: str | Path,
+    progress: bool,
+    extra_args: Mapping[str, Any],
+    make_rows: Any = None,
+) -> LossCurve:
+    """Seed, build the LoRA SFTTrainer on ``rows``, train, save the adapter to ``out_dir``."""
+    from datasets import Dataset
+    from transformers import set_seed
+    from trl import SFTTrainer
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    set_seed(config.seed)  # LoRA A matrices are drawn when the trainer wraps the model
+    model, tokenizer = _base_model(Path(base_path))
+    data = Dataset.from_list(rows if rows is not None else make_rows(tokenizer))
+    with tempfile.TemporaryDirectory(prefix="guardrails-trl-") as work:
+        trainer = SFTTrainer(
+            model=model,
+            args=_trainer_args(config, work, progress, **extra_args),
+            train_dataset=data,
+            processing_class=tokenizer,
+            peft_config=_lora(config),
+        )
+        trainer.train()
+        curve = _loss_curve(trainer)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    adapted: Any = trainer.model
+    adapted.save_pretrained(str(out_dir))
+    return curve
+
+
+def train_sft_adapter(
+    base_path: str | Path,
+    examples: Sequence[SFTExample],
+    config: GeneratorSFTConfig,
+    out_dir: str | Path,
+    *,
+    progress: bool = True,
+) -> LossCurve:
+    """LoRA-SFT of the causal LM at ``base_path`` on ``examples``; adapter saved to ``out_dir``.
+
+    Returns the loss curve ``[(step, loss), ...]``. The prompt format is the Generator's.
+    """
+    if not examples:
+        raise TrainingError("train_sft_adapter: no examples")
+    extra = {"completion_only_loss": config.completion_only_loss, "packing": False}
+    return _run(
+        base_path,
+        None,
+        config,
+        out_dir,
+        progress,
+        extra,
+        make_rows=lambda tok: _sft_rows(examples, config, tok),
+    )
+
+
+def train_cpt_adapter(
+    base_path: str | Path,
+    texts: Sequence[str],
+    config: GeneratorCPTConfig,
+    out_dir: str | Path,
+    *,
+    progress: bool = True,
+) -> LossCurve:
+    """LoRA continued pre-training on raw ``texts`` (next-token loss on every token)."""
+    if not texts:
+        raise TrainingError("train_cpt_adapter: no texts")
+    extra = {
+        "packing": config.packing,
+        "packing_strategy": "wrapped",
+        "dataset_text_field": "text",
+        "completion_only_loss": False,
+    }
+    return _run(base_path, [{"text": t} for t in texts], config, out_dir, progress, extra)
+
+
+# ----------------------------------------------------------------------------- cache
+
+
+def ensure_generator_candidate(
+    kind: str,
+    base_path: str | Path,
+    data: Sequence[SFTExample] | Sequence[str],
+    config: GeneratorSFTConfig | GeneratorCPTConfig | None = None,
+    *,
+    root: str | Path = "adapters",
+    progress: bool = True,
+) -> Any:
+    """Train (once) or load the ``kind`` (``"sft"`` | ``"cpt"``) adapter for these inputs.
+
+    Returns a :class:`~guardrails.training.cache.CandidateArtifact` whose ``path`` is the
+    adapter folder under ``<root>/generator-<kind>/<fingerprint>/``.
+    """
+    from guardrails.components.generator import _dir_fingerprint
+    from guardrails.training.cache import ensure_candidate
+
+    if kind not in COMPONENTS:
+        raise TrainingError(f"kind={kind!r} must be one of {sorted(COMPONENTS)}")
+    config = config or (GeneratorSFTConfig() if kind == "sft" else GeneratorCPTConfig())
+    data_fp = _data_fingerprint(kind, data)
+    base = Path(base_path)
+
+    def train(out_dir: Path) -> tuple[LossCurve, dict[str, Any]]:
+        trainer = train_sft_adapter if kind == "sft" else train_cpt_adapter
+        curve = trainer(base, data, config, out_dir, progress=progress)  # type: ignore[arg-type]
+        return curve, {"n_examples": len(data), "base_path": str(base)}
+
+    return ensure_candidate(
+        COMPONENTS[kind],
+        config,
+        data_fingerprint=data_fp,
+        base_fingerprint=_dir_fingerprint(base),
+        train=train,
+        root=root,
+        seed=config.seed,
+    )
+
+
+def _data_fingerprint(kind: str, data: Sequence[Any]) -> str:
+    if kind == "sft":
+        if not all(isinstance(e, SFTExample) for e in data):
+            raise TrainingError("kind='sft' needs SFTExample items (see load_sft_pairs)")
+        return sft_fingerprint(data)
+    if not all(isinstance(t, str) for t in data):
+        raise TrainingError("kind='cpt' needs strings (see load_cpt_texts)")
+    return cpt_fingerprint(data)
