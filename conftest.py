@@ -128,3 +128,29 @@ def candidate_retriever(
     if candidate_embedder.fingerprint == production_embedder.fingerprint:
         return production_retriever
     return _retriever(candidate_embedder, knowledge_base, embedding_cache, registry, "candidate")
+
+
+@pytest.fixture(scope="session")
+def shadow_retriever(pytestconfig: pytest.Config, candidate_embedder: Any,
+                     knowledge_base: dict[str, str], embedding_cache: Any, registry: Any) -> Any:
+    """The shadow: the candidate embedder over a new index of type
+    ``--guardrails-shadow-index`` (default HNSW), built beside production's flat index."""
+    from guardrails.components.index import IndexConfig
+    from guardrails.components.stack import build_retriever
+
+    config = IndexConfig(kind=pytestconfig.getoption("--guardrails-shadow-index"))
+    retriever = build_retriever(candidate_embedder, knowledge_base, ADAPTERS / "indexes",
+                                config=config, cache=embedding_cache)
+    retriever.register(registry, embedder_source=candidate_embedder.source, alias="shadow")
+    return retriever
+
+
+@pytest.fixture(scope="session")
+def logged_queries() -> list[str]:
+    """Queries from the simulated production logs, when they have been written."""
+    path = ADAPTERS / "logs" / "current.jsonl"
+    if not path.is_file():
+        return []
+    from guardrails.logs import read_logs
+
+    return [r.query for r in read_logs(path).records]

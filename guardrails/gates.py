@@ -387,25 +387,33 @@ def evaluate_drift_gate(
     )
 
 
-def drift_plot_data(reference: np.ndarray, current: np.ndarray, *, seed: int = 0,
-                    points: int = 300, bins: int = 30) -> dict[str, Any]:
+def drift_plot_data(
+    reference: np.ndarray, current: np.ndarray, *, seed: int = 0, points: int = 300, bins: int = 30
+) -> dict[str, Any]:
     """Small, JSON-able data for the report's drift plots: histograms of the values (of the
     norms, for embeddings) and, for embeddings, a 2-D PCA of both sides fitted on the pooled
     sample (at most ``points`` per side)."""
+    reference = np.asarray(reference, dtype=np.float64)
+    current = np.asarray(current, dtype=np.float64)
     ref_v = np.linalg.norm(reference, axis=1) if reference.ndim == 2 else reference.ravel()
     cur_v = np.linalg.norm(current, axis=1) if current.ndim == 2 else current.ravel()
     edges = np.histogram_bin_edges(np.concatenate([ref_v, cur_v]), bins=bins)
-    out: dict[str, Any] = {"norm_hist": {
-        "edges": edges.tolist(),
-        "reference": (np.histogram(ref_v, edges)[0] / max(len(ref_v), 1)).tolist(),
-        "current": (np.histogram(cur_v, edges)[0] / max(len(cur_v), 1)).tolist()}}
+    out: dict[str, Any] = {
+        "norm_hist": {
+            "edges": edges.tolist(),
+            "reference": (np.histogram(ref_v, edges)[0] / max(len(ref_v), 1)).tolist(),
+            "current": (np.histogram(cur_v, edges)[0] / max(len(cur_v), 1)).tolist(),
+        }
+    }
     if reference.ndim == 2 and reference.shape[1] >= 2:
         a, b = _subsample(reference, points, seed), _subsample(current, points, seed + 1)
         pooled = np.concatenate([a, b]).astype(np.float64)
         mean = pooled.mean(axis=0)
         _, _, vt = np.linalg.svd(pooled - mean, full_matrices=False)
-        out["pca"] = {"reference": np.round((a - mean) @ vt[:2].T, 4).tolist(),
-                      "current": np.round((b - mean) @ vt[:2].T, 4).tolist()}
+        out["pca"] = {
+            "reference": np.round((a - mean) @ vt[:2].T, 4).tolist(),
+            "current": np.round((b - mean) @ vt[:2].T, 4).tolist(),
+        }
     return out
 
 
@@ -516,6 +524,8 @@ class Gate:
         self._count = 0
         self.golden: dict[str, str] = {}
         self.artifacts: list[dict[str, Any]] = []
+        self.facts: dict[str, Any] = {}
+        self.examples: dict[str, dict[str, Any]] = {}
 
     def noninferior(
         self,
@@ -607,13 +617,26 @@ class Gate:
         )
         return self._finish(result)
 
-    def record(self, *, golden: Any = None, artifact: Mapping[str, Any] | None = None) -> None:
-        """Add provenance (a golden set or ``{"component", "role", "fingerprint"}``) to the
-        gates this test records next."""
+    def record(
+        self,
+        *,
+        golden: Any = None,
+        artifact: Mapping[str, Any] | None = None,
+        facts: Mapping[str, Any] | None = None,
+        examples: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Add provenance and evidence to the gates this test records next: a golden set,
+        an artifact ``{"component", "role", "fingerprint"}``, JSON-able ``facts`` (e.g.
+        latency percentiles), or ``examples`` (``{sample_id: {"input", "baseline",
+        "candidate"}}``, the outputs the report shows beside the worst samples)."""
         if golden is not None:
             self.golden[golden.name] = golden.fingerprint
         if artifact is not None:
             self.artifacts.append(dict(artifact))
+        if facts:
+            self.facts.update(facts)
+        if examples:
+            self.examples.update({str(k): dict(v) for k, v in examples.items()})
 
     # -- internals
 
@@ -660,14 +683,15 @@ class Gate:
         return self._finish(result)
 
     def _finish(self, result: GateResult) -> GateResult:
-        result = replace(
-            result,
-            nodeid=self._nodeid,
-            golden=dict(self.golden),
-            extra={**result.extra, "artifacts": list(self.artifacts)}
-            if self.artifacts
-            else result.extra,
-        )
+        extra = dict(result.extra)
+        if self.artifacts:
+            extra["artifacts"] = list(self.artifacts)
+        if self.facts:
+            extra["facts"] = dict(self.facts)
+        worst_ids = {str(w["id"]) for w in result.worst}
+        if self.examples and worst_ids:
+            extra["examples"] = {k: v for k, v in self.examples.items() if k in worst_ids}
+        result = replace(result, nodeid=self._nodeid, golden=dict(self.golden), extra=extra)
         self._record(result)
         for w in result.warnings:
             warnings.warn(GuardrailsWarning(f"gate {result.name}: {w}"), stacklevel=3)

@@ -84,6 +84,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             help=f"use this {component} adapter as the candidate instead of training",
         )
     group.addoption(
+        "--guardrails-shadow-index",
+        metavar="KIND",
+        default="hnsw",
+        choices=("flat", "hnsw", "ivf"),
+        help="index type of the shadow index (default: hnsw)",
+    )
+    group.addoption(
+        "--guardrails-shadow-share",
+        metavar="SHARE",
+        type=float,
+        default=1.0,
+        help="share of replayed traffic routed to the shadow (0 < share <= 1)",
+    )
+    group.addoption(
         "--guardrails-apply",
         action="store_true",
         default=False,

@@ -56,7 +56,7 @@ __all__ = [
     "parse_policies",
 ]
 
-_TOP_KEYS = {"policy", "seed", "n-resamples", "policies", "verdict", "golden", "registry"}
+_TOP_KEYS = {"policy", "seed", "n-resamples", "policies", "triggers"}
 _POLICY_KEYS = {
     "alpha",
     "power",

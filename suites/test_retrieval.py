@@ -36,6 +36,18 @@ def _record(gate: Any, production: Any, candidate: Any) -> None:
             gate.record(artifact={"component": component, "role": role, "fingerprint": fp})
 
 
+def _top(run: dict, qid: str, golden: Any, n: int = 3) -> str:
+    ranked = sorted(run.get(qid, {}).items(), key=lambda kv: -kv[1])[:n]
+    grades = golden.qrels.get(qid, {})
+    return "\n".join(f"[{grades.get(d, '-')}] {d}: {golden.corpus[d].title}" for d, _ in ranked)
+
+
+def _examples(golden: Any, production: dict, candidate: dict) -> dict[str, dict[str, str]]:
+    """What the report shows beside each worst query: its text and both top-3 lists."""
+    return {q: {"input": golden.queries[q], "baseline": _top(production, q, golden),
+                "candidate": _top(candidate, q, golden)} for q in golden.query_ids}
+
+
 @pytest.mark.parametrize("domain", DOMAINS)
 @pytest.mark.parametrize("metric", ["ndcg@10", "mrr@10", "recall@10"])
 def test_retrieval_noninferior(gate: Any, retrieval_golden: dict[str, Any], retrieval_runs: dict,
@@ -44,6 +56,7 @@ def test_retrieval_noninferior(gate: Any, retrieval_golden: dict[str, Any], retr
     """The candidate loses no more than the policy's max-drop on this domain."""
     production, candidate = retrieval_runs[domain]
     _record(gate, production_retriever, candidate_retriever)
+    gate.record(examples=_examples(retrieval_golden[domain], production, candidate))
     gate.noninferior(metric, candidate=candidate, baseline=production,
                      qrels=retrieval_golden[domain], name=f"retrieval-{domain}:{metric}")
 
