@@ -227,16 +227,6 @@ def add_reembed(p: argparse.ArgumentParser) -> None:
 # -------------------------------------------------------------------------------- drift
 
 
-def _drift_thresholds(args: argparse.Namespace) -> object:
-    from guardrails.drift_report import DriftThresholds
-
-    if args.policy is None:
-        return DriftThresholds()
-    from guardrails.policy import load_policy
-
-    return DriftThresholds.from_policy(load_policy(args.config, args.policy))
-
-
 def _drift_decision(reference: object, current: object, report: object, args) -> object:
     """Trigger decision when both sides are logs (signals need records), else None."""
     from guardrails.triggers import decide_triggers, load_trigger_policy, window_pair
@@ -251,9 +241,17 @@ def _drift_decision(reference: object, current: object, report: object, args) ->
 
 
 def run_drift(args: argparse.Namespace) -> int:
-    from guardrails.drift_report import compare_windows, load_window, profile_reference
+    from guardrails.drift_report import (
+        DriftThresholds,
+        compare_windows,
+        load_window,
+        profile_reference,
+    )
+    from guardrails.policy import load_policy
 
-    thresholds = _drift_thresholds(args)
+    thresholds = DriftThresholds()
+    if args.policy is not None:
+        thresholds = DriftThresholds.from_policy(load_policy(args.config, args.policy))
     reference, current = load_window(args.reference), load_window(args.current)
     report = compare_windows(
         profile_reference(reference, thresholds), current, projections=args.json

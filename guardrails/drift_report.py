@@ -1,0 +1,676 @@
+"""Drift of a current window against a reference window: logs or ``.npy`` embedding files.
+
+:func:`compare_windows` reads both sides (a production log, JSONL / Parquet, or an ``(n, d)``
+``.npy`` array, memory-mapped), summarises the reference ONCE (:class:`ReferenceProfile`, reusable
+for every later window) and reports each statistic with a sample-size-aware alarm. With
+``n``, ``m`` the reference and current sizes, ``B`` bins and ``alpha`` the policy's error rate:
+
+* ``norm_psi``: PSI of the L2 norms on the reference's ``B`` quantile bins (adjacent bins
+  merged down to ``min(n, m) / 20`` so each expects ~20 sessions); alarm when
+  ``psi > max(floor, chi2_{1-alpha}(B-1) (1/n + 1/m))`` (``metrics.drift.psi_alarm``),
+  p-value ``P(chi2(B-1) > psi nm/(n+m))`` (Yurdakul, 2018).
+* ``norm_kl``: ``KL(current || reference)`` of the same bins; ``KL ~ PSI / 2`` to second order,
+  so the critical value is half PSI's.
+* ``cosine_to_history``: mean cosine of each current vector to every reference vector (centroid
+  identity, no pairwise matrix); alarm when its drop below the reference's own value exceeds
+  the floor and a one-sided Welch t-test is significant.
+* ``cluster_share_psi``: k-means (k-means++, Lloyd) fitted on the reference's unit vectors;
+  PSI of the cluster shares, alarmed like ``norm_psi`` with ``B = k``. ``centroid_shift``
+  (``|mean x - mean h|``) is reported beside it.
+* ``ks_max``: binned two-sample KS per dimension (``<=`` exact D); alarm when the largest
+  exceeds ``max(floor, c(alpha / d) sqrt((n + m) / (nm)))``, ``c(a) = sqrt(-ln(a / 2) / 2)``
+  (Bonferroni over the ``d`` dimensions).
+* ``mmd``: unbiased ``MMD^2`` with an RBF kernel (median heuristic) and the pooled permutation
+  null (Gretton et al., 2012) on a seeded subsample of each side; alarm when ``p < alpha``.
+* ``rerank_score_psi``: PSI of the logged reranker scores on the reference's quantile bins;
+  the critical value uses the number of result LISTS (scores of one list are not independent),
+  which is conservative.
+* ``novel_share`` (logs with query embeddings, or vectors): share of current rows whose cosine
+  to their nearest reference centroid is below the reference's own ``q``-quantile (q = 5 %);
+  one-sided exact binomial test against ``q`` (on sessions); alarm when significant, the
+  share is at least the floor, and the novel rows form a coherent group: cohesion
+  ``(inner - cross) / (reference - cross) >= coherence`` (mean pairwise cosine among them,
+  to the reference, and within the reference). This is the new-domain signal. The reference
+  is cross-fitted: centroids from one half of its sessions, the cutoff from the other.
+
+Projections for the report reuse :func:`guardrails.gates.drift_plot_data` (norm histograms and a
+2-D PCA of both sides) plus UMAP (McInnes et al., 2018) when ``umap`` is importable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from guardrails.errors import LogDataError, MetricError
+from guardrails.logs import LogBatch, LogError, read_logs
+from guardrails.metrics import drift
+
+__all__ = [
+    "DriftReport",
+    "DriftStatistic",
+    "DriftThresholds",
+    "Novelty",
+    "ReferenceProfile",
+    "Window",
+    "compare_windows",
+    "load_window",
+    "profile_reference",
+]
+
+_PLOT_POINTS = 300
+
+
+@dataclass(frozen=True)
+class DriftThresholds:
+    """Effect-size floors (an alarm needs the floor AND significance at ``alpha``)."""
+
+    alpha: float = 0.05
+    psi: float = 0.1
+    kl: float = 0.05
+    cosine_drop: float = 0.02
+    ks: float = 0.1
+    mmd: float = 0.0
+    novelty_quantile: float = 0.05
+    novelty_share: float = 0.10
+    coherence: float = 0.5
+    bins: int = 10
+    clusters: int = 8
+    mmd_sample: int = 400
+    n_permutations: int = 200
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("alpha", "novelty_quantile"):
+            if not 0.0 < getattr(self, name) < 0.5:
+                raise MetricError(f"{name}={getattr(self, name)!r} must be in (0, 0.5)")
+        for name in ("bins", "clusters", "mmd_sample", "n_permutations"):
+            if int(getattr(self, name)) < 2:
+                raise MetricError(f"{name}={getattr(self, name)!r} must be an integer >= 2")
+
+    @classmethod
+    def from_policy(cls, policy: Any, **overrides: Any) -> DriftThresholds:
+        """``alpha`` from the policy; ``psi`` / ``kl`` / ``mmd`` floors from their ``max``."""
+        values: dict[str, Any] = {"alpha": policy.alpha, "seed": policy.seed}
+        for metric in ("psi", "kl", "mmd"):
+            limit = policy.threshold(metric).max
+            if limit is not None:
+                values[metric] = limit
+        return cls(**{**values, **overrides})
+
+
+@dataclass(frozen=True, eq=False)
+class Window:
+    """One side: query embeddings ``(n, d)`` (or None), reranker scores, the log batch."""
+
+    source: str
+    embeddings: np.ndarray | None
+    rerank_scores: np.ndarray | None = None
+    n_rerank_lists: int = 0
+    batch: LogBatch | None = None
+    queries: tuple[str, ...] = ()
+    domains: tuple[str, ...] = ()
+    groups: np.ndarray | None = None
+    n_score_units: int = 0
+
+    @property
+    def n(self) -> int:
+        if self.embeddings is not None:
+            return int(self.embeddings.shape[0])
+        return self.n_rerank_lists
+
+    @property
+    def units(self) -> np.ndarray:
+        """Sampling unit of each embedding row: its session (logs) or the row (``.npy``)."""
+        if self.groups is not None:
+            return self.groups
+        return np.arange(self.n)
+
+    @property
+    def n_units(self) -> int:
+        """Independent units behind the rows: sessions, whose queries are correlated."""
+        return int(np.unique(self.units).size)
+
+    @property
+    def errors(self) -> tuple[LogError, ...]:
+        return self.batch.errors if self.batch is not None else ()
+
+
+def load_window(source: str | Path | np.ndarray | LogBatch | Window) -> Window:
+    """A :class:`Window` from a ``.npy`` file (memory-mapped), a log file, a batch or an array."""
+    if isinstance(source, Window):
+        return source
+    if isinstance(source, np.ndarray):
+        return Window("<array>", _matrix(source, "<array>"))
+    if isinstance(source, LogBatch):
+        return _window_from_batch("<records>", source)
+    path = Path(source)
+    if path.suffix.lower() == ".npy":
+        if not path.is_file():
+            raise LogDataError(f"{path}: embedding file not found")
+        return Window(str(path), _matrix(np.load(path, mmap_mode="r"), str(path)))
+    return _window_from_batch(str(path), read_logs(path))
+
+
+def _matrix(x: np.ndarray, source: str) -> np.ndarray:
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise MetricError(f"{source}: embeddings must be an (n >= 2, d) array, got {x.shape}")
+    return x
+
+
+def _window_from_batch(source: str, batch: LogBatch) -> Window:
+    with_vec = [r for r in batch.records if r.query_embedding is not None]
+    if with_vec and len({len(r.query_embedding or ()) for r in with_vec}) > 1:
+        raise LogDataError(f"{source}: query embeddings of different sizes in one window")
+    vectors = np.asarray([r.query_embedding for r in with_vec], np.float32) if with_vec else None
+    listed = [r for r in batch.records if r.reranked]
+    scores = np.array([h.score for r in listed for h in r.reranked or ()], dtype=np.float64)
+    scores = scores[np.isfinite(scores)]
+    sessions = np.unique([r.session_id for r in with_vec], return_inverse=True)[1]
+    return Window(
+        source,
+        vectors if vectors is not None and len(vectors) >= 2 else None,
+        scores if scores.size else None,
+        len(listed),
+        batch,
+        tuple(r.query for r in with_vec),
+        tuple(r.domain or "unknown" for r in with_vec),
+        sessions.astype(np.int64) if with_vec else None,
+        len({r.session_id for r in listed}),
+    )
+
+
+# ----------------------------------------------------------------------------- reference
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceProfile:
+    """Everything the comparison needs from the reference, computed once and reused."""
+
+    window: Window
+    thresholds: DriftThresholds
+    summary: drift.EmbeddingSummary | None = None
+    self_cosine: np.ndarray | None = None
+    centroids: np.ndarray | None = None
+    cluster_counts: np.ndarray | None = None
+    n_calibration_units: int = 0
+    novelty_cutoff: float = math.nan
+    pairwise_cosine: float = math.nan
+    mmd_sample: np.ndarray | None = None
+    plot_sample: np.ndarray | None = None
+    score_edges: np.ndarray | None = None
+
+
+def profile_reference(
+    reference: Any, thresholds: DriftThresholds = DriftThresholds()
+) -> ReferenceProfile:
+    """Summarise the reference side once (see the module docstring for what is kept)."""
+    window = load_window(reference)
+    profile = ReferenceProfile(window, thresholds)
+    if window.rerank_scores is not None:
+        levels = np.linspace(0.0, 1.0, thresholds.bins + 1)[1:-1]
+        profile = replace(profile, score_edges=np.quantile(window.rerank_scores, levels))
+    x = window.embeddings
+    if x is None:
+        return profile
+    summary = drift.summarize_embeddings(x, norm_bins=thresholds.bins, seed=thresholds.seed)
+    units = _unit_rows(x)
+    rng = np.random.default_rng(thresholds.seed)
+    fit, calibrate = _cross_fit_folds(window.units, rng)
+    centroids = _fit_centroids(units[fit], thresholds)
+    labels, nearest = _nearest(units[calibrate], centroids)
+    self_cos = drift.cosine_to_history_per_sample(x, summary)
+    return replace(
+        profile,
+        summary=summary,
+        self_cosine=_unit_means(self_cos, window.units),
+        centroids=centroids,
+        cluster_counts=np.bincount(labels, minlength=centroids.shape[0]),
+        n_calibration_units=int(np.unique(window.units[calibrate]).size),
+        novelty_cutoff=float(np.quantile(nearest, thresholds.novelty_quantile)),
+        pairwise_cosine=_mean_pairwise_cosine(units, rng),
+        mmd_sample=_subsample(_one_per_unit(x, window.units, rng), thresholds.mmd_sample, rng),
+        plot_sample=_subsample(x, _PLOT_POINTS, rng),
+    )
+
+
+def _cross_fit_folds(units: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Row masks of two halves split by unit (session): centroids are fitted on one and the
+    novelty cutoff and cluster shares read on the other, so the reference side is scored
+    out of sample exactly like the current side (no in-sample optimism)."""
+    ids = np.unique(units)
+    first = np.isin(units, rng.permutation(ids)[: max(1, ids.size // 2)])
+    if first.all() or not first.any():
+        raise MetricError("the reference needs at least two sessions (or rows) to profile")
+    return first, ~first
+
+
+def _unit_means(values: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """Mean of ``values`` per unit (session), the independent observations of a t-test."""
+    _, inverse, counts = np.unique(units, return_inverse=True, return_counts=True)
+    return np.bincount(inverse, weights=values) / counts
+
+
+def _one_per_unit(x: np.ndarray, units: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One random row per unit (session): rows of one session are not independent."""
+    order = rng.permutation(units.size)
+    _, first = np.unique(units[order], return_index=True)
+    return np.asarray(x[np.sort(order[first])])
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64)
+    norms = np.linalg.norm(a, axis=1, keepdims=True)
+    return np.divide(a, norms, out=np.zeros_like(a), where=norms > 0)
+
+
+def _fit_centroids(units: np.ndarray, thresholds: DriftThresholds) -> np.ndarray:
+    """Unit k-means centroids of the reference (fitted by ``kmeans_centroid_shift``)."""
+    k = min(thresholds.clusters, len(np.unique(units, axis=0)))
+    fit = drift.kmeans_centroid_shift(units, units[:2], k=k, seed=thresholds.seed)
+    return _unit_rows(np.asarray(fit["centroids"]))
+
+
+def _nearest(units: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest centroid by cosine and that cosine, per row."""
+    cos = units @ centroids.T
+    labels = np.argmax(cos, axis=1)
+    return labels, cos[np.arange(units.shape[0]), labels]
+
+
+def _mean_pairwise_cosine(units: np.ndarray, rng: np.random.Generator, limit: int = 2000) -> float:
+    """Mean cosine over pairs of DISTINCT rows (repeats of one query would inflate it):
+    ``(|sum u|^2 - n) / (n (n - 1))``."""
+    distinct = _subsample(np.unique(units, axis=0), limit, rng)
+    n = distinct.shape[0]
+    if n < 2:
+        return math.nan
+    total = distinct.sum(axis=0)
+    return float((total @ total - n) / (n * (n - 1)))
+
+
+def _subsample(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    if x.shape[0] <= k:
+        return np.asarray(x, dtype=np.float32)
+    return np.asarray(x[np.sort(rng.choice(x.shape[0], k, replace=False))], dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------- report
+
+
+@dataclass(frozen=True)
+class DriftStatistic:
+    """One statistic: its value, the bound it had to exceed, p-value and alarm."""
+
+    name: str
+    value: float
+    critical: float
+    p_value: float
+    alarm: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Novelty:
+    """Current rows far from every reference cluster (the new-domain signal)."""
+
+    cutoff: float
+    quantile: float
+    n_novel: int
+    n_current: int
+    share: float
+    p_value: float
+    coherence: float
+    n_distinct: int
+    examples: tuple[str, ...] = ()
+    domains: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """Statistics of one comparison; ``alarm`` is true when any statistic alarms."""
+
+    reference: str
+    current: str
+    n_reference: int
+    n_current: int
+    statistics: tuple[DriftStatistic, ...]
+    thresholds: DriftThresholds
+    novelty: Novelty | None = None
+    projections: Mapping[str, Any] = field(default_factory=dict)
+    log_errors: tuple[LogError, ...] = ()
+
+    @property
+    def alarm(self) -> bool:
+        return any(s.alarm for s in self.statistics)
+
+    @property
+    def alarms(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.statistics if s.alarm)
+
+    def statistic(self, name: str) -> DriftStatistic | None:
+        return next((s for s in self.statistics if s.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (NaN as None)."""
+        return _jsonable(
+            {
+                "reference": self.reference,
+                "current": self.current,
+                "n_reference": self.n_reference,
+                "n_current": self.n_current,
+                "alarm": self.alarm,
+                "alarms": list(self.alarms),
+                "statistics": [asdict(s) for s in self.statistics],
+                "novelty": asdict(self.novelty) if self.novelty else None,
+                "thresholds": asdict(self.thresholds),
+                "projections": dict(self.projections),
+                "log_errors": [str(e) for e in self.log_errors],
+            }
+        )
+
+    def summary_lines(self) -> list[str]:
+        """One line per statistic: value, bound, p-value, ALARM / ok."""
+        lines = [f"drift: {self.current} (n={self.n_current}) vs {self.reference} "]
+        lines[0] += f"(n={self.n_reference})"
+        for s in self.statistics:
+            flag = "ALARM" if s.alarm else "ok"
+            lines.append(
+                f"  {s.name:<18} {s.value:>10.4f}  bound {s.critical:>8.4f}  "
+                f"p={s.p_value:.3g}  {flag}  {s.detail}".rstrip()
+            )
+        return lines
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        return _jsonable(x.item())
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    return x
+
+
+def compare_windows(
+    reference: Any,
+    current: Any,
+    *,
+    thresholds: DriftThresholds | None = None,
+    projections: bool = True,
+) -> DriftReport:
+    """Drift of ``current`` against ``reference`` (paths, arrays, batches, or a
+    :class:`ReferenceProfile` from :func:`profile_reference`, reused as is)."""
+    if isinstance(reference, ReferenceProfile):
+        profile = reference
+        if thresholds is not None and thresholds != profile.thresholds:
+            raise MetricError("thresholds differ from the profile's; re-profile the reference")
+    else:
+        profile = profile_reference(reference, thresholds or DriftThresholds())
+    cur = load_window(current)
+    stats: list[DriftStatistic] = []
+    novelty = None
+    if profile.summary is not None and cur.embeddings is not None:
+        stats += _embedding_statistics(profile, cur)
+        novelty = _novelty_of(profile, cur)
+        stats.append(_novelty_statistic(novelty, profile.thresholds))
+    if profile.score_edges is not None and cur.rerank_scores is not None:
+        stats.append(_score_psi(profile, cur))
+    if not stats:
+        raise MetricError(
+            f"nothing to compare: {profile.window.source} and {cur.source} share neither "
+            "query embeddings nor reranker scores"
+        )
+    return DriftReport(
+        profile.window.source,
+        cur.source,
+        profile.window.n,
+        cur.n,
+        tuple(stats),
+        profile.thresholds,
+        novelty,
+        _projections(profile, cur) if projections else {},
+        profile.window.errors + cur.errors,
+    )
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+_MIN_PER_BIN = 20  # below ~20 expected per bin the chi-square null of PSI is too optimistic
+
+
+def _coarsened(ref: np.ndarray, cur: np.ndarray, n: int, m: int):
+    """Adjacent bins merged into ``clamp(min(n, m) // 20, 2, B)`` groups of near-equal size,
+    so that every bin expects ~20 units and the chi-square null holds at small n."""
+    groups = int(min(max(min(n, m) // _MIN_PER_BIN, 2), ref.size))
+    starts = np.linspace(0, ref.size, groups + 1).astype(int)[:-1]
+    return np.add.reduceat(ref, starts), np.add.reduceat(cur, starts)
+
+
+def _proportions(ref: np.ndarray, cur: np.ndarray, eps: float = 1e-4):
+    return np.maximum(ref / ref.sum(), eps), np.maximum(cur / cur.sum(), eps)
+
+
+def _binned_psi(name: str, ref: np.ndarray, cur: np.ndarray, n: int, m: int, t: DriftThresholds):
+    """PSI of two count vectors (coarsened for small n) with its sample-size-aware alarm."""
+    from scipy.stats import chi2
+
+    rc, cc = _coarsened(ref, cur, n, m)
+    r, c = _proportions(rc, cc)
+    value, bins = float(np.sum((c - r) * np.log(c / r))), rc.size
+    critical = max(t.psi, drift.psi_critical_value(n, m, bins, t.alpha))
+    p = float(chi2.sf(value * n * m / (n + m), bins - 1))
+    alarm = drift.psi_alarm(value, n, m, bins, t.psi, t.alpha)
+    return DriftStatistic(name, value, critical, p, alarm, f"bins={bins}")
+
+
+def _embedding_statistics(profile: ReferenceProfile, cur: Window) -> list[DriftStatistic]:
+    """Critical values use the number of sessions (units), not rows: a session's queries
+    (repeats, reformulations) are correlated, and counting rows would over-state the evidence."""
+    t, ref, x = profile.thresholds, profile.summary, cur.embeddings
+    assert ref is not None and x is not None
+    cur_summary = drift.summarize_embeddings_like(x, ref)
+    d = drift.compare_embeddings(ref, cur_summary)
+    n, m = profile.window.n_units, cur.n_units
+    counts = (ref.norm_hist.counts, cur_summary.norm_hist.counts)
+    out = [_binned_psi("norm_psi", *counts, n, m, t), _kl_statistic(*counts, n, m, t)]
+    out.append(_cosine_statistic(profile, cur, d.cosine_to_history))
+    out.append(_cluster_statistic(profile, cur, d.centroid_shift))
+    if d.ks_per_dim is not None:
+        out.append(_ks_statistic(d, n, m, t))
+    out.append(_mmd_statistic(profile, cur))
+    return out
+
+
+def _kl_statistic(ref: np.ndarray, cur: np.ndarray, n: int, m: int, t: DriftThresholds):
+    """``KL(c || r) ~ chi2(B-1) (1/n + 1/m) / 2`` under H0 (half the PSI null)."""
+    from scipy.stats import chi2
+
+    rc, cc = _coarsened(ref, cur, n, m)
+    r, c = _proportions(rc, cc)
+    r, c = r / r.sum(), c / c.sum()
+    value, bins = max(0.0, float(np.sum(c * np.log(c / r)))), rc.size
+    scale = 0.5 * (1.0 / n + 1.0 / m)
+    critical = max(t.kl, float(chi2.ppf(1.0 - t.alpha, bins - 1)) * scale)
+    p = float(chi2.sf(value / scale, bins - 1))
+    return DriftStatistic("norm_kl", value, critical, p, value > critical, f"bins={bins}")
+
+
+def _cosine_statistic(profile: ReferenceProfile, cur: Window, value: float) -> DriftStatistic:
+    """One-sided Welch t-test of a drop in cosine to history, on per-session means."""
+    from scipy.stats import ttest_ind
+
+    t, ref_cos = profile.thresholds, profile.self_cosine
+    assert ref_cos is not None and profile.summary is not None and cur.embeddings is not None
+    per_row = drift.cosine_to_history_per_sample(cur.embeddings, profile.summary)
+    cur_cos = _unit_means(per_row, cur.units)
+    drop = float(ref_cos.mean() - cur_cos.mean())
+    p = float(ttest_ind(ref_cos, cur_cos, equal_var=False, alternative="greater").pvalue)
+    p = p if math.isfinite(p) else (0.0 if drop > 0 else 1.0)
+    alarm = drop > t.cosine_drop and p < t.alpha
+    detail = f"reference={ref_cos.mean():.4f} drop={drop:.4f} (floor {t.cosine_drop:g})"
+    return DriftStatistic(
+        "cosine_to_history", value, float(ref_cos.mean()) - t.cosine_drop, p, alarm, detail
+    )
+
+
+def _cluster_statistic(profile: ReferenceProfile, cur: Window, shift: float) -> DriftStatistic:
+    """PSI of the shares of the reference's k-means clusters (reference shares read on the
+    held-out half)."""
+    assert profile.centroids is not None and profile.cluster_counts is not None
+    assert cur.embeddings is not None
+    labels, _ = _nearest(_unit_rows(cur.embeddings), profile.centroids)
+    k = profile.centroids.shape[0]
+    ref_counts, cur_counts = profile.cluster_counts, np.bincount(labels, minlength=k)
+    n, m = profile.n_calibration_units, cur.n_units
+    stat = _binned_psi("cluster_share_psi", ref_counts, cur_counts, n, m, profile.thresholds)
+    return replace(stat, detail=f"k={k} centroid_shift={shift:.4f}")
+
+
+def _ks_statistic(d: drift.EmbeddingDrift, n: int, m: int, t: DriftThresholds) -> DriftStatistic:
+    """Largest per-dimension binned KS against the Bonferroni critical value."""
+    from scipy.stats import kstwo
+
+    assert d.ks_per_dim is not None
+    dims = d.ks_per_dim.size
+    c = math.sqrt(-math.log(t.alpha / (2 * dims)) / 2.0)
+    critical = max(t.ks, c * math.sqrt((n + m) / (n * m)))
+    n_eff = max(1, round(n * m / (n + m)))
+    p = min(1.0, float(kstwo.sf(d.ks_max, n_eff)) * dims)
+    drifted = int(np.count_nonzero(d.ks_per_dim > critical))
+    return DriftStatistic(
+        "ks_max",
+        d.ks_max,
+        critical,
+        p,
+        d.ks_max > critical,
+        f"{drifted}/{dims} dimensions above the bound",
+    )
+
+
+def _mmd_statistic(profile: ReferenceProfile, window: Window) -> DriftStatistic:
+    """Permutation MMD on one row per session, subsampled (the permutation null needs
+    exchangeable, independent rows)."""
+    t = profile.thresholds
+    assert profile.mmd_sample is not None and window.embeddings is not None
+    rng = np.random.default_rng(t.seed + 1)
+    cur = _subsample(_one_per_unit(window.embeddings, window.units, rng), t.mmd_sample, rng)
+    mmd2, p = drift.mmd_permutation_test(
+        profile.mmd_sample, cur, n_permutations=t.n_permutations, seed=t.seed
+    )
+    detail = f"subsample {len(profile.mmd_sample)} vs {len(cur)}, {t.n_permutations} perms"
+    return DriftStatistic("mmd", mmd2, t.mmd, p, mmd2 > t.mmd and p < t.alpha, detail)
+
+
+def _novelty_of(profile: ReferenceProfile, cur: Window) -> Novelty:
+    from scipy.stats import binomtest
+
+    t = profile.thresholds
+    assert cur.embeddings is not None and profile.centroids is not None
+    vectors = _unit_rows(cur.embeddings)
+    _, nearest = _nearest(vectors, profile.centroids)
+    novel = nearest < profile.novelty_cutoff
+    k, n = int(novel.sum()), len(nearest)
+    # exact binomial test on sessions: the novel share scaled to the number of sessions
+    units = cur.n_units
+    p = float(binomtest(round(units * k / n), units, t.novelty_quantile, "greater").pvalue)
+    rng = np.random.default_rng(t.seed + 2)
+    coherence = _cohesion(vectors[novel], profile, rng) if k >= 2 else math.nan
+    return Novelty(
+        profile.novelty_cutoff,
+        t.novelty_quantile,
+        k,
+        n,
+        k / n,
+        p,
+        coherence,
+        len(np.unique(vectors[novel], axis=0)) if k else 0,
+        _examples(cur.queries, novel, nearest),
+        _domain_counts(cur.domains, novel),
+    )
+
+
+def _cohesion(novel: np.ndarray, profile: ReferenceProfile, rng: np.random.Generator) -> float:
+    """``(inner - cross) / (reference - cross)``: ``inner`` = mean pairwise cosine among the
+    distinct novel rows, ``cross`` = their mean cosine to every reference row, ``reference`` =
+    the reference traffic's own mean pairwise cosine. ~0 for scattered outliers (as close to
+    the reference as to each other), ~1 for a group as tight as the reference traffic."""
+    assert profile.summary is not None
+    inner = _mean_pairwise_cosine(novel, rng)
+    cross = float(np.unique(novel, axis=0).mean(axis=0) @ profile.summary.unit_centroid)
+    spread = profile.pairwise_cosine - cross
+    return (inner - cross) / spread if spread > 0 else math.nan
+
+
+def _examples(queries: Sequence[str], novel: np.ndarray, nearest: np.ndarray) -> tuple[str, ...]:
+    if not queries:
+        return ()
+    order = np.argsort(nearest, kind="stable")
+    return tuple(dict.fromkeys(queries[i] for i in order if novel[i]))[:5]
+
+
+def _domain_counts(domains: Sequence[str], novel: np.ndarray) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for i in np.flatnonzero(novel).tolist() if domains else ():
+        counts[domains[i]] = counts.get(domains[i], 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _novelty_statistic(nov: Novelty, t: DriftThresholds) -> DriftStatistic:
+    coherent = math.isfinite(nov.coherence) and nov.coherence >= t.coherence
+    alarm = nov.p_value < t.alpha and nov.share >= t.novelty_share and coherent
+    detail = (
+        f"{nov.n_novel}/{nov.n_current} below the reference's {nov.quantile:.0%} nearest-"
+        f"centroid cosine {nov.cutoff:.3f}; coherence={nov.coherence:.2f} (min {t.coherence:g})"
+    )
+    return DriftStatistic("novel_share", nov.share, t.novelty_share, nov.p_value, alarm, detail)
+
+
+def _score_psi(profile: ReferenceProfile, cur: Window) -> DriftStatistic:
+    """Reranker-score PSI; n = result lists, not scores (a list's scores are dependent)."""
+    edges, t = profile.score_edges, profile.thresholds
+    ref_scores, cur_scores = profile.window.rerank_scores, cur.rerank_scores
+    assert edges is not None and ref_scores is not None and cur_scores is not None
+    r = np.bincount(np.searchsorted(edges, ref_scores, side="right"), minlength=t.bins)
+    c = np.bincount(np.searchsorted(edges, cur_scores, side="right"), minlength=t.bins)
+    n, m = max(profile.window.n_score_units, 1), max(cur.n_score_units, 1)
+    return _binned_psi("rerank_score_psi", r, c, n, m, t)
+
+
+def _projections(profile: ReferenceProfile, cur: Window) -> dict[str, Any]:
+    """Norm histograms and 2-D PCA (``drift_plot_data``), plus UMAP when installed."""
+    from guardrails.gates import drift_plot_data
+
+    if profile.plot_sample is None or cur.embeddings is None:
+        return {}
+    rng = np.random.default_rng(profile.thresholds.seed + 3)
+    a, b = profile.plot_sample, _subsample(cur.embeddings, _PLOT_POINTS, rng)
+    # float64: unit vectors' float32 norms span ~1e-7, too little for float32 histogram bins
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    out = drift_plot_data(a, b, seed=profile.thresholds.seed, points=_PLOT_POINTS)
+    umap_xy = _umap(a, b, profile.thresholds.seed)
+    if umap_xy is not None:
+        out["umap"] = umap_xy
+    return out
+
+
+def _umap(a: np.ndarray, b: np.ndarray, seed: int) -> dict[str, Any] | None:
+    try:
+        import umap
+    except ImportError:
+        return None
+    xy = umap.UMAP(n_components=2, random_state=seed).fit_transform(np.concatenate([a, b]))
+    return {
+        "reference": np.round(xy[: len(a)], 4).tolist(),
+        "current": np.round(xy[len(a) :], 4).tolist(),
+    }

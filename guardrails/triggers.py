@@ -1,0 +1,310 @@
+"""Retrain triggers: schedule, threshold and event findings -> which components to retrain.
+
+:func:`decide_triggers` compares the reference and current window signals
+(:class:`~guardrails.signals.WindowSignals`) and reads a drift report
+(:class:`~guardrails.drift_report.DriftReport`). Each finding has a kind, a signal, a
+message quoting the numbers, and the components it sends to retraining:
+
+* **schedule**: ``now - last_retrain > max-age-days`` -> retriever, reranker, generator.
+* **threshold**: CTR drop beyond ``ctr-drop`` with a one-sided two-proportion z-test at
+  ``alpha`` -> reranker when the query embeddings are stable, else retriever; norm PSI alarm
+  -> retriever (re-embed and re-index); complaint-rate rise beyond ``complaint-rise`` (z-test)
+  or a rising complaint topic (:func:`~guardrails.signals.rising_topics`) -> generator and
+  alignment; hallucination-rate rise -> generator and alignment; latency p95 of a stage up by
+  ``latency-p95-ratio`` or more -> no component (an operations alert, reported).
+* **event**: a new domain (the drift report's ``novel_share`` alarm: a coherent group of current
+  queries far from every reference cluster) -> retriever, reranker, generator; an error-rate
+  rise beyond ``error-rise`` (z-test) -> no component (operations).
+
+``fire`` is true when at least one finding names a component. Thresholds come from
+``[tool.guardrails.triggers]`` in ``pyproject.toml`` (:func:`load_trigger_policy`)::
+
+    [tool.guardrails.triggers]
+    max-age-days = 30         ctr-drop = 0.03          complaint-rise = 0.01
+    latency-p95-ratio = 1.25  error-rise = 0.01        hallucination-rise = 0.01
+    alpha = 0.05              min-queries = 50
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from guardrails.errors import MetricError, PolicyError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = [
+    "COMPONENTS",
+    "Finding",
+    "TriggerDecision",
+    "TriggerPolicy",
+    "decide_triggers",
+    "load_trigger_policy",
+    "parse_trigger_policy",
+    "window_pair",
+]
+
+COMPONENTS = ("retriever", "reranker", "generator", "alignment")
+_ANSWER_TOPICS = ("made-up", "invent", "wrong", "unrelated", "hallucinat", "unsafe", "answer")
+
+
+@dataclass(frozen=True)
+class TriggerPolicy:
+    """Trigger thresholds (TOML keys are these names with ``-`` for ``_``)."""
+
+    max_age_days: float = 30.0
+    ctr_drop: float = 0.03
+    complaint_rise: float = 0.01
+    hallucination_rise: float = 0.01
+    latency_p95_ratio: float = 1.25
+    error_rise: float = 0.01
+    alpha: float = 0.05
+    min_queries: int = 50
+
+
+def parse_trigger_policy(table: Mapping[str, Any], source: str = "pyproject.toml") -> TriggerPolicy:
+    """Validate a ``[tool.guardrails.triggers]`` table; :class:`PolicyError` names the key."""
+    allowed = {f.name.replace("_", "-"): f for f in fields(TriggerPolicy)}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in allowed:
+            raise PolicyError(
+                f"{source}: [tool.guardrails.triggers] has unknown key {key!r}; "
+                f"allowed keys: {sorted(allowed)}"
+            )
+        values[allowed[key].name] = _checked(key, value, source)
+    return TriggerPolicy(**values)
+
+
+def _checked(key: str, value: Any, source: str) -> float | int:
+    where = f"{source}: [tool.guardrails.triggers] {key}={value!r}"
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise PolicyError(f"{where}; allowed values: a finite number")
+    if key == "alpha" and not 0.0 < value < 0.5:
+        raise PolicyError(f"{where}; allowed values: 0 < alpha < 0.5")
+    if key == "latency-p95-ratio" and value <= 1.0:
+        raise PolicyError(f"{where}; allowed values: a ratio > 1 (1.25 = 25% slower)")
+    if key == "min-queries" and (not isinstance(value, int) or value < 1):
+        raise PolicyError(f"{where}; allowed values: an integer >= 1")
+    if value < 0:
+        raise PolicyError(f"{where}; allowed values: a number >= 0")
+    return value
+
+
+def load_trigger_policy(pyproject: str | Path | None) -> TriggerPolicy:
+    """The ``[tool.guardrails.triggers]`` table of ``pyproject`` (defaults when absent)."""
+    if pyproject is None or not Path(pyproject).is_file():
+        return TriggerPolicy()
+    try:
+        with open(pyproject, "rb") as f:
+            data = tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{pyproject}: not valid TOML: {exc}") from None
+    table = data.get("tool", {}).get("guardrails", {}).get("triggers", {})
+    if not isinstance(table, Mapping):
+        raise PolicyError(f"{pyproject}: [tool.guardrails.triggers] must be a table")
+    return parse_trigger_policy(table, str(pyproject))
+
+
+class Finding(NamedTuple):
+    """One reason to act: ``kind`` is schedule / threshold / event."""
+
+    kind: str
+    signal: str
+    message: str
+    components: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TriggerDecision:
+    """``fire``: retrain ``components``; ``findings`` include operations-only alerts."""
+
+    fire: bool
+    findings: tuple[Finding, ...]
+    components: tuple[str, ...]
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def reasons(self) -> list[tuple[str, str]]:
+        """``(kind, message)`` of every finding."""
+        return [(f.kind, f.message) for f in self.findings]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fire": self.fire,
+            "components": list(self.components),
+            "findings": [f._asdict() | {"components": list(f.components)} for f in self.findings],
+            "facts": dict(self.facts),
+        }
+
+    def summary_lines(self) -> list[str]:
+        head = f"retrain: {', '.join(self.components)}" if self.fire else "retrain: no"
+        lines = [head]
+        for f in self.findings:
+            target = ", ".join(f.components) or "ops only"
+            lines.append(f"  [{f.kind}] {f.signal}: {f.message} -> {target}")
+        return lines
+
+
+# ----------------------------------------------------------------------------- tests
+
+
+def _proportion_rise(p0: float, n0: int, p1: float, n1: int) -> float:
+    """One-sided p-value of ``p1 > p0`` (pooled two-proportion z-test)."""
+    from scipy.stats import norm
+
+    if not (math.isfinite(p0) and math.isfinite(p1)) or n0 < 1 or n1 < 1:
+        return 1.0
+    pooled = (p0 * n0 + p1 * n1) / (n0 + n1)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n0 + 1 / n1))
+    if se == 0:
+        return 0.0 if p1 > p0 else 1.0
+    return float(norm.sf((p1 - p0) / se))
+
+
+def _rise(name: str, ref: Any, cur: Any, margin: float, policy: TriggerPolicy) -> str | None:
+    """A message when the rate ``name`` rose by more than ``margin``, significantly."""
+    p0, p1 = getattr(ref, name), getattr(cur, name)
+    p = _proportion_rise(p0, ref.n_queries, p1, cur.n_queries)
+    if math.isfinite(p1 - p0) and p1 - p0 > margin and p < policy.alpha:
+        return f"{name} {p0:.4f} -> {p1:.4f} (+{p1 - p0:.4f} > {margin:g}, p={p:.2g})"
+    return None
+
+
+# ----------------------------------------------------------------------------- findings
+
+
+def _schedule(last: datetime | None, now: datetime, policy: TriggerPolicy) -> list[Finding]:
+    if last is None:
+        return []
+    age = (now - last).total_seconds() / 86400.0
+    if age <= policy.max_age_days:
+        return []
+    msg = f"last retrain {age:.1f} days ago > max-age-days={policy.max_age_days:g}"
+    return [Finding("schedule", "age", msg, ("retriever", "reranker", "generator"))]
+
+
+def _ctr(ref: Any, cur: Any, embeddings_stable: bool, policy: TriggerPolicy) -> list[Finding]:
+    p = _proportion_rise(cur.ctr, cur.n_queries, ref.ctr, ref.n_queries)
+    drop = ref.ctr - cur.ctr
+    if not (math.isfinite(drop) and drop > policy.ctr_drop and p < policy.alpha):
+        return []
+    target = ("reranker",) if embeddings_stable else ("retriever",)
+    msg = f"CTR {ref.ctr:.4f} -> {cur.ctr:.4f} (-{drop:.4f} > {policy.ctr_drop:g}, p={p:.2g})"
+    return [Finding("threshold", "ctr", msg, target)]
+
+
+def _complaints(ref: Any, cur: Any, policy: TriggerPolicy) -> list[Finding]:
+    from guardrails.signals import rising_topics
+
+    out = []
+    message = _rise("complaint_rate", ref, cur, policy.complaint_rise, policy)
+    if message:
+        out.append(Finding("threshold", "complaint_rate", message, ("generator", "alignment")))
+    for topic in rising_topics(ref, cur, alpha=policy.alpha):
+        about_answers = any(word in topic.label for word in _ANSWER_TOPICS)
+        msg = (
+            f"complaint topic {topic.label!r} rising {topic.reference_rate:.4f} -> "
+            f"{topic.current_rate:.4f} (x{topic.ratio:.1f}, p={topic.p_value:.2g})"
+        )
+        target = ("generator", "alignment") if about_answers or not topic.label else ("generator",)
+        out.append(Finding("threshold", "complaint_topic", msg, target))
+    return out
+
+
+def _hallucinations(ref: Any, cur: Any, policy: TriggerPolicy) -> list[Finding]:
+    message = _rise("hallucination_rate", ref, cur, policy.hallucination_rise, policy)
+    if message is None:
+        return []
+    return [Finding("threshold", "hallucination_rate", message, ("generator", "alignment"))]
+
+
+def _latency(ref: Any, cur: Any, policy: TriggerPolicy) -> list[Finding]:
+    out = []
+    for stage, now_p in cur.latency_ms.items():
+        before = ref.latency_ms.get(stage)
+        if before is None or min(before.n, now_p.n) < policy.min_queries or not before.p95 > 0:
+            continue
+        ratio = now_p.p95 / before.p95
+        if ratio >= policy.latency_p95_ratio:
+            msg = f"{stage} p95 {before.p95:.1f} -> {now_p.p95:.1f} ms (x{ratio:.2f})"
+            out.append(Finding("threshold", f"latency_p95_{stage}", msg))
+    return out
+
+
+def _errors(ref: Any, cur: Any, policy: TriggerPolicy) -> list[Finding]:
+    message = _rise("error_rate", ref, cur, policy.error_rise, policy)
+    return [Finding("event", "error_rate", message)] if message else []
+
+
+def _drift(report: Any) -> list[Finding]:
+    if report is None:
+        return []
+    out = []
+    norm = report.statistic("norm_psi")
+    if norm is not None and norm.alarm:
+        msg = f"query-embedding norm PSI {norm.value:.3f} > {norm.critical:.3f}"
+        out.append(Finding("threshold", "norm_psi", msg, ("retriever",)))
+    novel = report.statistic("novel_share")
+    if novel is not None and novel.alarm:
+        nov = report.novelty
+        examples = "; ".join(nov.examples[:3]) if nov is not None else ""
+        msg = f"new domain: {novel.detail}; e.g. {examples}"
+        out.append(Finding("event", "new_domain", msg, ("retriever", "reranker", "generator")))
+    return out
+
+
+def _embeddings_stable(report: Any) -> bool:
+    names = ("norm_psi", "mmd", "cosine_to_history", "novel_share")
+    return report is None or not any(s.alarm for s in report.statistics if s.name in names)
+
+
+def decide_triggers(
+    reference_signals: Any,
+    current_signals: Any,
+    drift_report: Any = None,
+    *,
+    policy: TriggerPolicy = TriggerPolicy(),
+    last_retrain: datetime | None = None,
+    now: datetime | None = None,
+) -> TriggerDecision:
+    """Findings of every trigger (see the module docstring) and the components to retrain.
+
+    Signals are one :class:`~guardrails.signals.WindowSignals` per side, both from one
+    complaint-topic model (:func:`window_pair`); ``drift_report`` may be None (no embeddings).
+    """
+    now = now or datetime.now(timezone.utc)
+    ref, cur = reference_signals, current_signals
+    findings = _schedule(last_retrain, now, policy) + _drift(drift_report)
+    if min(ref.n_queries, cur.n_queries) >= policy.min_queries:
+        findings += _ctr(ref, cur, _embeddings_stable(drift_report), policy)
+        findings += _complaints(ref, cur, policy) + _hallucinations(ref, cur, policy)
+        findings += _latency(ref, cur, policy) + _errors(ref, cur, policy)
+    components = tuple(c for c in COMPONENTS if any(c in f.components for f in findings))
+    facts = {"n_reference": ref.n_queries, "n_current": cur.n_queries, "now": now.isoformat()}
+    return TriggerDecision(bool(components), tuple(findings), components, facts)
+
+
+def window_pair(reference: Sequence[Any], current: Sequence[Any], **kwargs: Any) -> tuple[Any, Any]:
+    """One :class:`~guardrails.signals.WindowSignals` per side with ONE complaint-topic model
+    fitted on both sides' complaints (so :func:`rising_topics` can compare them)."""
+    from guardrails.signals import compute_signals, fit_complaint_topics
+
+    complaints = [r.complaint for r in (*reference, *current) if r.complaint]
+    topics = kwargs.pop("topics", None)
+    if topics is None and complaints:
+        topics = fit_complaint_topics(complaints, embedder=kwargs.get("embedder"), seed=0)
+    ref = compute_signals(reference, topics=topics, **kwargs)
+    cur = compute_signals(current, topics=topics, **kwargs)
+    if not ref or not cur:
+        raise MetricError("window_pair: both windows need at least one log record")
+    return ref[0], cur[0]

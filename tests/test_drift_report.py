@@ -1,0 +1,146 @@
+"""Drift over windows: no alarm on random splits, an alarm on each injected event, the CLI."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from guardrails.cli import main
+from guardrails.drift_report import (
+    DriftThresholds,
+    compare_windows,
+    load_window,
+    profile_reference,
+)
+from guardrails.errors import MetricError
+from guardrails.logs import LogBatch, write_logs
+from guardrails.simulator import EmbeddingShift, NewDomainLaunch, SimulationConfig, simulate
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+AT = timedelta(hours=12)
+
+
+class LSAEmbedder:
+    """Latent semantic analysis (TF-IDF + truncated SVD) fitted on the demo corpora: a tiny,
+    deterministic stand-in for a sentence embedder that still separates the two domains."""
+
+    def __init__(self, dim: int = 48) -> None:
+        from sklearn.decomposition import TruncatedSVD
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        texts = [
+            json.loads(line)["text"]
+            for d in ("payments", "devices")
+            for line in (GOLDEN / d / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+        ]
+        self.vectorizer = TfidfVectorizer(sublinear_tf=True, stop_words="english").fit(texts)
+        self.svd = TruncatedSVD(dim, random_state=0).fit(self.vectorizer.transform(texts))
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        x = self.svd.transform(self.vectorizer.transform(texts))
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+@pytest.fixture(scope="session")
+def lsa() -> LSAEmbedder:
+    return LSAEmbedder()
+
+
+def simulated(embedder, events=(), seed=2, hours=24.0):
+    """``(before, after)`` record batches of a simulated day split at ``AT``."""
+    cfg = SimulationConfig(seed=seed, hours=hours, sessions_per_hour=30.0, events=events)
+    records = simulate(cfg, GOLDEN, embedder)
+    split = cfg.start + AT.total_seconds()
+    before = tuple(r for r in records if r.timestamp < split)
+    after = tuple(r for r in records if r.timestamp >= split)
+    return LogBatch(before, (), len(before)), LogBatch(after, (), len(after))
+
+
+@pytest.fixture(scope="module")
+def quiet_day(lsa):
+    before, after = simulated(lsa)
+    return LogBatch(before.records + after.records, (), 0)
+
+
+def test_no_alarm_on_random_splits_of_one_window(quiet_day) -> None:
+    """Random halves of one window (by session): at most one false alarm over the seeds."""
+    sessions = sorted({r.session_id for r in quiet_day.records})
+    alarms = []
+    for seed in range(6):
+        half = set(np.random.default_rng(seed).permutation(sessions)[: len(sessions) // 2])
+        a = tuple(r for r in quiet_day.records if r.session_id in half)
+        b = tuple(r for r in quiet_day.records if r.session_id not in half)
+        report = compare_windows(LogBatch(a, (), 0), LogBatch(b, (), 0), projections=False)
+        alarms.append(report.alarms)
+    assert sum(bool(a) for a in alarms) <= 1, alarms
+
+
+def test_new_domain_raises_novelty_alarm(lsa) -> None:
+    before, after = simulated(lsa, (NewDomainLaunch("devices", AT, ramp_hours=2.0),))
+    report = compare_windows(before, after, projections=False)
+    assert "novel_share" in report.alarms
+    assert report.novelty is not None
+    assert max(report.novelty.domains, key=report.novelty.domains.get) == "devices"
+
+
+def test_embedding_shift_raises_norm_and_mmd_alarms(lsa) -> None:
+    before, after = simulated(lsa, (EmbeddingShift(AT, angle=0.5, norm_scale=1.15),))
+    report = compare_windows(before, after, projections=False)
+    assert {"norm_psi", "norm_kl", "mmd"} <= set(report.alarms)
+    assert report.statistic("norm_psi").value > 1.0
+
+
+def test_npy_windows_profile_reuse_and_projections(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal((600, 8)).astype(np.float32)
+    same = rng.standard_normal((500, 8)).astype(np.float32)
+    np.save(tmp_path / "ref.npy", ref)
+    profile = profile_reference(tmp_path / "ref.npy")
+    quiet = compare_windows(profile, same)
+    shifted = compare_windows(profile, same * 1.3)
+    assert not quiet.alarm, quiet.summary_lines()
+    assert {"norm_psi", "mmd"} <= set(shifted.alarms)
+    assert len(quiet.projections["pca"]["reference"]) == 300
+    assert json.dumps(shifted.to_dict())  # JSON-able (NaN -> null)
+    with pytest.raises(MetricError, match="thresholds differ"):
+        compare_windows(profile, same, thresholds=DriftThresholds(alpha=0.01))
+
+
+def test_psi_alarm_needs_significance_not_just_size() -> None:
+    """Tiny n: noise alone gives PSI far above the 0.1 floor, yet alarms stay rare because
+    the critical value grows as 1/n + 1/m."""
+    stats = []
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        x, y = rng.standard_normal((12, 4)), rng.standard_normal((12, 4))
+        stats.append(compare_windows(x, y, projections=False).statistic("norm_psi"))
+    assert sum(s.value > 0.1 for s in stats) >= 5
+    assert sum(s.alarm for s in stats) <= 3
+    assert all(s.detail == "bins=2" and s.critical > 0.5 for s in stats)
+
+
+def test_cli_drift_exit_codes_json_and_malformed_lines(tmp_path: Path, lsa, capsys) -> None:
+    before, after = simulated(lsa, (EmbeddingShift(AT),), hours=16.0)
+    ref = write_logs(before.records, tmp_path / "ref.jsonl")
+    cur = write_logs(after.records, tmp_path / "cur.jsonl")
+    with open(cur, "a", encoding="utf-8") as f:
+        f.write('{"timestamp": 1, "query": "no session"}\n')
+    assert main(["drift", "--reference", str(ref), "--current", str(cur)]) == 1
+    out = capsys.readouterr().out
+    assert f"malformed: {cur}:{len(after.records) + 1}:" in out
+    assert "norm_psi" in out and "ALARM" in out and "retriever" in out
+    assert main(["drift", "--reference", str(ref), "--current", str(ref), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["alarm"] is False and data["triggers"]["fire"] is False
+
+
+def test_load_window_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not found"):
+        load_window(tmp_path / "missing.npy")
+    np.save(tmp_path / "flat.npy", np.zeros(5))
+    with pytest.raises(MetricError, match=r"\(n >= 2, d\) array"):
+        load_window(tmp_path / "flat.npy")

@@ -1,0 +1,102 @@
+"""Retrain triggers: each simulated event fires its trigger and names its components."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from guardrails.drift_report import compare_windows
+from guardrails.errors import PolicyError
+from guardrails.simulator import (
+    ComplaintSurge,
+    LatencyRegression,
+    NewDomainLaunch,
+)
+from guardrails.triggers import (
+    TriggerPolicy,
+    decide_triggers,
+    load_trigger_policy,
+    parse_trigger_policy,
+    window_pair,
+)
+from tests.test_drift_report import AT, LSAEmbedder, simulated
+
+NOW = datetime(2026, 3, 2, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def lsa() -> LSAEmbedder:
+    return LSAEmbedder()
+
+
+def decide(before, after, **kwargs):
+    report = compare_windows(before, after, projections=False)
+    signals = window_pair(before.records, after.records)
+    return decide_triggers(*signals, report, now=NOW, **kwargs)
+
+
+def signals_named(decision, signal):
+    return [f for f in decision.findings if f.signal.startswith(signal)]
+
+
+def test_quiet_days_fire_nothing(lsa) -> None:
+    fired = [decide(*simulated(lsa, seed=seed)).findings for seed in (2, 5)]
+    assert fired == [(), ()]
+
+
+def test_new_domain_is_an_event_for_retriever_reranker_generator(lsa) -> None:
+    decision = decide(*simulated(lsa, (NewDomainLaunch("devices", AT, ramp_hours=2.0),)))
+    (finding,) = signals_named(decision, "new_domain")
+    assert finding.kind == "event"
+    assert finding.components == ("retriever", "reranker", "generator")
+    assert decision.fire and {"retriever", "generator"} <= set(decision.components)
+
+
+def test_latency_regression_is_an_ops_threshold(lsa) -> None:
+    decision = decide(*simulated(lsa, (LatencyRegression("generate", 1.6, AT),)))
+    found = signals_named(decision, "latency_p95_generate")
+    assert found and found[0].kind == "threshold" and found[0].components == ()
+    assert not signals_named(decision, "latency_p95_search")
+    assert not decision.fire  # latency alone retrains nothing, but it is reported
+
+
+def test_complaint_surge_sends_the_generator_to_retraining(lsa) -> None:
+    decision = decide(*simulated(lsa, (ComplaintSurge("made-up", 0.08, AT),)))
+    rate = signals_named(decision, "complaint_rate")
+    assert rate and rate[0].kind == "threshold"
+    assert signals_named(decision, "complaint_topic")
+    assert {"generator", "alignment"} <= set(decision.components)
+    assert "retriever" not in decision.components
+
+
+def test_schedule_fires_on_age_only(lsa) -> None:
+    before, after = simulated(lsa, seed=5, hours=14.0)
+    signals = window_pair(before.records, after.records)
+    policy = TriggerPolicy(max_age_days=7)
+    old = decide_triggers(
+        *signals, None, policy=policy, last_retrain=NOW - timedelta(days=8), now=NOW
+    )
+    fresh = decide_triggers(
+        *signals, None, policy=policy, last_retrain=NOW - timedelta(days=6), now=NOW
+    )
+    assert [f.kind for f in old.findings] == ["schedule"] and old.fire
+    assert old.components == ("retriever", "reranker", "generator")
+    assert not fresh.findings and not fresh.fire
+    assert old.reasons[0][0] == "schedule" and "8.0 days" in old.reasons[0][1]
+
+
+def test_trigger_policy_from_pyproject(tmp_path: Path) -> None:
+    path = tmp_path / "pyproject.toml"
+    path.write_text("[tool.guardrails.triggers]\nmax-age-days = 7\nctr-drop = 0.05\n")
+    assert load_trigger_policy(path) == TriggerPolicy(max_age_days=7, ctr_drop=0.05)
+    assert load_trigger_policy(tmp_path / "absent.toml") == TriggerPolicy()
+    with pytest.raises(PolicyError, match="unknown key 'ctr'"):
+        parse_trigger_policy({"ctr": 0.1})
+    with pytest.raises(PolicyError, match=r"latency-p95-ratio=0\.9"):
+        parse_trigger_policy({"latency-p95-ratio": 0.9})
+    with pytest.raises(PolicyError, match=r"alpha=0\.7"):
+        parse_trigger_policy({"alpha": 0.7})
+    with pytest.raises(PolicyError, match=r"min-queries=2\.5"):
+        parse_trigger_policy({"min-queries": 2.5})
