@@ -1,0 +1,263 @@
+"""Reranker under test: a local sentence-transformers ``CrossEncoder`` + an optional LoRA adapter.
+
+A cross-encoder reads the query and a document together and outputs one relevance logit::
+
+    s(q, d) = w · h_[CLS]([CLS] q [SEP] d [SEP]) + b,       P(relevant | q, d) = σ(s(q, d))
+
+(Nogueira & Cho, 2019, "Passage Re-ranking with BERT", arXiv:1901.04085). :class:`Reranker`
+returns the raw logit ``s`` (σ is monotone, so rankings are equal, and logits do not saturate).
+
+:meth:`Reranker.load` reads a cross-encoder folder from a LOCAL path and applies a peft LoRA folder
+(``adapter_config.json`` + ``adapter_model.safetensors``) through sentence-transformers' own adapter
+support (``CrossEncoder.load_adapter``, the ``PeftAdapterMixin`` that forwards to the underlying
+``AutoModelForSequenceClassification``). Its :attr:`Reranker.fingerprint` identifies every score::
+
+    fingerprint = H(weights folder, adapter folder | "none", {max_length, score: "logit"})
+
+No pretrained cross-encoder exists offline: :func:`build_cross_encoder_from_minilm` makes one from
+the all-MiniLM-L6-v2 transformer weights with a new (seeded, untrained) one-logit head; the
+training module fine-tunes it. Nothing here imports torch or sentence-transformers at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from guardrails.errors import ComponentError
+from guardrails.fingerprint import fingerprint_dir, fingerprint_json, fingerprint_parts
+
+__all__ = ["Reranker", "build_cross_encoder_from_minilm", "reranker_fingerprint", "top_k_docs"]
+
+_ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+# Documentation and our training record are not identity: the weights beside them are.
+_NOT_IDENTITY = ("README.md", "training_record.json")
+_DIR_FINGERPRINTS: dict[tuple[str, tuple[int, int, int]], str] = {}
+
+Run = Mapping[str, Mapping[str, float]]
+
+
+def _dir_fingerprint(path: Path) -> str:
+    """:func:`fingerprint_dir` of ``path`` minus docs/records, memoised per (path, file stats)."""
+    root = path.resolve()
+    stats = [p.stat() for p in root.rglob("*") if p.is_file() and p.name not in _NOT_IDENTITY]
+    key = (
+        str(root),
+        (len(stats), sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0)),
+    )
+    if key not in _DIR_FINGERPRINTS:
+        _DIR_FINGERPRINTS[key] = fingerprint_dir(root, exclude=_NOT_IDENTITY)
+    return _DIR_FINGERPRINTS[key]
+
+
+def reranker_fingerprint(
+    path: str | Path, adapter: str | Path | None = None, *, max_length: int = 256
+) -> str:
+    """The fingerprint :meth:`Reranker.load` would give, computed without loading the model."""
+    model_dir = Path(path)
+    _check_model_dir(model_dir)
+    adapter_fp = "none"
+    if adapter is not None:
+        _check_adapter_dir(Path(adapter))
+        adapter_fp = _dir_fingerprint(Path(adapter))
+    config = fingerprint_json({"max_length": max_length, "score": "logit"})
+    return fingerprint_parts(_dir_fingerprint(model_dir), adapter_fp, config)
+
+
+def _check_model_dir(path: Path) -> None:
+    if not path.is_dir():
+        raise ComponentError(f"reranker path={str(path)!r} does not exist; pass a local folder")
+    if not (path / "config.json").is_file():
+        raise ComponentError(
+            f"reranker path={str(path)!r} has no config.json: not a cross-encoder folder (save "
+            "one with CrossEncoder.save(path) or build_cross_encoder_from_minilm(path))"
+        )
+
+
+def _check_adapter_dir(path: Path) -> None:
+    if not path.is_dir():
+        raise ComponentError(f"adapter path={str(path)!r} does not exist or is not a folder")
+    missing = [name for name in _ADAPTER_FILES if not (path / name).is_file()]
+    if missing:
+        raise ComponentError(
+            f"adapter path={str(path)!r} is not a peft adapter folder: missing "
+            f"{', '.join(missing)} (save it with PeftModel.save_pretrained(path))"
+        )
+
+
+def top_k_docs(scores: Mapping[str, float], k: int) -> list[str]:
+    """The ``k`` best doc ids of one query, by score descending, ties by doc id (deterministic)."""
+    return sorted(scores, key=lambda d: (-scores[d], d))[:k]
+
+
+class Reranker:
+    """A loaded cross-encoder (build it with :meth:`Reranker.load`); scores are logits s(q, d)."""
+
+    def __init__(self, model: Any, fingerprint: str, *, batch_size: int, max_length: int) -> None:
+        self.model = model
+        self.fingerprint = fingerprint
+        self.batch_size = batch_size
+        self.max_length = max_length
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        adapter: str | Path | None = None,
+        *,
+        batch_size: int = 32,
+        max_length: int = 256,
+        device: str = "cpu",
+    ) -> Reranker:
+        """Load the cross-encoder at ``path`` (+ LoRA ``adapter``), offline.
+
+        Raises :class:`ComponentError` naming the path when a folder is missing, is not a
+        cross-encoder / peft folder, or the adapter does not fit the model.
+        """
+        fingerprint = reranker_fingerprint(path, adapter, max_length=max_length)
+        model = load_cross_encoder(Path(path), device=device, max_length=max_length)
+        if adapter is not None:
+            _apply_adapter(model, Path(adapter))
+        model.eval()
+        return cls(model, fingerprint, batch_size=batch_size, max_length=max_length)
+
+    def score(self, query: str, doc_texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """Logits ``s(query, d)`` for each of ``doc_texts``, ``float32`` of shape ``(n,)``."""
+        return self.score_pairs([(query, d) for d in doc_texts], progress=progress)
+
+    def score_pairs(
+        self, pairs: Sequence[tuple[str, str]], *, progress: bool = False
+    ) -> np.ndarray:
+        """Logits for ``(query, document)`` pairs, in input order, batched."""
+        import torch
+
+        if not pairs:
+            return np.zeros(0, dtype=np.float32)
+        scores = self.model.predict(
+            [list(p) for p in pairs],
+            batch_size=self.batch_size,
+            activation_fn=torch.nn.Identity(),
+            show_progress_bar=progress,
+            convert_to_numpy=True,
+        )
+        return np.asarray(scores, dtype=np.float32).reshape(len(pairs))
+
+    def rerank_run(
+        self,
+        run: Run,
+        queries: Mapping[str, str],
+        docs: Mapping[str, str],
+        *,
+        top_k: int = 20,
+        progress: bool = True,
+    ) -> dict[str, dict[str, float]]:
+        """Rescore each query's top ``top_k`` documents of ``run``: ``{qid: {doc: logit}}``.
+
+        Only those ``top_k`` documents are in the result (the first-stage tail is dropped). All
+        pairs of all queries are scored in one batched call, with a progress bar if asked.
+        """
+        plan = _plan(run, queries, docs, top_k)
+        pairs = [(queries[qid], docs[doc]) for qid, doc in plan]
+        scores = self.score_pairs(pairs, progress=progress and len(pairs) > self.batch_size)
+        out: dict[str, dict[str, float]] = {qid: {} for qid in run}
+        for (qid, doc), value in zip(plan, scores, strict=True):
+            out[qid][doc] = float(value)
+        return out
+
+    def timed_rerank(
+        self, run: Run, queries: Mapping[str, str], docs: Mapping[str, str], *, top_k: int = 20
+    ) -> tuple[dict[str, dict[str, float]], list[float]]:
+        """Like :meth:`rerank_run`, one query at a time, plus per-query latency in seconds."""
+        out: dict[str, dict[str, float]] = {}
+        latencies = []
+        for qid in run:
+            start = time.perf_counter()
+            out.update(self.rerank_run({qid: run[qid]}, queries, docs, top_k=top_k, progress=False))
+            latencies.append(time.perf_counter() - start)
+        return out, latencies
+
+    def __repr__(self) -> str:
+        return f"Reranker(fingerprint={self.fingerprint!r}, max_length={self.max_length})"
+
+
+def _plan(
+    run: Run, queries: Mapping[str, str], docs: Mapping[str, str], top_k: int
+) -> list[tuple[str, str]]:
+    """The ``(qid, doc_id)`` pairs to score; every query and document must have a text."""
+    if top_k <= 0:
+        raise ComponentError(f"rerank top_k={top_k} must be > 0")
+    plan = []
+    for qid, scores in run.items():
+        if qid not in queries:
+            raise ComponentError(f"rerank: query {qid!r} of the run has no text in `queries`")
+        for doc in top_k_docs(scores, top_k):
+            if doc not in docs:
+                raise ComponentError(
+                    f"rerank: document {doc!r} (query {qid!r}) has no text "
+                    "in `docs`; pass the whole knowledge base"
+                )
+            plan.append((qid, doc))
+    return plan
+
+
+def load_cross_encoder(path: Path, *, device: str = "cpu", max_length: int = 256) -> Any:
+    """A ``CrossEncoder`` from a local folder, offline, truncating pairs to ``max_length``."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import CrossEncoder
+
+    _check_model_dir(path)
+    try:
+        model = CrossEncoder(str(path), device=device, local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ComponentError(f"cannot load reranker path={str(path)!r}: {exc}") from exc
+    if model.num_labels != 1:
+        raise ComponentError(
+            f"reranker path={str(path)!r} has num_labels={model.num_labels}; "
+            "a reranker needs one relevance logit (num_labels=1)"
+        )
+    model.max_seq_length = max_length
+    return model
+
+
+def _apply_adapter(model: Any, adapter_dir: Path) -> None:
+    """Apply a LoRA folder via sentence-transformers' PeftAdapterMixin (``load_adapter``)."""
+    try:
+        model.load_adapter(str(adapter_dir))
+    except Exception as exc:  # peft, safetensors and torch each raise their own types
+        raise ComponentError(
+            f"cannot apply adapter path={str(adapter_dir)!r} to the reranker: {exc}; check that "
+            "it was trained on this base model (target modules and hidden size must match)"
+        ) from exc
+
+
+def build_cross_encoder_from_minilm(
+    out_dir: str | Path, *, base: str | Path | None = None, seed: int = 0
+) -> Path:
+    """Save a one-logit cross-encoder built from MiniLM's transformer weights into ``out_dir``.
+
+    The sentence-transformers folder's root holds a plain BERT checkpoint; loaded as
+    ``AutoModelForSequenceClassification(num_labels=1)`` it keeps every encoder weight and gets
+    a new classifier head ``(w, b)``, initialised from ``seed``. Untrained: fine-tune it before use.
+    ``base`` defaults to :func:`guardrails.components.embedder.minilm_path`.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from guardrails.components.embedder import minilm_path
+
+    source, out = Path(base) if base is not None else minilm_path(), Path(out_dir)
+    if not (source / "config.json").is_file():
+        raise ComponentError(f"base path={str(source)!r} has no config.json (a BERT checkpoint)")
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_pretrained(str(source), num_labels=1)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out))
+    AutoTokenizer.from_pretrained(str(source)).save_pretrained(str(out))
+    load_cross_encoder(out).save(str(out))  # adds the sentence-transformers cross-encoder config
+    return out

@@ -1,0 +1,481 @@
+"""Reranker trainer: graded (query, document, relevance) -> fine-tuned cross-encoder or LoRA.
+
+Examples come from graded qrels (:func:`rerank_examples_from_qrels`) or from retriever triplets
+(:func:`rerank_examples_from_triplets`), plus negatives sampled, seeded, from the same domain's
+corpus — half from the positive's topic (hard), half from the rest. Labels are scaled to [0, 1]:
+``y = rel / max_relevance`` (graded 2 -> 1.0, 1 -> 0.5, 0 and sampled negatives -> 0.0).
+
+Training minimises, over mini-batches of logits ``s_i = s(q_i, d_i)``, either
+
+    bce:  L = -1/B Σ_i [ y_i log σ(s_i) + (1 - y_i) log(1 - σ(s_i)) ]     (BCE with logits)
+    mse:  L =  1/B Σ_i ( σ(s_i) - y_i )²
+
+with AdamW and a linear warm-up / decay schedule, in a plain seeded torch loop over the
+``CrossEncoder``'s own tokenisation (so training and inference see identical inputs).
+:func:`train_reranker` trains every weight (the demo's production reranker);
+:func:`train_reranker_adapter` trains a LoRA (``ΔW = α/r · B A``, Hu et al., 2021,
+arXiv:2106.09685) on the attention projections plus the classifier head.
+
+:func:`ensure_production_reranker` and :func:`ensure_reranker_candidate` train once and cache by
+fingerprint through :func:`guardrails.training.cache.ensure_candidate`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from guardrails.errors import GoldenDataError, TrainingError
+from guardrails.fingerprint import fingerprint_dir, fingerprint_json
+from guardrails.golden import _jsonl
+from guardrails.training.cache import CandidateArtifact, ensure_candidate
+from guardrails.training.config import RerankerTrainingConfig
+
+__all__ = [
+    "PRODUCTION_RERANKER_CONFIG",
+    "RERANKER_CANDIDATE_CONFIG",
+    "RerankExample",
+    "ensure_production_reranker",
+    "ensure_reranker_candidate",
+    "load_triplet_ids",
+    "rerank_examples_from_qrels",
+    "rerank_examples_from_triplets",
+    "train_reranker",
+    "train_reranker_adapter",
+]
+
+# The demo's production reranker: a full fine-tune of the MiniLM-built cross-encoder.
+PRODUCTION_RERANKER_CONFIG = RerankerTrainingConfig(
+    full_finetune=True,
+    learning_rate=1e-4,
+    epochs=1.0,
+    batch_size=16,
+    max_length=160,
+    negatives_per_query=2,
+    logging_steps=5,
+)
+# A candidate: LoRA on the production reranker, trained on the new domain's triplets.
+RERANKER_CANDIDATE_CONFIG = RerankerTrainingConfig(
+    full_finetune=False,
+    learning_rate=5e-4,
+    epochs=1.0,
+    batch_size=16,
+    max_length=160,
+    lora_r=16,
+    lora_alpha=32,
+    lora_dropout=0.1,
+    negatives_per_query=2,
+    logging_steps=5,
+)
+
+
+class RerankExample(NamedTuple):
+    """One training pair: the query, the document text, and its relevance in [0, 1]."""
+
+    query: str
+    document: str
+    label: float
+
+
+# ------------------------------------------------------------------------------ examples
+
+
+def _text(doc: Any) -> str:
+    """A corpus value as the text a reranker sees (``Document.full_text`` or a plain string)."""
+    return doc if isinstance(doc, str) else str(doc.full_text)
+
+
+def _meta(doc: Any, key: str) -> Any:
+    return (getattr(doc, "metadata", None) or {}).get(key)
+
+
+def _negatives(
+    corpus: Mapping[str, Any],
+    positives: Iterable[str],
+    exclude: Iterable[str],
+    n: int,
+    rng: random.Random,
+) -> list[str]:
+    """``n`` doc ids outside ``exclude``: half share a positive's topic (hard), half do not.
+
+    Only documents of the positives' domain (``metadata["domain"]``, when present) qualify.
+    """
+    pos = [corpus[p] for p in positives if p in corpus]
+    domains = {_meta(d, "domain") for d in pos} - {None}
+    topics = {_meta(d, "topic") for d in pos} - {None}
+    skip = set(exclude)
+    pool = sorted(
+        d
+        for d, doc in corpus.items()
+        if d not in skip and (not domains or _meta(doc, "domain") in domains)
+    )
+    hard = [d for d in pool if _meta(corpus[d], "topic") in topics]
+    easy = [d for d in pool if _meta(corpus[d], "topic") not in topics]
+    rng.shuffle(hard)
+    rng.shuffle(easy)
+    n_hard = min(len(hard), math.ceil(n / 2))
+    picked = hard[:n_hard] + easy[: n - n_hard]
+    return picked + hard[n_hard : n_hard + n - len(picked)]  # too few easy ones: more hard
+
+
+def rerank_examples_from_qrels(
+    golden_set_or_qrels: Any,
+    queries: Mapping[str, str] | None = None,
+    corpus: Mapping[str, Any] | None = None,
+    *,
+    negatives_per_query: int = 3,
+    max_relevance: int = 2,
+    seed: int = 13,
+    qids: Sequence[str] | None = None,
+) -> list[RerankExample]:
+    """Graded examples from qrels: every judged pair, plus sampled unjudged negatives.
+
+    Pass a :class:`~guardrails.golden.RetrievalSet` alone, or ``qrels, queries, corpus``
+    (``corpus`` maps ids to ``Document`` or text). Never train a production model on the
+    qrels you evaluate it with.
+    """
+    qrels = getattr(golden_set_or_qrels, "qrels", golden_set_or_qrels)
+    queries = queries if queries is not None else golden_set_or_qrels.queries
+    corpus = corpus if corpus is not None else golden_set_or_qrels.corpus
+    rng = random.Random(seed)
+    out: list[RerankExample] = []
+    for qid in sorted(qrels) if qids is None else qids:
+        judged = qrels[qid]
+        for doc, rel in sorted(judged.items()):
+            _require(doc, corpus, f"qrels of query {qid!r}")
+            out.append(RerankExample(queries[qid], _text(corpus[doc]), _label(rel, max_relevance)))
+        positives = sorted(d for d, r in judged.items() if r > 0)
+        for doc in _negatives(corpus, positives, judged, negatives_per_query, rng):
+            out.append(RerankExample(queries[qid], _text(corpus[doc]), 0.0))
+    return out
+
+
+def _label(relevance: float, max_relevance: int) -> float:
+    return min(max(float(relevance) / max_relevance, 0.0), 1.0)
+
+
+def _require(doc: str, corpus: Mapping[str, Any], where: str) -> None:
+    if doc not in corpus:
+        raise TrainingError(
+            f"document {doc!r} ({where}) is not in the corpus; pass the corpus "
+            "that holds every judged / triplet document"
+        )
+
+
+def rerank_examples_from_triplets(
+    triplets: Iterable[Mapping[str, str] | Sequence[str]],
+    corpus: Mapping[str, Any] | None = None,
+    *,
+    negatives_per_query: int = 0,
+    seed: int = 13,
+) -> list[RerankExample]:
+    """``(query, positive, negative)`` -> ``(q, pos, 1.0)``, ``(q, neg, 0.0)`` + sampled negatives.
+
+    With ``corpus``, positives and negatives are doc ids resolved through it (and
+    ``negatives_per_query`` more are sampled from it, never a positive of the same query);
+    without, they are texts and no negatives are sampled.
+    """
+    rows = [_triplet(t) for t in triplets]
+    if corpus is None:
+        return [
+            ex for q, p, n in rows for ex in (RerankExample(q, p, 1.0), RerankExample(q, n, 0.0))
+        ]
+    for q, p, n in rows:
+        for doc in (p, n):
+            _require(doc, corpus, f"triplet of query {q!r}")
+    positives: dict[str, set[str]] = {}
+    for q, p, _ in rows:
+        positives.setdefault(q, set()).add(p)
+    rng = random.Random(seed)
+    out = []
+    for q, p, n in rows:
+        out += [RerankExample(q, _text(corpus[p]), 1.0), RerankExample(q, _text(corpus[n]), 0.0)]
+        for doc in _negatives(corpus, [p], positives[q] | {n}, negatives_per_query, rng):
+            out.append(RerankExample(q, _text(corpus[doc]), 0.0))
+    return out
+
+
+def _triplet(t: Mapping[str, str] | Sequence[str]) -> tuple[str, str, str]:
+    if isinstance(t, Mapping):
+        return str(t["query"]), str(t["positive"]), str(t["negative"])
+    q, p, n = t
+    return str(q), str(p), str(n)
+
+
+def load_triplet_ids(path: str | Path) -> list[dict[str, str]]:
+    """Read a ``train.jsonl`` of ``{"query", "positive", "negative"}`` objects, ids kept as is.
+
+    (:func:`guardrails.training.retriever.load_triplets` resolves ids to texts; sampling
+    negatives needs the ids.) Errors name ``path:line``.
+    """
+    p = Path(path)
+    rows = []
+    for lineno, obj in _jsonl(p):
+        bad = [k for k in ("query", "positive", "negative") if not isinstance(obj.get(k), str)]
+        if bad:
+            raise GoldenDataError(p, lineno, f"triplet needs string fields {bad}")
+        rows.append({k: obj[k] for k in ("query", "positive", "negative")})
+    if not rows:
+        raise GoldenDataError(p, None, "no triplets; add lines {query, positive, negative}")
+    return rows
+
+
+# ------------------------------------------------------------------------------ training
+
+
+def train_reranker(
+    base_dir: str | Path,
+    examples: Sequence[RerankExample],
+    config: RerankerTrainingConfig,
+    out_dir: str | Path,
+    *,
+    progress: bool = True,
+) -> list[tuple[int, float]]:
+    """Full fine-tune of the cross-encoder at ``base_dir``; saves it to ``out_dir``.
+
+    Returns the loss curve ``[(step, mean loss since the previous point), ...]``.
+    """
+    if not config.full_finetune:
+        raise TrainingError(
+            "train_reranker needs config.full_finetune=True; for a LoRA "
+            "candidate call train_reranker_adapter"
+        )
+    model = _load_for_training(base_dir, config)
+    params = [p for p in model.parameters() if p.requires_grad]
+    curve = _fit(model, params, examples, config, progress)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    model.save(str(out_dir))
+    return curve
+
+
+def train_reranker_adapter(
+    base_dir: str | Path,
+    examples: Sequence[RerankExample],
+    config: RerankerTrainingConfig,
+    out_dir: str | Path,
+    *,
+    progress: bool = True,
+) -> list[tuple[int, float]]:
+    """LoRA on the cross-encoder at ``base_dir`` (the base stays frozen); saves the adapter.
+
+    ``out_dir`` gets peft's own format (``adapter_config.json`` + ``adapter_model.safetensors``),
+    loadable with ``Reranker.load(base_dir, adapter=out_dir)``.
+    """
+    from peft import LoraConfig
+
+    if config.full_finetune:
+        raise TrainingError(
+            "train_reranker_adapter needs config.full_finetune=False; for a "
+            "full fine-tune call train_reranker"
+        )
+    model = _load_for_training(base_dir, config)
+    model.add_adapter(
+        LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=list(config.target_modules),
+            modules_to_save=["classifier"],
+        )
+    )
+    params = [p for p in model.parameters() if p.requires_grad]
+    curve = _fit(model, params, examples, config, progress)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    model.transformers_model.save_pretrained(str(out_dir))
+    return curve
+
+
+def _load_for_training(base_dir: str | Path, config: RerankerTrainingConfig) -> Any:
+    from guardrails.components.reranker import load_cross_encoder
+
+    _seed_everything(config.seed)  # the LoRA init draws from the global generator
+    return load_cross_encoder(Path(base_dir), max_length=config.max_length)
+
+
+def _seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def total_steps(n_examples: int, config: RerankerTrainingConfig) -> int:
+    """Optimiser steps: ``max_steps`` if set, else ``ceil(epochs · batches / accumulation)``."""
+    if config.max_steps > 0:
+        return config.max_steps
+    batches = math.ceil(n_examples / config.batch_size)
+    return max(1, math.ceil(config.epochs * batches / config.gradient_accumulation_steps))
+
+
+def _batches(
+    examples: Sequence[RerankExample], batch_size: int, seed: int
+) -> Iterator[list[RerankExample]]:
+    """Endless seeded shuffled mini-batches (a fresh permutation each epoch)."""
+    rng = random.Random(seed)
+    order = list(range(len(examples)))
+    while True:
+        rng.shuffle(order)
+        for start in range(0, len(order), batch_size):
+            yield [examples[i] for i in order[start : start + batch_size]]
+
+
+def _fit(
+    model: Any,
+    params: list[Any],
+    examples: Sequence[RerankExample],
+    config: RerankerTrainingConfig,
+    progress: bool,
+) -> list[tuple[int, float]]:
+    """The seeded AdamW loop; returns the logged loss curve."""
+    import torch
+    from tqdm.auto import tqdm
+
+    if not examples:
+        raise TrainingError("no reranker training examples; check the triplets / qrels files")
+    steps = total_steps(len(examples), config)
+    optimizer, scheduler = _optimizer(params, config, steps)
+    loss_fn = _loss_fn(config.loss)
+    batches = _batches(examples, config.batch_size, config.seed)
+    curve, window = [], []
+    model.train()
+    for step in tqdm(range(1, steps + 1), desc="reranker", disable=not progress):
+        for _ in range(config.gradient_accumulation_steps):
+            loss = _batch_loss(model, next(batches), loss_fn)
+            (loss / config.gradient_accumulation_steps).backward()
+            window.append(float(loss.detach()))
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        if step % config.logging_steps == 0 or step == steps:
+            curve.append((step, sum(window) / len(window)))
+            window = []
+    model.eval()
+    return curve
+
+
+def _optimizer(params: list[Any], config: RerankerTrainingConfig, steps: int) -> tuple[Any, Any]:
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    warmup = int(config.warmup_ratio * steps)
+    return optimizer, get_linear_schedule_with_warmup(optimizer, warmup, steps)
+
+
+def _loss_fn(name: str) -> Any:
+    import torch
+
+    if name == "bce":
+        return torch.nn.BCEWithLogitsLoss()
+    if name == "mse":
+        mse = torch.nn.MSELoss()
+        return lambda logits, labels: mse(torch.sigmoid(logits), labels)
+    raise TrainingError(f"reranker loss={name!r} is not supported here; use 'bce' or 'mse'")
+
+
+def _batch_loss(model: Any, batch: list[RerankExample], loss_fn: Any) -> Any:
+    import torch
+
+    features = model.preprocess([[ex.query, ex.document] for ex in batch])
+    features = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in features.items()}
+    logits = model(features)["scores"].reshape(-1).float()
+    labels = torch.tensor([ex.label for ex in batch], dtype=torch.float32, device=logits.device)
+    return loss_fn(logits, labels)
+
+
+# ------------------------------------------------------------------------ demo artifacts
+
+
+def _domain_examples(
+    golden_dir: str | Path, domain: str, config: RerankerTrainingConfig
+) -> list[RerankExample]:
+    """Training examples of one domain: its ``train.jsonl`` triplets over its own corpus."""
+    from guardrails.golden import load_corpus
+
+    folder = Path(golden_dir) / domain
+    return rerank_examples_from_triplets(
+        load_triplet_ids(folder / "train.jsonl"),
+        load_corpus(folder / "corpus.jsonl"),
+        negatives_per_query=config.negatives_per_query,
+        seed=config.seed,
+    )
+
+
+def _examples_fingerprint(examples: Sequence[RerankExample]) -> str:
+    return fingerprint_json([list(ex) for ex in examples])
+
+
+def ensure_production_reranker(
+    root: str | Path = "adapters",
+    *,
+    golden_dir: str | Path = "golden",
+    domain: str = "payments",
+    config: RerankerTrainingConfig = PRODUCTION_RERANKER_CONFIG,
+    progress: bool = True,
+) -> Path:
+    """The demo's production reranker folder: MiniLM-built, fine-tuned on ``domain``'s triplets.
+
+    Trained once into ``<root>/reranker-base/<fingerprint>/`` (config + examples + MiniLM
+    weights + library versions); later calls load it.
+    """
+    from guardrails.components.embedder import minilm_path
+    from guardrails.components.reranker import build_cross_encoder_from_minilm
+
+    examples = _domain_examples(golden_dir, domain, config)
+
+    def train(out_dir: Path) -> tuple[list[tuple[int, float]], dict[str, Any]]:
+        build_cross_encoder_from_minilm(out_dir, seed=config.seed)
+        curve = train_reranker(out_dir, examples, config, out_dir, progress=progress)
+        return curve, {"domain": domain, "n_examples": len(examples), "base": "all-MiniLM-L6-v2"}
+
+    artifact = ensure_candidate(
+        "reranker-base",
+        config,
+        data_fingerprint=_examples_fingerprint(examples),
+        base_fingerprint=fingerprint_dir(minilm_path(), exclude=("README.md",)),
+        train=train,
+        root=root,
+        seed=config.seed,
+    )
+    return artifact.path
+
+
+def ensure_reranker_candidate(
+    domain: str = "devices",
+    *,
+    root: str | Path = "adapters",
+    golden_dir: str | Path = "golden",
+    base: str | Path | None = None,
+    config: RerankerTrainingConfig = RERANKER_CANDIDATE_CONFIG,
+    progress: bool = True,
+) -> CandidateArtifact:
+    """A LoRA candidate on the production reranker (``base``, default: the demo's), trained on
+    ``domain``'s triplets; cached under ``<root>/reranker/<fingerprint>/``."""
+    from guardrails.components.reranker import reranker_fingerprint
+
+    base_dir = (
+        Path(base)
+        if base is not None
+        else ensure_production_reranker(root, golden_dir=golden_dir, progress=progress)
+    )
+    examples = _domain_examples(golden_dir, domain, config)
+
+    def train(out_dir: Path) -> tuple[list[tuple[int, float]], dict[str, Any]]:
+        curve = train_reranker_adapter(base_dir, examples, config, out_dir, progress=progress)
+        return curve, {"domain": domain, "n_examples": len(examples), "base_path": str(base_dir)}
+
+    return ensure_candidate(
+        "reranker",
+        config,
+        data_fingerprint=_examples_fingerprint(examples),
+        base_fingerprint=reranker_fingerprint(base_dir, max_length=config.max_length),
+        train=train,
+        root=root,
+        seed=config.seed,
+    )
