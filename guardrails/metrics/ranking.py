@@ -16,26 +16,24 @@ Conventions (all those of ``trec_eval`` 9, as exposed by ``pytrec_eval``; Buckle
   judgements count as 0, unjudged as 0), independent of ``relevance_level``;
 * a query without a ranking scores 0 on every metric (``trec_eval -c``).
 
-With ``rank(d)`` the 1-based rank, ``rel_k`` the relevant documents ranked ``<= k``, ``k``
-omitted meaning "the whole ranking":
+Per-query scores, with the trec_eval measure each one equals (``rank(d)`` is 1-based,
+``rel_k`` the relevant documents ranked ``<= k``; no ``@k`` means the whole ranking):
 
-==================  ==============================================  ====================
-metric              per-query score                                 trec_eval measure
-==================  ==============================================  ====================
-``ndcg@k``          DCG@k / IDCG@k, DCG@k = sum_{rank<=k} g / log2(rank+1);  ``ndcg_cut_k``
-                    IDCG@k = DCG@k of the judged gains sorted
-                    descending (0 when IDCG = 0)                    (``ndcg`` without k)
-``mrr@k``           1 / rank of the first relevant doc if <= k      ``recip_rank`` (no k)
-``recall@k``        |rel_k| / R                                      ``recall_k``, ``set_recall``
-``precision@k``     |rel_k| / k (k even if fewer retrieved);        ``P_k``
-                    without k: relevant retrieved / retrieved       ``set_P``
-``map@k``           sum_{d in rel_k} P@rank(d) / R                   ``map_cut_k``, ``map``
-``hit_rate@k``      1 if |rel_k| > 0 else 0                         ``success_k``
-==================  ==============================================  ====================
+* ``ndcg@k`` = DCG@k / IDCG@k with DCG@k = sum over rank(d) <= k of gain(d) / log2(rank(d) + 1)
+  and IDCG@k the DCG@k of the query's judged gains sorted descending; 0 when IDCG is 0
+  (Järvelin & Kekäläinen 2002) -- ``ndcg_cut_k``; ``ndcg``.
+* ``mrr@k`` = 1 / rank of the first relevant document if it is within the top k, else 0
+  (Voorhees 1999) -- ``recip_rank`` without k; ranx ``mrr@k``.
+* ``recall@k`` = |rel_k| / R -- ``recall_k``; ``set_recall``.
+* ``precision@k`` = |rel_k| / k, k even when fewer were retrieved -- ``P_k``; without k,
+  relevant retrieved / retrieved -- ``set_P``.
+* ``map@k`` = (sum over d in rel_k of precision@rank(d)) / R -- ``map_cut_k``; ``map``.
+* ``hit_rate@k`` = 1 if |rel_k| > 0 else 0 -- ``success_k``; ranx ``hit_rate@k``.
 
-Only the judged documents of a run influence a score, so the work is: one pass to read the
-run's scores into a (queries x depth) matrix, one row-wise sort, a vectorised binary search
-giving the rank of every judged retrieved document, then sparse sums for every metric.
+Only the documents judged ``rel > 0`` can move a score, so the work is: one pass reading the
+run's scores into a (queries x depth) float32 matrix, one row-wise sort, a vectorised binary
+search giving the rank of every such retrieved document, then sparse per-query sums from
+which every requested metric is read.
 """
 
 from __future__ import annotations
@@ -150,56 +148,56 @@ class _Evidence:
 
 
 def _collect(qrels: Qrels, run: Run, ids: list[str], level: int) -> _Evidence:
-    """Read the judged documents, rank the retrieved ones, and build the ideal rankings."""
+    """Read the judged documents, rank the retrieved ones, and build the ideal rankings.
+
+    Only documents judged ``rel > 0`` can change a score (gain > 0 or relevant, as
+    ``level >= 1``), so only those are looked up in the run.
+    """
     qrows = [qrels.get(q, _UNJUDGED) for q in ids]
     rrows = [run.get(q, _EMPTY) for q in ids]
     n_judged = np.fromiter(map(len, qrows), np.int64, len(ids))
-    jq = np.repeat(np.arange(len(ids)), n_judged)
-    rel = np.fromiter(chain.from_iterable(r.values() for r in qrows), np.float64, jq.size)
+    every_rel = np.fromiter(chain.from_iterable(r.values() for r in qrows), np.float64)
+    positive = every_rel > 0
+    jq, rel = np.repeat(np.arange(len(ids)), n_judged)[positive], every_rel[positive]
+    pairs = zip(rrows, qrows, strict=True)
     score = np.array(
-        [r.get(d, math.nan) for r, qr in zip(rrows, qrows, strict=True) for d in qr], np.float32
+        [r.get(d, math.nan) for r, qr in pairs for d, v in qr.items() if v > 0], np.float32
     )
-    gain, hit = np.maximum(rel, 0.0), rel >= level
-    keep = np.flatnonzero(~np.isnan(score) & ((gain > 0) | hit))
-    docid = _docid_lookup(qrows, n_judged, keep)
-    rank = _ranks(rrows, ids, jq[keep], score[keep], docid)
+    keep = np.flatnonzero(~np.isnan(score))
+    rank = _ranks(rrows, ids, jq[keep], score[keep], _docid_lookup(qrows, keep))
     order = np.lexsort((rank, jq[keep]))
     keep, rank = keep[order], rank[order]
-    iq, ipos, igain = _ideal(jq, gain)
+    iq, ipos, igain = _ideal(jq, rel)
     return _Evidence(
         n=len(ids),
         num_ret=np.fromiter(map(len, rrows), np.int64, len(ids)),
-        num_rel=np.bincount(jq[hit], minlength=len(ids)),
+        num_rel=np.bincount(jq[rel >= level], minlength=len(ids)),
         q=jq[keep],
         rank=rank,
-        gain=gain[keep],
-        hit=hit[keep],
+        gain=rel[keep],
+        hit=rel[keep] >= level,
         ideal_q=iq,
         ideal_pos=ipos,
         ideal_gain=igain,
     )
 
 
-def _docid_lookup(
-    qrows: list[Mapping[str, int]], n_judged: np.ndarray, keep: np.ndarray
-) -> Callable[[int], str]:
+def _docid_lookup(qrows: list[Mapping[str, int]], keep: np.ndarray) -> Callable[[int], str]:
     """Docid of the ``i``-th kept judged document; only needed to break score ties."""
-    offsets = np.cumsum(n_judged) - n_judged
+    docids: list[str] = []
 
     def docid(i: int) -> str:
-        flat = int(keep[i])
-        q = int(np.searchsorted(offsets, flat, side="right")) - 1
-        return list(qrows[q])[flat - int(offsets[q])]
+        if not docids:  # built once, on the first tie
+            docids.extend(d for qr in qrows for d, v in qr.items() if v > 0)
+        return docids[int(keep[i])]
 
     return docid
 
 
 def _ideal(jq: np.ndarray, gain: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Positive judged gains sorted descending within each query, with 0-based positions."""
-    positive = gain > 0
-    q, g = jq[positive], gain[positive]
-    order = np.lexsort((-g, q))
-    q, g = q[order], g[order]
+    order = np.lexsort((-gain, jq))
+    q, g = jq[order], gain[order]
     return q, _positions(q), g
 
 

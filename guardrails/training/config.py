@@ -1,0 +1,277 @@
+"""Training configs: one frozen dataclass per component, CPU-sized defaults, always seeded.
+
+A config is part of a candidate's identity: :func:`guardrails.training.cache.candidate_fingerprint`
+hashes ``dataclasses.asdict(config)`` together with the data, base model and library versions, so
+changing any field here trains a new adapter instead of reusing a stale one.
+
+Every config shares the :class:`TrainingConfig` fields (seed, optimiser, length, LoRA shape):
+``lora_r`` is the rank ``r`` of the update ``ΔW = (alpha / r) · B A`` with ``B ∈ R^{d×r}``,
+``A ∈ R^{r×k}`` (Hu et al., 2021, "LoRA", arXiv:2106.09685); ``target_modules`` names the
+linear layers that get one. ``max_steps > 0`` overrides ``epochs`` (the transformers rule).
+
+Defaults fit a 2-core CPU in minutes. :class:`RetrieverTrainingConfig`'s defaults are tuned on
+the bundled demo (see ``benchmarks/demo_retriever_adapter.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any, TypeVar
+
+from guardrails.errors import TrainingError
+
+__all__ = [
+    "CONFIG_TYPES",
+    "DPOConfig",
+    "GRPOConfig",
+    "GeneratorCPTConfig",
+    "GeneratorSFTConfig",
+    "KTOConfig",
+    "RerankerTrainingConfig",
+    "RetrieverTrainingConfig",
+    "TrainingConfig",
+    "config_from_dict",
+]
+
+# Attention and MLP projections of BERT-family encoders (MiniLM) and of Llama-family decoders.
+C = TypeVar("C", bound="TrainingConfig")
+
+BERT_ATTENTION = ("query", "key", "value")
+BERT_ALL_LINEAR = (
+    "query",
+    "key",
+    "value",
+    "attention.output.dense",
+    "intermediate.dense",
+    "output.dense",
+)
+LLAMA_ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Fields every trainer reads. ``max_steps > 0`` wins over ``epochs``."""
+
+    seed: int = 13
+    learning_rate: float = 1e-4
+    epochs: float = 1.0
+    max_steps: int = -1
+    batch_size: int = 8
+    max_length: int = 256
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    target_modules: tuple[str, ...] = BERT_ATTENTION
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    gradient_accumulation_steps: int = 1
+    logging_steps: int = 5
+
+    def __post_init__(self) -> None:
+        _check_positive(
+            self,
+            "learning_rate",
+            "batch_size",
+            "max_length",
+            "lora_r",
+            "lora_alpha",
+            "gradient_accumulation_steps",
+            "logging_steps",
+        )
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise TrainingError(
+                f"{type(self).__name__}: epochs={self.epochs} and max_steps={self.max_steps}; "
+                "set epochs > 0 or max_steps > 0"
+            )
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise TrainingError(
+                f"{type(self).__name__}: lora_dropout={self.lora_dropout} must be in [0, 1)"
+            )
+        # Lists from a TOML/JSON config would make the dataclass unhashable; keep tuples.
+        object.__setattr__(self, "target_modules", tuple(self.target_modules))
+        if hasattr(self, "lora_layers"):
+            object.__setattr__(self, "lora_layers", tuple(self.lora_layers))
+
+    def with_(self: C, **changes: Any) -> C:
+        """A copy with ``changes`` applied (validated again)."""
+        return replace(self, **changes)
+
+
+def _check_positive(config: TrainingConfig, *names: str) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if value <= 0:
+            raise TrainingError(f"{type(config).__name__}: {name}={value} must be > 0")
+
+
+@dataclass(frozen=True)
+class RetrieverTrainingConfig(TrainingConfig):
+    """LoRA on a sentence-transformers bi-encoder, MultipleNegativesRankingLoss.
+
+    Loss over a batch of ``B`` (anchor ``a_i``, positive ``p_i``, hard negative ``n_i``)::
+
+        L = -1/B Σ_i log( exp(s·cos(a_i, p_i)) / Σ_j [exp(s·cos(a_i, p_j)) + exp(s·cos(a_i, n_j))] )
+
+    with ``s = scale`` (Henderson et al., 2017, arXiv:1705.00652). ``use_hard_negatives=False``
+    drops the negative column (in-batch negatives only). ``lora_layers`` restricts the LoRA to
+    those encoder layers (``()`` = all); the backward pass then stops at the lowest one.
+    Defaults tuned on the demo.
+    """
+
+    learning_rate: float = 1e-3
+    epochs: float = 2.0
+    batch_size: int = 32
+    max_length: int = 128
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.1
+    target_modules: tuple[str, ...] = BERT_ATTENTION
+    lora_layers: tuple[int, ...] = ()
+    scale: float = 20.0
+    use_hard_negatives: bool = True
+    no_duplicates_sampler: bool = True
+
+
+@dataclass(frozen=True)
+class RerankerTrainingConfig(TrainingConfig):
+    """Cross-encoder on (query, document, relevance): full fine-tune or LoRA.
+
+    ``loss="bce"`` is binary cross-entropy on ``relevance / max_relevance``; ``"mse"`` regresses
+    the scaled label; ``"lambda"`` is LambdaLoss over each query's list (Wang et al., 2018).
+    ``full_finetune=True`` trains every weight (the demo's production reranker); otherwise LoRA.
+    """
+
+    learning_rate: float = 2e-5
+    epochs: float = 2.0
+    batch_size: int = 16
+    max_length: int = 256
+    target_modules: tuple[str, ...] = BERT_ATTENTION
+    loss: str = "bce"
+    full_finetune: bool = False
+    max_relevance: int = 2
+    negatives_per_query: int = 3
+
+
+@dataclass(frozen=True)
+class GeneratorSFTConfig(TrainingConfig):
+    """LoRA supervised fine-tune of a causal LM on (prompt, answer) with trl's SFTTrainer.
+
+    Loss is the token-level cross-entropy ``-1/T Σ_t log p(y_t | x, y_<t)`` over the answer
+    tokens only when ``completion_only_loss`` (the prompt is context, not a target).
+    """
+
+    learning_rate: float = 3e-4
+    epochs: float = 2.0
+    batch_size: int = 8
+    max_length: int = 288  # the longest demo prompt + answer is 267 SmolLM2 tokens
+    lora_r: int = 8
+    lora_alpha: int = 16
+    target_modules: tuple[str, ...] = LLAMA_ATTENTION
+    completion_only_loss: bool = True
+    use_chat_template: bool = True
+
+
+@dataclass(frozen=True)
+class GeneratorCPTConfig(TrainingConfig):
+    """LoRA continued pre-training on raw domain text: next-token loss on every token.
+
+    Texts are packed into blocks of ``max_length`` tokens (``packing``) so no step is padding.
+    """
+
+    learning_rate: float = 1e-4
+    epochs: float = 1.0
+    batch_size: int = 4
+    max_length: int = 512
+    lora_r: int = 16
+    lora_alpha: int = 32
+    target_modules: tuple[str, ...] = LLAMA_ATTENTION
+    packing: bool = True
+
+
+@dataclass(frozen=True)
+class DPOConfig(TrainingConfig):
+    """Direct Preference Optimisation (Rafailov et al., 2023, arXiv:2305.18290) with LoRA.
+
+    ``L = -log σ(β [log π(y_w|x)/π_ref(y_w|x) - log π(y_l|x)/π_ref(y_l|x)])``;
+    ``loss_type`` is trl's (``"sigmoid"`` = the formula above, ``"ipo"``, ``"hinge"``, ...).
+    The reference model is the base with the adapter disabled (no second copy in memory).
+    """
+
+    learning_rate: float = 5e-5
+    epochs: float = 1.0
+    batch_size: int = 4
+    max_length: int = 512
+    max_prompt_length: int = 384
+    target_modules: tuple[str, ...] = LLAMA_ATTENTION
+    beta: float = 0.1
+    loss_type: str = "sigmoid"
+    label_smoothing: float = 0.0
+
+
+@dataclass(frozen=True)
+class KTOConfig(TrainingConfig):
+    """Kahneman-Tversky Optimisation (Ethayarajh et al., 2024, arXiv:2402.01306) with LoRA.
+
+    On unpaired (prompt, completion, label): desirable completions weigh ``desirable_weight``,
+    undesirable ones ``undesirable_weight``; keep ``λ_D n_D / (λ_U n_U)`` in [1, 4/3].
+    """
+
+    learning_rate: float = 5e-5
+    epochs: float = 1.0
+    batch_size: int = 4
+    max_length: int = 512
+    max_prompt_length: int = 384
+    target_modules: tuple[str, ...] = LLAMA_ATTENTION
+    beta: float = 0.1
+    desirable_weight: float = 1.0
+    undesirable_weight: float = 1.0
+    loss_type: str = "kto"
+
+
+@dataclass(frozen=True)
+class GRPOConfig(TrainingConfig):
+    """Group Relative Policy Optimisation (Shao et al., 2024, arXiv:2402.03300) with LoRA.
+
+    For each prompt, ``num_generations`` completions are sampled and rewarded (rule-based,
+    e.g. canary compliance); advantages are ``(r_i - mean(r)) / std(r)`` within the group;
+    ``beta`` weighs the KL penalty to the reference policy.
+    """
+
+    learning_rate: float = 1e-5
+    epochs: float = 1.0
+    max_steps: int = 20
+    batch_size: int = 4
+    max_length: int = 512
+    max_prompt_length: int = 384
+    max_completion_length: int = 48
+    target_modules: tuple[str, ...] = LLAMA_ATTENTION
+    num_generations: int = 4
+    temperature: float = 0.9
+    beta: float = 0.04
+    loss_type: str = "grpo"
+
+
+CONFIG_TYPES: dict[str, type[TrainingConfig]] = {
+    "retriever": RetrieverTrainingConfig,
+    "reranker": RerankerTrainingConfig,
+    "generator-sft": GeneratorSFTConfig,
+    "generator-cpt": GeneratorCPTConfig,
+    "dpo": DPOConfig,
+    "kto": KTOConfig,
+    "grpo": GRPOConfig,
+}
+
+
+def config_from_dict(kind: str, values: dict[str, Any]) -> TrainingConfig:
+    """Build the ``kind`` config from a mapping (e.g. a TOML table); unknown keys are errors."""
+    if kind not in CONFIG_TYPES:
+        raise TrainingError(
+            f"unknown training config kind={kind!r}; expected one of {sorted(CONFIG_TYPES)}"
+        )
+    cls = CONFIG_TYPES[kind]
+    given = {k.replace("-", "_"): v for k, v in values.items()}  # TOML keys are kebab-case
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise TrainingError(f"{cls.__name__}: unknown field(s) {unknown}; known: {sorted(known)}")
+    return cls(**given)
