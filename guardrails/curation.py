@@ -355,8 +355,14 @@ def prepare(
     balance_classes: bool = False,
     seed: int = 0,
     sources: Sequence[str] = (),
+    exclude_texts: Sequence[str] = (),
 ) -> CuratedDataset:
-    """Run the preparation steps in order, counting rows in and out of each."""
+    """Run the preparation steps in order, counting rows in and out of each.
+
+    ``exclude_texts`` are held-out evaluation texts (golden queries, QA questions): rows whose
+    text equals or near-duplicates one of them are dropped first (decontamination), so a
+    candidate is never trained on the cases that judge it.
+    """
     steps: list[tuple[str, int, int]] = []
 
     def step(label: str, fn: Callable[[list[Row]], list[Row]], current: list[Row]) -> list[Row]:
@@ -365,6 +371,9 @@ def prepare(
         return out
 
     out = step("normalise", lambda rs: [_normalised(r) for r in rs], list(rows))
+    if exclude_texts:
+        out = step("decontaminate", lambda rs: decontaminate(rs, exclude_texts, near_threshold),
+                   out)
     out = step("exact_duplicates", _dedup_exact, out)
     out = step(
         "near_duplicates",
@@ -385,6 +394,26 @@ def prepare(
         "topic_filter": repr(topic_filter),
     }
     return CuratedDataset(name, tuple(out), _datasheet(name, out, steps, sources, params))
+
+
+def decontaminate(rows: Sequence[Row], held_out: Sequence[str],
+                  threshold: float = 0.8) -> list[Row]:
+    """Rows whose ``text`` is not a (near-)duplicate of any held-out text (token Jaccard
+    below ``threshold``); candidates are found through an inverted index on tokens."""
+    held = [_tokens(t) for t in held_out]
+    exact = {text_key(t) for t in held_out}
+    postings: dict[str, list[int]] = {}
+    for i, toks in enumerate(held):
+        for tok in toks:
+            postings.setdefault(tok, []).append(i)
+    out = []
+    for row in rows:
+        toks = _tokens(row.text)
+        near = {i for tok in toks for i in postings.get(tok, ())}
+        if text_key(row.text) in exact or any(_jaccard(toks, held[i]) >= threshold for i in near):
+            continue
+        out.append(row)
+    return out
 
 
 def _dedup_exact(rows: list[Row]) -> list[Row]:
@@ -449,10 +478,12 @@ def curate(
     topic_filter: TopicFilter | None = None,
     seed: int = 0,
     sources: Sequence[str] = (),
+    exclude_texts: Sequence[str] = (),
 ) -> dict[str, CuratedDataset]:
     """Every dataset from ``records``: triplets and SFT balanced by topic, reranker labels and
     KTO by class, DPO and reranker examples deduplicated only."""
-    common = {"embedder": embedder, "topic_filter": topic_filter, "seed": seed, "sources": sources}
+    common = {"embedder": embedder, "topic_filter": topic_filter, "seed": seed, "sources": sources,
+              "exclude_texts": exclude_texts}
     plan = {
         "retriever_triplets": (retriever_triplets(records, retriever), True, False),
         "reranker_labels": (reranker_labels(records), False, True),

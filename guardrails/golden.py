@@ -494,7 +494,8 @@ def _line_index(path: Path) -> dict[tuple[str, str | None], int]:
 def load_qa(path: str | Path, *, name: str | None = None) -> QASet:
     """Read a JSONL QA set: question, reference answer(s), optional context doc ids."""
     p = Path(path)
-    examples, seen = [], {}
+    examples: list[QAExample] = []
+    seen: dict[str, int] = {}
     for lineno, obj in _jsonl(p):
         qa_id = _text_field(obj, "id", p, lineno, required=False) or f"{p.stem}-{lineno}"
         _unique(seen, qa_id, p, lineno)
@@ -513,7 +514,8 @@ def load_qa(path: str | Path, *, name: str | None = None) -> QASet:
 def load_canaries(path: str | Path, *, name: str | None = None) -> CanarySet:
     """Read a canary JSONL file (one case per line; see the module docstring)."""
     p = Path(path)
-    canaries, seen = [], {}
+    canaries: list[Canary] = []
+    seen: dict[str, int] = {}
     for lineno, obj in _jsonl(p):
         cid = _text_field(obj, "id", p, lineno)
         _unique(seen, cid, p, lineno)

@@ -25,6 +25,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from guardrails.errors import VerdictError
 from guardrails.gates import COMPARATIVE, GateResult, Status, evaluate_gate, restatus
 from guardrails.policy import Policy
@@ -150,7 +152,8 @@ def adjust(gates: Sequence[GateResult]) -> list[GateResult]:
         for i, g in enumerate(gates)
         if g.p_value is not None and (g.kind in COMPARATIVE or g.kind == "no_drift")
     ]
-    adjusted = holm([gates[i].p_value for i in tested]) if tested else []  # type: ignore[misc]
+    raw = [float(gates[i].p_value) for i in tested]  # type: ignore[arg-type]
+    adjusted = holm(raw) if tested else np.array([])
     out = list(gates)
     for i, p in zip(tested, adjusted, strict=True):
         out[i] = restatus(gates[i], float(p))
