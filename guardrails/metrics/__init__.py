@@ -75,6 +75,7 @@ KNOWN_METRICS: dict[str, tuple[str, bool, bool, bool]] = {
     "peak_memory": ("performance", False, False, False),
     "index_memory": ("performance", False, False, False),
     "preference_margin": ("alignment", True, False, False),
+    "merged_logit_gap": ("alignment", False, False, False),
 }
 
 _ALIASES = {
