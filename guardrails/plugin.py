@@ -98,6 +98,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="share of replayed traffic routed to the shadow (0 < share <= 1)",
     )
     group.addoption(
+        "--guardrails-no-train",
+        action="store_true",
+        default=False,
+        help="train no candidate: judge only the candidates given by option (else A/A)",
+    )
+    group.addoption(
         "--guardrails-apply",
         action="store_true",
         default=False,
@@ -219,7 +225,7 @@ def _record_outcome(state: SessionState, report: pytest.TestReport) -> None:
         outcome = "passed"
     failure = ""
     if report.failed:
-        failure = next((v for k, v in report.user_properties if k == FAILURE_KEY), "error")
+        failure = str(next((v for k, v in report.user_properties if k == FAILURE_KEY), "error"))
         failure = failure if report.when == "call" else "error"
     lines = (report.longreprtext or "").strip().splitlines() if report.failed else []
     gate_names = tuple(sorted(n for (node, n) in state.gates if node == report.nodeid))
@@ -256,7 +262,7 @@ class VerdictPlugin:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for key, value in report.user_properties:
             if key == GATE_KEY:
-                result = GateResult.from_dict(value)
+                result = GateResult.from_dict(value)  # type: ignore[arg-type]
                 self.state.gates[(report.nodeid, result.name)] = result
         _record_outcome(self.state, report)
 

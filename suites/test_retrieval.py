@@ -15,21 +15,6 @@ DOMAINS = ("payments", "devices")
 DEPTH = 100
 
 
-@pytest.fixture(scope="session")
-def retrieval_runs(retrieval_golden: dict[str, Any], production_retriever: Any,
-                   candidate_retriever: Any) -> dict[str, tuple[dict, dict]]:
-    """``{domain: (production_run, candidate_run)}`` over the golden queries."""
-    runs = {}
-    for domain, golden in retrieval_golden.items():
-        qids = golden.query_ids
-        texts = golden.texts(qids)
-        production = production_retriever.search_run(qids, texts, DEPTH)
-        candidate = (production if candidate_retriever is production_retriever
-                     else candidate_retriever.search_run(qids, texts, DEPTH))
-        runs[domain] = (production, candidate)
-    return runs
-
-
 def _record(gate: Any, production: Any, candidate: Any) -> None:
     for role, retriever in (("baseline", production), ("candidate", candidate)):
         for component, fp in retriever.fingerprints.items():
@@ -44,27 +29,49 @@ def _top(run: dict, qid: str, golden: Any, n: int = 3) -> str:
 
 def _examples(golden: Any, production: dict, candidate: dict) -> dict[str, dict[str, str]]:
     """What the report shows beside each worst query: its text and both top-3 lists."""
-    return {q: {"input": golden.queries[q], "baseline": _top(production, q, golden),
-                "candidate": _top(candidate, q, golden)} for q in golden.query_ids}
+    return {
+        q: {
+            "input": golden.queries[q],
+            "baseline": _top(production, q, golden),
+            "candidate": _top(candidate, q, golden),
+        }
+        for q in golden.query_ids
+    }
 
 
 @pytest.mark.parametrize("domain", DOMAINS)
 @pytest.mark.parametrize("metric", ["ndcg@10", "mrr@10", "recall@10"])
-def test_retrieval_noninferior(gate: Any, retrieval_golden: dict[str, Any], retrieval_runs: dict,
-                               production_retriever: Any, candidate_retriever: Any, domain: str,
-                               metric: str) -> None:
+def test_retrieval_noninferior(
+    gate: Any,
+    retrieval_golden: dict[str, Any],
+    retrieval_runs: dict,
+    production_retriever: Any,
+    candidate_retriever: Any,
+    domain: str,
+    metric: str,
+) -> None:
     """The candidate loses no more than the policy's max-drop on this domain."""
     production, candidate = retrieval_runs[domain]
     _record(gate, production_retriever, candidate_retriever)
     gate.record(examples=_examples(retrieval_golden[domain], production, candidate))
-    gate.noninferior(metric, candidate=candidate, baseline=production,
-                     qrels=retrieval_golden[domain], name=f"retrieval-{domain}:{metric}")
+    gate.noninferior(
+        metric,
+        candidate=candidate,
+        baseline=production,
+        qrels=retrieval_golden[domain],
+        name=f"retrieval-{domain}:{metric}",
+    )
 
 
 @pytest.mark.parametrize("domain", DOMAINS)
-def test_retrieval_floor(gate: Any, retrieval_golden: dict[str, Any], retrieval_runs: dict,
-                         domain: str) -> None:
+def test_retrieval_floor(
+    gate: Any, retrieval_golden: dict[str, Any], retrieval_runs: dict, domain: str
+) -> None:
     """Whatever the baseline, the candidate's nDCG@10 clears the absolute floor."""
     _, candidate = retrieval_runs[domain]
-    gate.at_least("ndcg@10", candidate=candidate, qrels=retrieval_golden[domain],
-                  name=f"retrieval-floor-{domain}:ndcg@10")
+    gate.at_least(
+        "ndcg@10",
+        candidate=candidate,
+        qrels=retrieval_golden[domain],
+        name=f"retrieval-floor-{domain}:ndcg@10",
+    )

@@ -1,0 +1,40 @@
+"""Alignment: the DPO candidate prefers the chosen answer over the rejected one on held-out
+preference pairs more than production does (the implicit-reward margin, paired per pair).
+Its canaries are gated in ``test_canaries.py``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+DOMAINS = ("payments", "devices")
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_preference_margin(
+    gate: Any,
+    production_generator: Any,
+    alignment_generator: Any,
+    preference_sets: dict,
+    domain: str,
+) -> None:
+    from guardrails.metrics.preference import preference_margins
+    from guardrails.training.alignment import load_preference_pairs
+
+    held_out = load_preference_pairs(preference_sets[domain][1])
+    prod = preference_margins(production_generator, held_out)
+    cand = (
+        prod
+        if alignment_generator is production_generator
+        else preference_margins(alignment_generator, held_out)
+    )
+    for role, gen in (("baseline", production_generator), ("candidate", alignment_generator)):
+        gate.record(
+            artifact={"component": "alignment", "role": role, "fingerprint": gen.fingerprint}
+        )
+    name = f"alignment-{domain}:preference_margin"
+    if alignment_generator is production_generator:
+        gate.noninferior("preference_margin", candidate=cand, baseline=prod, name=name)
+    else:
+        gate.superior("preference_margin", candidate=cand, baseline=prod, name=name)
