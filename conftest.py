@@ -279,10 +279,10 @@ def retriever_adapter(
         return Path(given)
     if "retriever" not in retrain:
         return None
+    import json
+
     from guardrails.components.embedder import minilm_path
     from guardrails.training.retriever import ensure_retriever_candidate
-
-    import json
 
     corpus = retrieval_golden["devices"].corpus
     rows = [

@@ -372,8 +372,9 @@ def prepare(
 
     out = step("normalise", lambda rs: [_normalised(r) for r in rs], list(rows))
     if exclude_texts:
-        out = step("decontaminate", lambda rs: decontaminate(rs, exclude_texts, near_threshold),
-                   out)
+        out = step(
+            "decontaminate", lambda rs: decontaminate(rs, exclude_texts, near_threshold), out
+        )
     out = step("exact_duplicates", _dedup_exact, out)
     out = step(
         "near_duplicates",
@@ -396,8 +397,9 @@ def prepare(
     return CuratedDataset(name, tuple(out), _datasheet(name, out, steps, sources, params))
 
 
-def decontaminate(rows: Sequence[Row], held_out: Sequence[str],
-                  threshold: float = 0.8) -> list[Row]:
+def decontaminate(
+    rows: Sequence[Row], held_out: Sequence[str], threshold: float = 0.8
+) -> list[Row]:
     """Rows whose ``text`` is not a (near-)duplicate of any held-out text (token Jaccard
     below ``threshold``); candidates are found through an inverted index on tokens."""
     held = [_tokens(t) for t in held_out]
@@ -482,8 +484,13 @@ def curate(
 ) -> dict[str, CuratedDataset]:
     """Every dataset from ``records``: triplets and SFT balanced by topic, reranker labels and
     KTO by class, DPO and reranker examples deduplicated only."""
-    common = {"embedder": embedder, "topic_filter": topic_filter, "seed": seed, "sources": sources,
-              "exclude_texts": exclude_texts}
+    common = {
+        "embedder": embedder,
+        "topic_filter": topic_filter,
+        "seed": seed,
+        "sources": sources,
+        "exclude_texts": exclude_texts,
+    }
     plan = {
         "retriever_triplets": (retriever_triplets(records, retriever), True, False),
         "reranker_labels": (reranker_labels(records), False, True),

@@ -250,9 +250,16 @@ def test_balance_equalises_groups(labels, seed) -> None:
 def test_decontamination_drops_held_out_queries_and_counts_them() -> None:
     from guardrails.curation import Row, decontaminate, prepare
 
-    rows = [Row({"query": q}, q) for q in
-            ["my payout never arrived", "My payout never arrived!", "payout arrived never my",
-             "how do I add a team member", "thermostat shows E4"]]
+    rows = [
+        Row({"query": q}, q)
+        for q in [
+            "my payout never arrived",
+            "My payout never arrived!",
+            "payout arrived never my",
+            "how do I add a team member",
+            "thermostat shows E4",
+        ]
+    ]
     kept = decontaminate(rows, ["my payout never arrived"])
     assert [r.text for r in kept] == ["how do I add a team member", "thermostat shows E4"]
     ds = prepare("t", rows, exclude_texts=["thermostat shows e4"])
