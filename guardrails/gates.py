@@ -223,7 +223,9 @@ def evaluate_gate(
         if comp.n > 1 and math.isfinite(comp.sd)
         else math.nan
     )
-    status = _status(comp.ci_low, comp.ci_high, comp.p_value, threshold, alpha)
+    status = _status(
+        comp.ci_low, comp.ci_high, comp.p_value, threshold, alpha, strict=kind == "superior"
+    )
     if comp.n < MIN_SAMPLES and status is Status.PASSED:
         status = Status.INCONCLUSIVE  # one or two samples prove nothing
     ci = (comp.ci_low, comp.ci_high) if higher else (-comp.ci_high, -comp.ci_low)
@@ -279,9 +281,16 @@ def _missing(key: str, metric: str) -> str:
     )
 
 
-def _status(lo: float, hi: float, p: float, threshold: float, alpha: float) -> Status:
-    """Oriented CI / p -> status (see the module docstring)."""
-    if lo > threshold or (lo == hi and lo >= threshold):
+def _status(
+    lo: float, hi: float, p: float, threshold: float, alpha: float, strict: bool = False
+) -> Status:
+    """Oriented CI / p -> status (see the module docstring).
+
+    Non-inferiority and floors accept a CI touching the limit (``lo >= t``: with binary
+    canaries and ``max-drop = 0`` the bootstrap bound sits exactly on 0 when nothing newly
+    fails); superiority is strict (``lo > t``) unless the CI is degenerate above the limit.
+    """
+    if lo > threshold or (not strict and lo >= threshold) or (lo == hi and lo > threshold):
         return Status.PASSED
     if p < alpha:
         return Status.FAILED

@@ -162,3 +162,35 @@ def test_bad_verdict_files(tmp_path: Path, text: str, needle: str) -> None:
     (tmp_path / "v.json").write_text(text)
     with pytest.raises(VerdictError, match=needle.replace("(", r"\(")):
         load_verdict(tmp_path / "v.json")
+
+
+def test_canary_gate_with_zero_tolerance_passes_when_nothing_newly_fails() -> None:
+    policy = parse_policies(
+        {"policies": {"p": {"n-resamples": 2000, "metrics": {"pass_rate": {"max-drop": 0.0}}}}}
+    )["p"]
+    base = np.array([1, 0, 1, 0, 1, 1, 0, 0, 1, 1] * 3, dtype=float)
+    better = base.copy()
+    better[[1, 3, 6]] = 1.0  # three canaries newly pass, none newly fails
+    assert (
+        evaluate_gate(
+            "noninferior", "pass_rate", candidate=better, baseline=base, policy=policy, name="c"
+        ).status
+        is Status.PASSED
+    )
+    worse = base.copy()
+    worse[[0, 2]] = 0.0  # two newly fail: not shown safe
+    assert (
+        evaluate_gate(
+            "noninferior", "pass_rate", candidate=worse, baseline=base, policy=policy, name="c"
+        ).status
+        is not Status.PASSED
+    )
+
+
+def test_superiority_needs_a_gain_not_a_tie() -> None:
+    policy = parse_policies({"policies": {"p": {"n-resamples": 2000}}})["p"]
+    same = np.linspace(0, 1, 50)
+    result = evaluate_gate(
+        "superior", "ndcg@10", candidate=same, baseline=same, policy=policy, name="s"
+    )
+    assert result.status is not Status.PASSED
