@@ -54,3 +54,18 @@ def test_reranker_quality(
         gate.noninferior(
             "ndcg@10", candidate=cand, baseline=prod, qrels=retrieval_golden[domain], name=name
         )
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_reranked_floor(
+    gate: Any, reranked: dict, retrieval_golden: dict[str, Any], domain: str
+) -> None:
+    """Reranking must leave nDCG@10 above the absolute floor (a reranker that scrambles the
+    retriever's order is caught here even when candidate and production are equally bad)."""
+    _, cand = reranked[domain]
+    gate.at_least(
+        "ndcg@10",
+        candidate=cand,
+        qrels=retrieval_golden[domain],
+        name=f"reranker-floor-{domain}:ndcg@10",
+    )
