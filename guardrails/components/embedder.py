@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from guardrails.components.adapter import check_adapter_dir as _check_adapter_dir
 from guardrails.errors import ComponentError
 from guardrails.fingerprint import (
     fingerprint_bytes,
@@ -39,7 +40,6 @@ from guardrails.fingerprint import (
 
 __all__ = ["Embedder", "EmbeddingCache", "content_hash", "minilm_path"]
 
-_ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 # Model cards are documentation, not identity: a regenerated README must not change a fingerprint.
 _NOT_IDENTITY = ("README.md",)
 # (resolved path, file-stat signature) -> fingerprint; folder hashing is done once per process.
@@ -97,17 +97,6 @@ def _check_model_dir(path: Path) -> None:
         raise ComponentError(
             f"embedder path={str(path)!r} is not a sentence-transformers folder: modules.json is "
             "missing (save the model with SentenceTransformer.save(path))"
-        )
-
-
-def _check_adapter_dir(path: Path) -> None:
-    if not path.is_dir():
-        raise ComponentError(f"adapter path={str(path)!r} does not exist or is not a folder")
-    missing = [name for name in _ADAPTER_FILES if not (path / name).is_file()]
-    if missing:
-        raise ComponentError(
-            f"adapter path={str(path)!r} is not a peft adapter folder: missing "
-            f"{', '.join(missing)} (save it with PeftModel.save_pretrained(path))"
         )
 
 

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from guardrails.components.adapter import check_adapter_dir as _check_adapter_dir
 from guardrails.errors import ComponentError
 from guardrails.fingerprint import fingerprint_json, fingerprint_parts
 
@@ -56,7 +57,6 @@ SYSTEM_PROMPT = (
 SMOLLM2_DIRNAME = "smollm2-135m-instruct"
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
-_ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 _DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -186,17 +186,6 @@ def _check_model_dir(path: Path) -> None:
             f"generator path={str(path)!r} is not a causal-LM folder: missing "
             f"{', '.join(missing)} (save it with model.save_pretrained and "
             "tokenizer.save_pretrained)"
-        )
-
-
-def _check_adapter_dir(path: Path) -> None:
-    if not path.is_dir():
-        raise ComponentError(f"adapter path={str(path)!r} does not exist or is not a folder")
-    missing = [name for name in _ADAPTER_FILES if not (path / name).is_file()]
-    if missing:
-        raise ComponentError(
-            f"adapter path={str(path)!r} is not a peft adapter folder: missing "
-            f"{', '.join(missing)} (save it with PeftModel.save_pretrained(path))"
         )
 
 

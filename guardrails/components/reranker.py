@@ -29,12 +29,12 @@ from typing import Any
 
 import numpy as np
 
+from guardrails.components.adapter import check_adapter_dir as _check_adapter_dir
 from guardrails.errors import ComponentError
 from guardrails.fingerprint import fingerprint_dir, fingerprint_json, fingerprint_parts
 
 __all__ = ["Reranker", "build_cross_encoder_from_minilm", "reranker_fingerprint", "top_k_docs"]
 
-_ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 # Documentation and our training record are not identity: the weights beside them are.
 _NOT_IDENTITY = ("README.md", "training_record.json")
 _DIR_FINGERPRINTS: dict[tuple[str, tuple[int, int, int]], str] = {}
@@ -76,17 +76,6 @@ def _check_model_dir(path: Path) -> None:
         raise ComponentError(
             f"reranker path={str(path)!r} has no config.json: not a cross-encoder folder (save "
             "one with CrossEncoder.save(path) or build_cross_encoder_from_minilm(path))"
-        )
-
-
-def _check_adapter_dir(path: Path) -> None:
-    if not path.is_dir():
-        raise ComponentError(f"adapter path={str(path)!r} does not exist or is not a folder")
-    missing = [name for name in _ADAPTER_FILES if not (path / name).is_file()]
-    if missing:
-        raise ComponentError(
-            f"adapter path={str(path)!r} is not a peft adapter folder: missing "
-            f"{', '.join(missing)} (save it with PeftModel.save_pretrained(path))"
         )
 
 
