@@ -16,9 +16,16 @@ DEPTH = 100
 
 
 def _record(gate: Any, production: Any, candidate: Any) -> None:
+    # only the embedder: the index a promotion switches to is the shadow index, which
+    # test_shadow.py records (a verdict names one candidate per component)
     for role, retriever in (("baseline", production), ("candidate", candidate)):
-        for component, fp in retriever.fingerprints.items():
-            gate.record(artifact={"component": component, "role": role, "fingerprint": fp})
+        gate.record(
+            artifact={
+                "component": "embedder",
+                "role": role,
+                "fingerprint": retriever.embedder.fingerprint,
+            }
+        )
 
 
 def _top(run: dict, qid: str, golden: Any, n: int = 3) -> str:
