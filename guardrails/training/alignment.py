@@ -328,32 +328,11 @@ def _policy(
 
 
 def _args(cls: Any, config: Any, output_dir: str, progress: bool, **extra: Any) -> Any:
-    """A trl config ``cls`` with our seeded CPU float32 settings and ``extra`` fields."""
-    return cls(
-        output_dir=output_dir,
-        seed=config.seed,
-        data_seed=config.seed,
-        learning_rate=config.learning_rate,
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        warmup_steps=config.warmup_ratio,
-        weight_decay=config.weight_decay,
-        lr_scheduler_type="linear",
-        beta=config.beta,
-        loss_type=config.loss_type,
-        logging_steps=config.logging_steps,
-        logging_first_step=True,
-        use_cpu=True,
-        bf16=False,
-        fp16=False,
-        gradient_checkpointing=False,
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=not progress,
-        dataloader_num_workers=0,
-        **extra,
+    """A trl config ``cls`` with the shared CPU settings, beta, loss type and ``extra``."""
+    from guardrails.training.generator import trl_args
+
+    return trl_args(
+        cls, config, output_dir, progress, beta=config.beta, loss_type=config.loss_type, **extra
     )
 
 

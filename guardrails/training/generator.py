@@ -188,10 +188,10 @@ def _lora(config: GeneratorSFTConfig | GeneratorCPTConfig) -> Any:
     )
 
 
-def _trainer_args(config: Any, output_dir: str, progress: bool, **extra: Any) -> Any:
-    from trl import SFTConfig
-
-    return SFTConfig(
+def trl_args(cls: Any, config: Any, output_dir: str, progress: bool, **extra: Any) -> Any:
+    """A trl / transformers training-arguments ``cls`` with our seeded CPU float32 settings
+    (shared by the SFT, CPT and alignment trainers) plus ``extra`` fields."""
+    return cls(
         output_dir=output_dir,
         seed=config.seed,
         data_seed=config.seed,
@@ -200,10 +200,9 @@ def _trainer_args(config: Any, output_dir: str, progress: bool, **extra: Any) ->
         max_steps=config.max_steps,
         per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
-        warmup_steps=config.warmup_ratio,
+        warmup_steps=config.warmup_ratio,  # a float below 1 is a ratio in transformers 5
         weight_decay=config.weight_decay,
         lr_scheduler_type="linear",
-        max_length=config.max_length,
         logging_steps=config.logging_steps,
         logging_first_step=True,
         use_cpu=True,
@@ -216,6 +215,12 @@ def _trainer_args(config: Any, output_dir: str, progress: bool, **extra: Any) ->
         dataloader_num_workers=0,
         **extra,
     )
+
+
+def _trainer_args(config: Any, output_dir: str, progress: bool, **extra: Any) -> Any:
+    from trl import SFTConfig
+
+    return trl_args(SFTConfig, config, output_dir, progress, max_length=config.max_length, **extra)
 
 
 def _loss_curve(trainer: Any) -> LossCurve:
