@@ -29,18 +29,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(scope="session")
 def retrieval_golden() -> dict[str, Any]:
     """Per-domain golden retrieval sets over the whole knowledge base (all domains' docs)."""
-    from guardrails.golden import load_beir
+    from guardrails.golden import load_beir_domains
 
-    corpora = [GOLDEN / d / "corpus.jsonl" for d in DOMAINS]
-    return {
-        d: load_beir(
-            GOLDEN / d,
-            name=f"{d}-retrieval",
-            strict=True,
-            extra_corpora=[c for c in corpora if c.parent.name != d],
-        )
-        for d in DOMAINS
-    }
+    return load_beir_domains(GOLDEN, DOMAINS)
 
 
 @pytest.fixture(scope="session")

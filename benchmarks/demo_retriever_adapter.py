@@ -30,7 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from guardrails.gates import GateResult, evaluate_gate  # noqa: E402
-from guardrails.golden import RetrievalSet, load_beir  # noqa: E402
+from guardrails.golden import RetrievalSet  # noqa: E402
 from guardrails.metrics.ranking import evaluate_ranking  # noqa: E402
 from guardrails.policy import Policy, load_policy  # noqa: E402
 from guardrails.training.config import RetrieverTrainingConfig  # noqa: E402
@@ -46,16 +46,9 @@ DEPTH = 100
 
 def load_golden() -> dict[str, RetrievalSet]:
     """Per-domain golden sets over the whole knowledge base (as the root conftest loads them)."""
-    corpora = [GOLDEN / d / "corpus.jsonl" for d in DOMAINS]
-    return {
-        d: load_beir(
-            GOLDEN / d,
-            name=f"{d}-retrieval",
-            strict=True,
-            extra_corpora=[c for c in corpora if c.parent.name != d],
-        )
-        for d in DOMAINS
-    }
+    from guardrails.golden import load_beir_domains
+
+    return load_beir_domains(GOLDEN, DOMAINS)
 
 
 def retriever(adapter: Path | None, texts: dict[str, str]) -> Any:

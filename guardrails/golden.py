@@ -50,6 +50,7 @@ __all__ = [
     "Run",
     "is_refusal",
     "load_beir",
+    "load_beir_domains",
     "load_canaries",
     "load_corpus",
     "load_preferences",
@@ -447,6 +448,25 @@ def load_beir(
     return RetrievalSet(
         name or root.name, str(root), corpus, queries, qrels, fingerprint, meta, tuple(warnings)
     )
+
+
+def load_beir_domains(
+    root: str | Path, domains: Sequence[str], *, split: str = "test", strict: bool = True
+) -> dict[str, RetrievalSet]:
+    """One golden set per domain folder under ``root``, each over the whole knowledge base
+    (every domain's ``corpus.jsonl``): what a shared index holds and is judged on."""
+    base = Path(root)
+    corpora = [base / d / "corpus.jsonl" for d in domains]
+    return {
+        d: load_beir(
+            base / d,
+            split,
+            name=f"{d}-retrieval",
+            strict=strict,
+            extra_corpora=[c for c in corpora if c.parent.name != d],
+        )
+        for d in domains
+    }
 
 
 def _check_qrels(

@@ -144,3 +144,18 @@ def test_answers_are_not_refusals(text: str) -> None:
 def test_public_beir_sample_loads(shared_data: Path) -> None:
     s = load_beir(shared_data / "dbpedia_entity_sample")
     assert len(s.corpus) == 5000 and len(s.query_ids) > 30
+
+
+def test_domains_share_one_knowledge_base(tmp_path: Path) -> None:
+    from guardrails.golden import load_beir_domains
+
+    _beir(tmp_path / "a")
+    b = _beir(tmp_path / "b")
+    (b / "corpus.jsonl").write_text(
+        '{"_id": "d1", "title": "Payouts", "text": "Payouts arrive in 2 days."}\n'
+        '{"_id": "d2", "title": "", "text": "Refunds take 5 days."}\n'
+        '{"_id": "b9", "text": "Only in b."}\n'
+    )
+    sets = load_beir_domains(tmp_path, ["a", "b"])
+    assert "b9" in sets["a"].corpus and set(sets["a"].corpus) == set(sets["b"].corpus)
+    assert sets["a"].name == "a-retrieval"
