@@ -49,6 +49,15 @@ def embedding_cache() -> Any:
 
 
 @pytest.fixture(scope="session")
+def result_cache() -> Any:
+    """Generator answers / log-likelihoods and reranker logits, by model fingerprint and input:
+    a warm re-run regenerates and rescores nothing."""
+    from guardrails.components.memo import ResultCache
+
+    return ResultCache(ADAPTERS / "cache")
+
+
+@pytest.fixture(scope="session")
 def registry(pytestconfig: pytest.Config) -> Any:
     """The deployment's registry (SQLite beside the adapters)."""
     from guardrails.registry import Registry
@@ -292,14 +301,14 @@ def retriever_adapter(
 
 
 @pytest.fixture(scope="session")
-def production_reranker(registry: Any) -> Any:
+def production_reranker(registry: Any, result_cache: Any) -> Any:
     """The demo's production reranker: a cross-encoder built from MiniLM and fine-tuned on
     the established domain's training triplets (trained once, cached)."""
     from guardrails.components.reranker import Reranker
     from guardrails.training.reranker import ensure_production_reranker
 
     path = ensure_production_reranker(ADAPTERS, golden_dir=GOLDEN)
-    reranker = Reranker.load(path)
+    reranker = Reranker.load(path, cache=result_cache)
     registry.register("reranker", "reranker", str(path), reranker.fingerprint)
     if registry.resolve("reranker", "production") is None:
         registry.set_alias("reranker", "production", reranker.fingerprint)
@@ -308,7 +317,11 @@ def production_reranker(registry: Any) -> Any:
 
 @pytest.fixture(scope="session")
 def candidate_reranker(
-    pytestconfig: pytest.Config, retrain: frozenset[str], production_reranker: Any, registry: Any
+    pytestconfig: pytest.Config,
+    retrain: frozenset[str],
+    production_reranker: Any,
+    registry: Any,
+    result_cache: Any,
 ) -> Any:
     """A LoRA on the production reranker for the new domain (given, trained, or production)."""
     from guardrails.components.reranker import Reranker
@@ -322,7 +335,7 @@ def candidate_reranker(
         ).path
     if adapter is None:
         return production_reranker
-    reranker = Reranker.load(base, adapter=adapter)
+    reranker = Reranker.load(base, adapter=adapter, cache=result_cache)
     registry.register(
         "reranker",
         "reranker",
@@ -375,10 +388,10 @@ def _register_generator(
 
 
 @pytest.fixture(scope="session")
-def production_generator(smollm2: Path, registry: Any) -> Any:
+def production_generator(smollm2: Path, registry: Any, result_cache: Any) -> Any:
     from guardrails.components.generator import Generator
 
-    generator = Generator.load(smollm2, max_new_tokens=48)
+    generator = Generator.load(smollm2, max_new_tokens=48, cache=result_cache)
     _register_generator(registry, generator, smollm2, "production")
     return generator
 
@@ -391,6 +404,7 @@ def candidate_generator(
     production_generator: Any,
     retrieval_golden: dict[str, Any],
     registry: Any,
+    result_cache: Any,
 ) -> Any:
     """LoRA-SFT of SmolLM2 on the new domain's grounded QA pairs (given, trained, or
     production)."""
@@ -405,7 +419,7 @@ def candidate_generator(
         adapter = ensure_generator_candidate("sft", smollm2, examples, root=ADAPTERS).path
     if adapter is None:
         return production_generator
-    generator = Generator.load(smollm2, adapter=adapter, max_new_tokens=48)
+    generator = Generator.load(smollm2, adapter=adapter, max_new_tokens=48, cache=result_cache)
     _register_generator(
         registry, generator, Path(adapter), "candidate", parent=production_generator.fingerprint
     )
@@ -414,7 +428,11 @@ def candidate_generator(
 
 @pytest.fixture(scope="session")
 def alignment_generator(
-    pytestconfig: pytest.Config, retrain: frozenset[str], smollm2: Path, production_generator: Any
+    pytestconfig: pytest.Config,
+    retrain: frozenset[str],
+    smollm2: Path,
+    production_generator: Any,
+    result_cache: Any,
 ) -> Any:
     """DPO of SmolLM2 on the training half of both domains' preference pairs."""
     from guardrails.components.generator import Generator
@@ -426,7 +444,7 @@ def alignment_generator(
         adapter = ensure_alignment_candidate("dpo", smollm2, pairs, root=ADAPTERS).path
     if adapter is None:
         return production_generator
-    return Generator.load(smollm2, adapter=adapter, max_new_tokens=48)
+    return Generator.load(smollm2, adapter=adapter, max_new_tokens=48, cache=result_cache)
 
 
 @pytest.fixture(scope="session")

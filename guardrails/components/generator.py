@@ -20,6 +20,11 @@ once and caches it as safetensors. :meth:`Generator.log_likelihood` scores compl
 (``Σ_t log p(y_t | x, y_<t)``, for DPO margin gates) and :func:`max_logit_difference` compares
 two generators (merged vs unmerged LoRA, peft#1836).
 
+With a :class:`~guardrails.components.memo.ResultCache` (``cache=``), answers are stored under
+``("generate", fingerprint, H(chat prompt text, max_new_tokens))`` and log-likelihoods under
+``("loglik", fingerprint, H(chat prompt text, completion))``: only the misses are computed, so
+a warm re-run regenerates nothing. :meth:`Generator.logits` is never cached.
+
 Nothing here imports torch or transformers at module import time.
 """
 
@@ -37,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from guardrails.components.adapter import check_adapter_dir as _check_adapter_dir
+from guardrails.components.memo import ResultCache, input_key
 from guardrails.errors import ComponentError
 from guardrails.fingerprint import fingerprint_json, fingerprint_parts
 
@@ -233,7 +239,10 @@ def _dir_fingerprint(path: Path) -> str:
 
 
 class Generator:
-    """A loaded causal LM (+ LoRA); build it with :meth:`Generator.load`."""
+    """A loaded causal LM (+ LoRA); build it with :meth:`Generator.load`.
+
+    ``cache`` (optional) stores answers and log-likelihoods by fingerprint and exact input.
+    """
 
     def __init__(
         self,
@@ -245,6 +254,7 @@ class Generator:
         max_new_tokens: int,
         dtype: str,
         system_prompt: str = SYSTEM_PROMPT,
+        cache: ResultCache | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -253,6 +263,7 @@ class Generator:
         self.max_new_tokens = max_new_tokens
         self.dtype = dtype
         self.system_prompt = system_prompt
+        self.cache = cache
 
     @classmethod
     def load(
@@ -264,9 +275,11 @@ class Generator:
         max_new_tokens: int = 64,
         dtype: str = "float32",
         system_prompt: str = SYSTEM_PROMPT,
+        cache: ResultCache | None = None,
     ) -> Generator:
         """Load the causal LM at ``path`` (+ the LoRA folder ``adapter``) for inference.
 
+        ``cache`` keeps answers and log-likelihoods on disk (see the module docstring).
         Raises :class:`ComponentError` naming the path and the missing piece.
         """
         if dtype not in _DTYPES:
@@ -286,6 +299,7 @@ class Generator:
             max_new_tokens=max_new_tokens,
             dtype=dtype,
             system_prompt=system_prompt,
+            cache=cache,
         )
 
     @property
@@ -335,16 +349,33 @@ class Generator:
         """Greedy answers to ``prompts`` (questions), each grounded in its ``contexts`` row.
 
         Prompts are sorted by length into batches (less padding) and answers returned in
-        input order; a row's answer does not depend on its batch (left padding + mask).
+        input order; a row's answer does not depend on its batch (left padding + mask). With a
+        cache, only prompts it does not hold (under this ``max_new_tokens``) are generated,
+        each distinct prompt once, and stored batch by batch.
         """
         texts = self._prompts(prompts, contexts)
-        limit = self.max_new_tokens if max_new_tokens is None else max_new_tokens
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        answers: dict[int, str] = {}
+        limit = int(self.max_new_tokens if max_new_tokens is None else max_new_tokens)
+        keys = [input_key(text, limit) for text in texts]
+        fingerprint = self.fingerprint if self.cache is not None else ""
+        answers = self._cached("generate", fingerprint, keys)
+        todo = {k: t for k, t in zip(keys, texts, strict=True) if k not in answers}
+        miss = list(todo)
+        order = sorted(range(len(miss)), key=lambda i: len(todo[miss[i]]))
         for chunk in _batches(order, batch_size, progress, "generate"):
-            outs = self._generate_batch([texts[i] for i in chunk], limit)
-            answers.update(zip(chunk, outs, strict=True))
-        return [answers[i] for i in range(len(texts))]
+            outs = self._generate_batch([todo[miss[i]] for i in chunk], limit)
+            fresh = dict(zip((miss[i] for i in chunk), outs, strict=True))
+            self._store("generate", fingerprint, fresh)
+            answers.update(fresh)
+        return [answers[k] for k in keys]
+
+    def _cached(self, kind: str, fingerprint: str, keys: list[str]) -> dict[str, Any]:
+        if self.cache is None:
+            return {}
+        return self.cache.get_many(kind, fingerprint, keys)
+
+    def _store(self, kind: str, fingerprint: str, values: dict[str, Any]) -> None:
+        if self.cache is not None:
+            self.cache.put_many(kind, fingerprint, values)
 
     def _generate_batch(self, texts: list[str], max_new_tokens: int) -> list[str]:
         import torch
@@ -383,17 +414,26 @@ class Generator:
 
         ``x`` is :meth:`build_prompt` (system + context + question, generation prompt), ``y``
         the completion's tokens as the model would emit them. Float64 array, one per pair.
+        With a cache, only (prompt, completion) pairs it does not hold are scored.
         """
         if len(prompts) != len(completions):
             raise ComponentError(
                 f"len(prompts)={len(prompts)} != len(completions)={len(completions)}"
             )
         texts = self._prompts(prompts, contexts)
-        scores = np.zeros(len(texts), dtype=np.float64)
-        for chunk in _batches(list(range(len(texts))), batch_size, progress, "score"):
-            pairs = [(texts[i], completions[i]) for i in chunk]
-            scores[chunk] = self._score_batch(pairs)
-        return scores
+        keys = [input_key(t, c) for t, c in zip(texts, completions, strict=True)]
+        fingerprint = self.fingerprint if self.cache is not None else ""
+        found = self._cached("loglik", fingerprint, keys)
+        todo = {
+            k: (t, c) for k, t, c in zip(keys, texts, completions, strict=True) if k not in found
+        }
+        miss = list(todo)
+        for chunk in _batches(list(range(len(miss))), batch_size, progress, "score"):
+            values = self._score_batch([todo[miss[i]] for i in chunk])
+            fresh = {miss[i]: float(v) for i, v in zip(chunk, values, strict=True)}
+            self._store("loglik", fingerprint, fresh)
+            found.update(fresh)
+        return np.asarray([found[k] for k in keys], dtype=np.float64).reshape(len(keys))
 
     def _score_batch(self, pairs: list[tuple[str, str]]) -> np.ndarray:
         import torch
@@ -433,7 +473,9 @@ class Generator:
     def merged(self) -> Generator:
         """A copy with the LoRA folded into the base weights (``W + (alpha/r) B A``).
 
-        This generator is left untouched; without an adapter the copy equals it.
+        This generator is left untouched; without an adapter the copy equals it. The copy has
+        NO cache: it keeps this generator's fingerprint, and merged-vs-unmerged checks compare
+        the two, so sharing cached outputs would make the comparison vacuous.
         """
         model = copy.deepcopy(self.model)
         if hasattr(model, "merge_and_unload"):
@@ -446,6 +488,7 @@ class Generator:
             max_new_tokens=self.max_new_tokens,
             dtype=self.dtype,
             system_prompt=self.system_prompt,
+            cache=None,
         )
 
     def __repr__(self) -> str:

@@ -17,6 +17,10 @@ support (``CrossEncoder.load_adapter``, the ``PeftAdapterMixin`` that forwards t
 No pretrained cross-encoder exists offline: :func:`build_cross_encoder_from_minilm` makes one from
 the all-MiniLM-L6-v2 transformer weights with a new (seeded, untrained) one-logit head; the
 training module fine-tunes it. Nothing here imports torch or sentence-transformers at import time.
+
+With a :class:`~guardrails.components.memo.ResultCache` (``cache=``), logits are stored under
+``("rerank", fingerprint, H(query, document))`` and only pairs it does not hold are scored;
+:meth:`Reranker.timed_rerank` measures latency, so it neither reads nor writes the cache.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from guardrails.components.adapter import check_adapter_dir as _check_adapter_dir
+from guardrails.components.memo import ResultCache, input_key
 from guardrails.errors import ComponentError
 from guardrails.fingerprint import fingerprint_dir, fingerprint_json, fingerprint_parts
 
@@ -85,13 +90,25 @@ def top_k_docs(scores: Mapping[str, float], k: int) -> list[str]:
 
 
 class Reranker:
-    """A loaded cross-encoder (build it with :meth:`Reranker.load`); scores are logits s(q, d)."""
+    """A loaded cross-encoder (build it with :meth:`Reranker.load`); scores are logits s(q, d).
 
-    def __init__(self, model: Any, fingerprint: str, *, batch_size: int, max_length: int) -> None:
+    ``cache`` (optional) stores logits by fingerprint and exact (query, document) text.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        fingerprint: str,
+        *,
+        batch_size: int,
+        max_length: int,
+        cache: ResultCache | None = None,
+    ) -> None:
         self.model = model
         self.fingerprint = fingerprint
         self.batch_size = batch_size
         self.max_length = max_length
+        self.cache = cache
 
     @classmethod
     def load(
@@ -102,10 +119,12 @@ class Reranker:
         batch_size: int = 32,
         max_length: int = 256,
         device: str = "cpu",
+        cache: ResultCache | None = None,
     ) -> Reranker:
         """Load the cross-encoder at ``path`` (+ LoRA ``adapter``), offline.
 
-        Raises :class:`ComponentError` naming the path when a folder is missing, is not a
+        ``cache`` keeps logits on disk (see the module docstring). Raises
+        :class:`ComponentError` naming the path when a folder is missing, is not a
         cross-encoder / peft folder, or the adapter does not fit the model.
         """
         fingerprint = reranker_fingerprint(path, adapter, max_length=max_length)
@@ -113,20 +132,42 @@ class Reranker:
         if adapter is not None:
             _apply_adapter(model, Path(adapter))
         model.eval()
-        return cls(model, fingerprint, batch_size=batch_size, max_length=max_length)
+        return cls(model, fingerprint, batch_size=batch_size, max_length=max_length, cache=cache)
 
     def score(self, query: str, doc_texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """Logits ``s(query, d)`` for each of ``doc_texts``, ``float32`` of shape ``(n,)``."""
         return self.score_pairs([(query, d) for d in doc_texts], progress=progress)
 
     def score_pairs(
-        self, pairs: Sequence[tuple[str, str]], *, progress: bool = False
+        self,
+        pairs: Sequence[tuple[str, str]],
+        *,
+        progress: bool = False,
+        use_cache: bool = True,
     ) -> np.ndarray:
-        """Logits for ``(query, document)`` pairs, in input order, batched."""
-        import torch
+        """Logits for ``(query, document)`` pairs, in input order, batched.
 
+        With a cache (and ``use_cache``), only distinct pairs it does not hold are scored, and
+        stored; ``use_cache=False`` neither reads nor writes it (latency measurements).
+        """
         if not pairs:
             return np.zeros(0, dtype=np.float32)
+        cache = self.cache if use_cache else None
+        if cache is None:
+            return self._predict([(q, d) for q, d in pairs], progress)
+        keys = [input_key(q, d) for q, d in pairs]
+        found = cache.get_many("rerank", self.fingerprint, keys)
+        todo = {k: (q, d) for k, (q, d) in zip(keys, pairs, strict=True) if k not in found}
+        if todo:
+            scores = self._predict(list(todo.values()), progress)
+            fresh = {k: float(v) for k, v in zip(todo, scores, strict=True)}
+            cache.put_many("rerank", self.fingerprint, fresh)
+            found.update(fresh)
+        return np.asarray([found[k] for k in keys], dtype=np.float32).reshape(len(keys))
+
+    def _predict(self, pairs: list[tuple[str, str]], progress: bool) -> np.ndarray:
+        import torch
+
         scores = self.model.predict(
             [list(p) for p in pairs],
             batch_size=self.batch_size,
@@ -144,15 +185,19 @@ class Reranker:
         *,
         top_k: int = 20,
         progress: bool = True,
+        use_cache: bool = True,
     ) -> dict[str, dict[str, float]]:
         """Rescore each query's top ``top_k`` documents of ``run``: ``{qid: {doc: logit}}``.
 
         Only those ``top_k`` documents are in the result (the first-stage tail is dropped). All
-        pairs of all queries are scored in one batched call, with a progress bar if asked.
+        pairs of all queries are scored in one batched call, with a progress bar if asked;
+        ``use_cache`` as in :meth:`score_pairs`.
         """
         plan = _plan(run, queries, docs, top_k)
         pairs = [(queries[qid], docs[doc]) for qid, doc in plan]
-        scores = self.score_pairs(pairs, progress=progress and len(pairs) > self.batch_size)
+        scores = self.score_pairs(
+            pairs, progress=progress and len(pairs) > self.batch_size, use_cache=use_cache
+        )
         out: dict[str, dict[str, float]] = {qid: {} for qid in run}
         for (qid, doc), value in zip(plan, scores, strict=True):
             out[qid][doc] = float(value)
@@ -161,12 +206,18 @@ class Reranker:
     def timed_rerank(
         self, run: Run, queries: Mapping[str, str], docs: Mapping[str, str], *, top_k: int = 20
     ) -> tuple[dict[str, dict[str, float]], list[float]]:
-        """Like :meth:`rerank_run`, one query at a time, plus per-query latency in seconds."""
+        """Like :meth:`rerank_run`, one query at a time, plus per-query latency in seconds.
+
+        Every pair is really scored: the cache is bypassed (a hit would time a lookup).
+        """
         out: dict[str, dict[str, float]] = {}
         latencies = []
         for qid in run:
             start = time.perf_counter()
-            out.update(self.rerank_run({qid: run[qid]}, queries, docs, top_k=top_k, progress=False))
+            one = {qid: run[qid]}
+            out.update(
+                self.rerank_run(one, queries, docs, top_k=top_k, progress=False, use_cache=False)
+            )
             latencies.append(time.perf_counter() - start)
         return out, latencies
 
