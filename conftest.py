@@ -305,10 +305,12 @@ def production_reranker(registry: Any, result_cache: Any) -> Any:
     """The demo's production reranker: a cross-encoder built from MiniLM and fine-tuned on
     the established domain's training triplets (trained once, cached)."""
     from guardrails.components.reranker import Reranker
-    from guardrails.training.reranker import ensure_production_reranker
+    from guardrails.training.reranker import PRODUCTION_RERANKER_CONFIG, ensure_production_reranker
 
     path = ensure_production_reranker(ADAPTERS, golden_dir=GOLDEN)
-    reranker = Reranker.load(path, cache=result_cache)
+    reranker = Reranker.load(
+        path, max_length=PRODUCTION_RERANKER_CONFIG.max_length, cache=result_cache
+    )
     registry.register("reranker", "reranker", str(path), reranker.fingerprint)
     if registry.resolve("reranker", "production") is None:
         registry.set_alias("reranker", "production", reranker.fingerprint)
@@ -335,7 +337,9 @@ def candidate_reranker(
         ).path
     if adapter is None:
         return production_reranker
-    reranker = Reranker.load(base, adapter=adapter, cache=result_cache)
+    reranker = Reranker.load(
+        base, adapter=adapter, max_length=production_reranker.max_length, cache=result_cache
+    )
     registry.register(
         "reranker",
         "reranker",

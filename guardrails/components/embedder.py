@@ -144,8 +144,14 @@ class Embedder:
         batch_size: int = 64,
         normalize: bool = True,
         cache_dir: str | Path | None = None,
+        merge_adapter: bool = True,
     ) -> Embedder:
         """Load the model at ``path`` (+ ``adapter``); ``cache_dir`` enables a default cache.
+
+        ``merge_adapter`` folds the LoRA into the base weights for serving (``W + α/r · B A``,
+        peft's ``LoraLayer.merge``): the same vectors up to float rounding, without the extra
+        low-rank products on every query, so a candidate's latency is the model's, not the
+        adapter's. The fingerprint still names the adapter.
 
         Raises :class:`ComponentError` naming the path and the missing piece when the folder
         is absent, is not a sentence-transformers folder, or the adapter cannot be applied.
@@ -155,6 +161,8 @@ class Embedder:
         if adapter_dir is not None:
             _check_adapter_dir(adapter_dir)
         model = _load_model(model_dir, adapter_dir, device)
+        if adapter_dir is not None and merge_adapter:
+            _merge_lora(model)
         fingerprint = _embedder_fingerprint(model, model_dir, adapter_dir, normalize)
         cache = EmbeddingCache(cache_dir) if cache_dir is not None else None
         return cls(model, fingerprint, batch_size=batch_size, normalize=normalize, cache=cache)
@@ -246,6 +254,18 @@ def _apply_adapter(model: Any, adapter_dir: Path) -> None:
             f"cannot apply adapter path={str(adapter_dir)!r} to the embedder: {exc}; check that "
             "it was trained on this base model (target modules and hidden size must match)"
         ) from exc
+
+
+def _merge_lora(model: Any) -> int:
+    """Merge every LoRA layer of ``model`` into its base layer in place; returns how many."""
+    from peft.tuners.lora import LoraLayer
+
+    merged = 0
+    for module in model.modules():
+        if isinstance(module, LoraLayer) and not module.merged:
+            module.merge()
+            merged += 1
+    return merged
 
 
 def _embedder_fingerprint(

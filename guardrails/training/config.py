@@ -137,8 +137,13 @@ class RerankerTrainingConfig(TrainingConfig):
     """Cross-encoder on (query, document, relevance): full fine-tune or LoRA.
 
     ``loss="bce"`` is binary cross-entropy on ``relevance / max_relevance``; ``"mse"`` regresses
-    the scaled label; ``"lambda"`` is LambdaLoss over each query's list (Wang et al., 2018).
-    ``full_finetune=True`` trains every weight (the demo's production reranker); otherwise LoRA.
+    the scaled label; ``"listwise"`` is the softmax cross-entropy of each relevant document
+    against ``list_size - 1`` less relevant documents of the same query (the cross-encoder form
+    of the multiple-negatives ranking loss; it optimises the order a reranker is judged on).
+    ``batch_size`` counts (query, document) pairs either way. ``head_learning_rate`` (0 = same
+    as ``learning_rate``) is the rate of the new classifier head and pooler, which start from
+    random or from a non-ranking checkpoint. ``full_finetune=True`` trains every weight (the
+    demo's production reranker); otherwise LoRA.
     """
 
     learning_rate: float = 2e-5
@@ -147,9 +152,24 @@ class RerankerTrainingConfig(TrainingConfig):
     max_length: int = 256
     target_modules: tuple[str, ...] = BERT_ATTENTION
     loss: str = "bce"
+    list_size: int = 4
+    head_learning_rate: float = 0.0
     full_finetune: bool = False
     max_relevance: int = 2
     negatives_per_query: int = 3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.list_size < 2:
+            raise TrainingError(
+                f"RerankerTrainingConfig: list_size={self.list_size} must be >= 2 "
+                "(one relevant document and at least one less relevant)"
+            )
+        if self.head_learning_rate < 0:
+            raise TrainingError(
+                f"RerankerTrainingConfig: head_learning_rate={self.head_learning_rate} must "
+                "be >= 0 (0 = learning_rate)"
+            )
 
 
 @dataclass(frozen=True)

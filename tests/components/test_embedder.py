@@ -98,6 +98,21 @@ def test_adapter_changes_outputs_and_fingerprint(
     np.testing.assert_allclose(adapted, want, atol=1e-5)  # oracle: peft.PeftModel
 
 
+def test_merged_adapter_serves_the_same_vectors_without_lora_products(
+    tiny_st_path: Path, tiny_lora_path: Path, tiny_lora: Embedder
+) -> None:
+    from peft.tuners.lora import LoraLayer
+
+    unmerged = Embedder.load(tiny_st_path, adapter=tiny_lora_path, merge_adapter=False)
+    lora_layers = [m for m in tiny_lora.model.modules() if isinstance(m, LoraLayer)]
+    assert lora_layers and all(m.merged for m in lora_layers)  # merged by default
+    assert not any(m.merged for m in unmerged.model.modules() if isinstance(m, LoraLayer))
+    assert unmerged.fingerprint == tiny_lora.fingerprint  # the adapter, not the layout, is identity
+    np.testing.assert_allclose(
+        tiny_lora.encode(TEXTS, progress=False), unmerged.encode(TEXTS, progress=False), atol=1e-5
+    )
+
+
 def test_fingerprint_is_stable_and_covers_config(tiny: Embedder, tiny_st_path: Path) -> None:
     again = Embedder.load(tiny_st_path)
     assert again.fingerprint == tiny.fingerprint and tiny.fingerprint.startswith("sha256:")

@@ -19,6 +19,7 @@ from guardrails.training.reranker import (
     RerankExample,
     ensure_reranker_candidate,
     load_triplet_ids,
+    ranking_lists,
     rerank_examples_from_qrels,
     rerank_examples_from_triplets,
     total_steps,
@@ -185,6 +186,42 @@ def test_total_steps_follows_epochs_unless_max_steps() -> None:
     cfg = RerankerTrainingConfig(epochs=2.0, batch_size=16)
     assert total_steps(100, cfg) == 14  # 2 x ceil(100 / 16)
     assert total_steps(100, cfg.with_(max_steps=3)) == 3
+    # listwise: a batch of 16 pairs holds 16 // 4 = 4 lists
+    assert total_steps(100, cfg.with_(loss="listwise", list_size=4)) == 50  # 2 x ceil(100 / 4)
+
+
+def test_ranking_lists_put_the_relevant_document_first_over_lower_labels() -> None:
+    examples = [
+        RerankExample("q1", "best", 1.0),
+        RerankExample("q1", "partly", 0.5),
+        RerankExample("q1", "bad-a", 0.0),
+        RerankExample("q1", "bad-b", 0.0),
+        RerankExample("q2", "good", 1.0),
+        RerankExample("q2", "also good", 1.0),  # equal labels never compete
+        RerankExample("q2", "bad", 0.0),
+        RerankExample("q3", "orphan", 1.0),  # nothing to rank against: no list
+    ]
+    lists = ranking_lists(examples, list_size=3, seed=1)
+    by_top = {lst[0].document: lst for lst in lists}
+    assert set(by_top) == {"best", "partly", "good", "also good"}
+    assert len(by_top["best"]) == 3 and {ex.document for ex in by_top["best"][1:]} <= {
+        "partly",
+        "bad-a",
+        "bad-b",
+    }
+    assert [ex.document for ex in by_top["partly"][1:]] in (["bad-a", "bad-b"], ["bad-b", "bad-a"])
+    assert [ex.document for ex in by_top["good"]] == ["good", "bad"]
+    assert all(ex.query == lst[0].query for lst in lists for ex in lst)
+    assert ranking_lists(examples, 3, seed=1) == lists  # seeded
+    with pytest.raises(TrainingError, match="no query has a relevant document"):
+        ranking_lists([RerankExample("q", "d", 1.0)], 4, seed=1)
+
+
+def test_list_size_and_head_rate_are_validated() -> None:
+    with pytest.raises(TrainingError, match="list_size=1"):
+        RerankerTrainingConfig(list_size=1)
+    with pytest.raises(TrainingError, match="head_learning_rate=-1"):
+        RerankerTrainingConfig(head_learning_rate=-1.0)
 
 
 # ---------------------------------------------------------------------------------- training
@@ -196,6 +233,14 @@ def test_full_finetune_lowers_the_loss_and_ranks_positives_first(full_trained: A
     losses = np.array([v for _, v in curve])
     assert np.isfinite(losses).all() and losses[-2:].mean() < 0.8 * losses[:2].mean()
     assert _ranks_positive_first(Reranker.load(out, max_length=32))
+
+
+def test_listwise_finetune_learns_to_rank_positives_first(tiny_ce: Path, tmp_path: Path) -> None:
+    cfg = FULL.with_(loss="listwise", list_size=3, batch_size=6, head_learning_rate=1e-2)
+    curve = train_reranker(tiny_ce, _toy_examples(), cfg, tmp_path / "m", progress=False)
+    losses = np.array([v for _, v in curve])
+    assert np.isfinite(losses).all() and losses[-2:].mean() < 0.5 * losses[:2].mean()
+    assert _ranks_positive_first(Reranker.load(tmp_path / "m", max_length=32))
 
 
 def test_untrained_model_does_not_already_rank_positives_first(tiny_ce: Path) -> None:
