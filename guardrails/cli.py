@@ -336,7 +336,11 @@ def add_status(p: argparse.ArgumentParser) -> None:
 
 
 def run_promote(args: argparse.Namespace) -> int:
-    switches = _registry(args).promote(args.verdict, component=args.component)  # type: ignore[attr-defined]
+    reg = _registry(args)
+    if args.promotable:
+        switches = reg.promote_components(args.verdict)  # type: ignore[attr-defined]
+    else:
+        switches = reg.promote(args.verdict, component=args.component)  # type: ignore[attr-defined]
     for s in switches:
         print(
             f"promoted {s.component}: {_short_fp(s.from_fingerprint)} -> "
@@ -348,7 +352,18 @@ def run_promote(args: argparse.Namespace) -> int:
 @command("promote", "switch production to the candidates of a promote verdict (atomic)")
 def add_promote(p: argparse.ArgumentParser) -> None:
     p.add_argument("verdict", type=Path)
-    p.add_argument("--component", default=None, help="only this component")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--component",
+        default=None,
+        help="only this component (also allowed when the verdict is not promote but this "
+        "component's own decision is)",
+    )
+    which.add_argument(
+        "--promotable",
+        action="store_true",
+        help="every component whose own decision is promote, in one transaction",
+    )
     _add_registry(p)
 
 

@@ -2,8 +2,10 @@
 
 Gate results ride on each test report's ``user_properties`` (like junitxml's
 ``record_property``), so they cross ``pytest -n`` worker boundaries; the controller collects
-them, decides at session end, writes the verdict JSON and shows a summary table. A verdict
-other than *promote* turns an otherwise green session red.
+them, decides at session end, writes the verdict JSON and shows a summary table (with one line
+per component decision when the policy has ``components``). A verdict other than *promote*
+turns an otherwise green session red. ``--guardrails-apply`` promotes a promote verdict; for
+any other verdict it promotes only the components whose own decision is promote.
 
 Importing this module must stay cheap: no torch, transformers, sentence_transformers or faiss
 (a test asserts it).
@@ -38,6 +40,7 @@ class SessionState:
     gates: dict[tuple[str, str], GateResult] = field(default_factory=dict)
     outcomes: dict[str, TestOutcome] = field(default_factory=dict)
     verdict: Verdict | None = None
+    applied: list[str] = field(default_factory=list)  # what --guardrails-apply did, for the summary
 
 
 STATE = pytest.StashKey[SessionState]()
@@ -107,7 +110,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--guardrails-apply",
         action="store_true",
         default=False,
-        help="after a promote verdict, switch the registry aliases",
+        help="after a promote verdict, switch the registry aliases (otherwise switch only "
+        "the components whose own decision is promote)",
     )
     group.addoption(
         "--guardrails-registry",
@@ -276,8 +280,11 @@ class VerdictPlugin:
             write_verdict(verdict, state.verdict_path)
         if verdict.decision is not Decision.PROMOTE and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        if verdict.decision is Decision.PROMOTE and self.config.getoption("--guardrails-apply"):
-            _apply(self.config, verdict)
+        if self.config.getoption("--guardrails-apply"):
+            if verdict.decision is Decision.PROMOTE:
+                _apply(self.config, verdict)
+            elif verdict.promotable():
+                state.applied = _apply_components(self.config, verdict)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.state.verdict is None:
@@ -287,14 +294,46 @@ class VerdictPlugin:
         terminalreporter.write_sep("=", "guardrails verdict")
         for line in summary_lines(self.state.verdict):
             terminalreporter.write_line(line)
+        for line in self.state.applied:
+            terminalreporter.write_line(line)
         if self.state.verdict_path is not None:
             terminalreporter.write_line(f"verdict written to {self.state.verdict_path}")
 
 
+def _short(fp: str) -> str:
+    return fp.split(":", 1)[-1][:12]
+
+
+def _registry_path(config: pytest.Config) -> Path:
+    from guardrails.registry import DEFAULT_REGISTRY_PATH
+
+    return Path(
+        config.getoption("--guardrails-registry") or config.rootpath / DEFAULT_REGISTRY_PATH
+    )
+
+
 def _apply(config: pytest.Config, verdict: Verdict) -> None:
     """Switch registry aliases for a promote verdict (``--guardrails-apply``)."""
-    from guardrails.registry import DEFAULT_REGISTRY_PATH, Registry
+    from guardrails.registry import Registry
 
-    path = config.getoption("--guardrails-registry") or config.rootpath / DEFAULT_REGISTRY_PATH
     if verdict.provenance.get("artifacts"):
-        Registry(path).promote(verdict.to_dict())
+        Registry(_registry_path(config)).promote(verdict.to_dict())
+
+
+def _apply_components(config: pytest.Config, verdict: Verdict) -> list[str]:
+    """``--guardrails-apply`` on a non-promote verdict: switch only the components whose own
+    decision is promote (one transaction); returns summary lines saying what happened."""
+    from guardrails.registry import Registry
+
+    if not verdict.provenance.get("artifacts"):
+        return ["guardrails apply: nothing switched: the verdict lists no artifacts"]
+    try:
+        with Registry(_registry_path(config)) as registry:
+            switches = registry.promote_components(verdict.to_dict())
+    except GuardrailsError as exc:
+        return [f"guardrails apply: nothing switched: {exc}"]
+    return [
+        f"guardrails apply: promoted {s.component} (its own decision is promote): "
+        f"{_short(s.from_fingerprint)} -> {_short(s.to_fingerprint)}"
+        for s in switches
+    ]

@@ -7,6 +7,10 @@ A policy says, per metric, how a candidate is judged against the baseline::
     seed = 20261121
     n-resamples = 10000
 
+    [tool.guardrails.components]        # optional: a decision per component (fnmatch patterns)
+    embedder = ["retrieval-*", "shadow-*"]
+    generator = ["generation-*", "canaries-*:candidate"]
+
     [tool.guardrails.policies.release]
     alpha = 0.05                        # error rate of each decision
     power = 0.8                         # for the minimum detectable effect warning
@@ -26,7 +30,11 @@ A policy says, per metric, how a candidate is judged against the baseline::
 
 ``direction`` defaults to the metric's natural one (``higher`` for nDCG, ``lower`` for latency
 or PSI); for lower-is-better metrics ``max-drop`` is the allowed increase and ``max`` the
-ceiling. Every mistake raises :class:`PolicyError` naming the key and the allowed values.
+ceiling. ``components`` maps a component name to the gate names (fnmatch patterns) that judge
+it (see :func:`guardrails.verdict.decide`); the top-level table is every policy's default, a
+policy's own ``components`` table replaces the one it would inherit (``components = {}`` turns
+per-component decisions off). Every mistake raises :class:`PolicyError` naming the key and the
+allowed values.
 """
 
 from __future__ import annotations
@@ -56,11 +64,12 @@ __all__ = [
     "parse_policies",
 ]
 
-_TOP_KEYS = {"policy", "seed", "n-resamples", "policies", "triggers"}
+_TOP_KEYS = {"policy", "seed", "n-resamples", "policies", "triggers", "components"}
 _POLICY_KEYS = {
     "alpha",
     "power",
     "required",
+    "components",
     "metrics",
     "gates",
     "extends",
@@ -117,6 +126,7 @@ class Policy:
     seed: int = 0
     n_resamples: int = 10000
     description: str = ""
+    components: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def threshold(self, metric: str, gate: str | None = None) -> Threshold:
         """Limits for ``metric``, with the gate's overrides applied when ``gate`` has any."""
@@ -138,6 +148,7 @@ class Policy:
             "alpha": self.alpha,
             "power": self.power,
             "required": list(self.required),
+            "components": {name: list(patterns) for name, patterns in self.components},
             "seed": self.seed,
             "n-resamples": self.n_resamples,
             "metrics": {k: v.to_dict() for k, v in sorted(self.metrics.items())},
@@ -169,7 +180,7 @@ def load_policy(pyproject: str | Path | None, name: str | None = None) -> Policy
             "[tool.guardrails] policy = NAME or pass --guardrails-policy NAME"
         )
     if chosen == "default" and "default" not in policies:
-        return replace(DEFAULT_POLICY, seed=_seed(table), n_resamples=_n_resamples(table))
+        return replace(_root(table, str(pyproject)), name=DEFAULT_POLICY.name)
     if chosen not in policies:
         raise PolicyError(_unknown("policy", chosen, policies, where=str(pyproject)))
     return policies[chosen]
@@ -189,11 +200,21 @@ def parse_policies(
     raw = table.get("policies", {})
     if not isinstance(raw, Mapping):
         raise PolicyError(f"{source}: [tool.guardrails] policies must be a table of named policies")
-    seed, n_resamples = _seed(table), _n_resamples(table)
+    root = _root(table, source)
     out: dict[str, Policy] = {}
     for name in raw:
-        out[name] = _build(name, raw, source, seed, n_resamples, chain=())
+        out[name] = _build(name, raw, source, root, chain=())
     return out
+
+
+def _root(table: Mapping[str, Any], source: str) -> Policy:
+    """The defaults every policy starts from: top-level seed, n-resamples and components."""
+    return replace(
+        DEFAULT_POLICY,
+        seed=_seed(table),
+        n_resamples=_n_resamples(table),
+        components=_components(table.get("components", {}), "[tool.guardrails]", source),
+    )
 
 
 def _read_table(pyproject: str | Path | None) -> Mapping[str, Any]:
@@ -214,8 +235,7 @@ def _build(
     name: str,
     raw: Mapping[str, Any],
     source: str,
-    seed: int,
-    n_resamples: int,
+    root: Policy,
     chain: tuple[str, ...],
 ) -> Policy:
     where = f"[tool.guardrails.policies.{name}]"
@@ -223,7 +243,7 @@ def _build(
     if not isinstance(body, Mapping):
         raise PolicyError(f"{source}: {where} must be a table")
     _check_keys(body, _POLICY_KEYS, where, source)
-    parent = _parent(name, body, raw, source, seed, n_resamples, chain)
+    parent = _parent(name, body, raw, source, root, chain)
     metrics = dict(parent.metrics)
     for metric, limits in _table(body, "metrics", where, source).items():
         metrics.update([_threshold(metric, limits, f"{where} metrics.{metric!r}", source, metrics)])
@@ -235,6 +255,11 @@ def _build(
         alpha=_prob(body.get("alpha", parent.alpha), "alpha", where, source),
         power=_prob(body.get("power", parent.power), "power", where, source, upper=1.0),
         required=_required(body.get("required", list(parent.required)), where, source),
+        components=(
+            _components(body["components"], where, source)
+            if "components" in body
+            else parent.components
+        ),
         metrics=metrics,
         gates=gates,
         seed=int(body.get("seed", parent.seed)),
@@ -248,13 +273,12 @@ def _parent(
     body: Mapping[str, Any],
     raw: Mapping[str, Any],
     source: str,
-    seed: int,
-    n_resamples: int,
+    root: Policy,
     chain: tuple[str, ...],
 ) -> Policy:
     base = body.get("extends")
     if base is None:
-        return Policy(name=name, seed=seed, n_resamples=n_resamples)
+        return replace(root, name=name)
     if base not in raw:
         raise PolicyError(_unknown(f"policies.{name}.extends", base, raw, where=source))
     if base in chain or base == name:
@@ -262,7 +286,7 @@ def _parent(
             f"{source}: policies.{name}.extends={base!r} makes a cycle: "
             f"{' -> '.join((*chain, name, base))}"
         )
-    return _build(base, raw, source, seed, n_resamples, chain=(*chain, name))
+    return _build(base, raw, source, root, chain=(*chain, name))
 
 
 def _threshold(
@@ -318,6 +342,28 @@ def _required(value: Any, where: str, source: str) -> tuple[str, ...]:
             'names or fnmatch patterns, e.g. ["retrieval-*"]'
         )
     return tuple(value)
+
+
+def _components(value: Any, where: str, source: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    allowed = (
+        "allowed values: a table of component name -> non-empty list of gate-name fnmatch "
+        'patterns, e.g. {embedder = ["retrieval-*", "shadow-*"]}'
+    )
+    if not isinstance(value, Mapping):
+        raise PolicyError(f"{source}: {where} components={value!r}; {allowed}")
+    out = []
+    for name, patterns in value.items():
+        if not isinstance(name, str) or not name.strip():
+            raise PolicyError(f"{source}: {where} components has a bad name {name!r}; {allowed}")
+        if (
+            isinstance(patterns, str)
+            or not isinstance(patterns, list | tuple)
+            or not patterns
+            or not all(isinstance(p, str) and p for p in patterns)
+        ):
+            raise PolicyError(f"{source}: {where} components.{name}={patterns!r}; {allowed}")
+        out.append((name, tuple(patterns)))
+    return tuple(out)
 
 
 def _number(value: Any, key: str, where: str, source: str, *, nonneg: bool = False) -> float:

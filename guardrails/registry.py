@@ -15,6 +15,9 @@ Contract:
 - ``promote(verdict)`` switches every component listed in the verdict's
   ``provenance.artifacts`` at once: ``previous <- production <- candidate``. It refuses any
   decision but ``"promote"`` and any *stale* verdict (baseline != current production).
+  When the overall decision is not promote, a verdict with per-component decisions
+  (``components``) still lets ``promote(verdict, component=X)`` switch X if X's own decision is
+  promote, and ``promote_components(verdict)`` switch every such component in one transaction.
 - ``rollback(component)`` swaps ``production`` and ``previous``; a second rollback flips back.
 - ``history`` rows cannot be updated or deleted: triggers ``RAISE(ABORT)`` [3], so the DB
   itself enforces the audit trail. Replaying history reproduces the alias table exactly.
@@ -185,6 +188,10 @@ class _Verdict:
     decision: str
     reason: str
     artifacts: tuple[tuple[str, str, str], ...]  # (component, role, fingerprint)
+    components: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # (decision, reason)
+
+    def promotable(self) -> list[str]:
+        return sorted(c for c, (d, _) in self.components.items() if d == "promote")
 
 
 def default_actor() -> str:
@@ -287,7 +294,23 @@ def _validate_verdict(data: Any, source: str, sha: str) -> _Verdict:
         tuple(_check_keys(a, _ARTIFACT_KEYS, source, f"provenance.artifacts[{i}]."))
         for i, a in enumerate(arts)
     )
-    return _Verdict(source, sha, decision, reason, rows)
+    return _Verdict(source, sha, decision, reason, rows, _verdict_components(data, source))
+
+
+def _verdict_components(data: dict[str, Any], source: str) -> dict[str, tuple[str, str]]:
+    """The optional per-component decisions: ``component -> (decision, reason)``."""
+    comps = data.get("components", {})
+    if not isinstance(comps, dict):
+        raise VerdictError(
+            f"{source}: key 'components' must be an object of component -> "
+            f'{{"decision": ...}}; got components={comps!r}.'
+        )
+    out = {}
+    for name, entry in comps.items():
+        (decision,) = _check_keys(entry, _VERDICT_KEYS[1:2], source, f"components.{name}.")
+        reason = entry.get("reason")
+        out[name] = (decision, reason if isinstance(reason, str) else "")
+    return out
 
 
 def _pairs(verdict: _Verdict, only: str | None) -> dict[str, tuple[str, str]]:
@@ -504,15 +527,68 @@ class Registry:
         All listed components (or just ``component``) switch in ONE transaction, after checking
         inside it that each candidate is registered for its component and each baseline is the
         current production (a stale verdict is refused). Components whose candidate equals their
-        baseline are checked but not switched. Raises VerdictError / RegistryError.
+        baseline are checked but not switched. If the overall decision is not promote, only
+        ``component=X`` whose own decision (the verdict's ``components``) is promote switches.
+        Raises VerdictError / RegistryError.
         """
         v = _read_verdict(verdict)
+        notes: dict[str, str] = {}
         if v.decision != "promote":
-            raise RegistryError(
-                f"refusing to promote: verdict decision={v.decision!r} "
-                f"(reason: {v.reason}); only decision='promote' switches production."
-            )
+            refusal = f"refusing to promote: verdict decision={v.decision!r} (reason: {v.reason})"
+            if not v.components:
+                raise RegistryError(f"{refusal}; only decision='promote' switches production.")
+            promotable = v.promotable()
+            if component is None:
+                raise RegistryError(
+                    f"{refusal}; per-component decisions allow promoting "
+                    f"{promotable or 'no component'}: pass component=NAME (CLI: --component "
+                    "NAME) for one, or use promote_components (CLI: --promotable) for all."
+                )
+            decision, reason = v.components.get(component, (None, ""))
+            if decision != "promote":
+                raise RegistryError(
+                    f"{refusal}; component={component!r} has decision={decision!r}"
+                    f"{f' (reason: {reason})' if reason else ''}; promotable components: "
+                    f"{promotable}."
+                )
+            notes[component] = f"component {component}: {reason or 'promote'}"
         pairs = _pairs(v, component)
+        return self._promote_pairs(v, pairs, actor, notes)
+
+    def promote_components(
+        self, verdict: str | Path | Mapping[str, Any], *, actor: str | None = None
+    ) -> list[Switch]:
+        """Switch every component whose own decision is promote, in ONE transaction.
+
+        The verdict must carry per-component decisions (``components``); components without
+        a candidate and a baseline in ``provenance.artifacts`` are left out. The checks of
+        :meth:`promote` apply to each chosen component; one stale baseline refuses them all.
+        """
+        v = _read_verdict(verdict)
+        if not v.components:
+            raise RegistryError(
+                f"{v.source}: the verdict has no per-component decisions ('components'); "
+                "use promote() for a decision='promote' verdict."
+            )
+        pairs = _pairs(v, None)
+        chosen = {c: pairs[c] for c in v.promotable() if c in pairs}
+        if not chosen:
+            decisions = {c: d for c, (d, _) in sorted(v.components.items())}
+            raise RegistryError(
+                f"refusing to promote: no component has decision='promote' and a candidate "
+                f"in 'provenance.artifacts' (decisions: {decisions}; artifacts for "
+                f"{sorted(pairs)})."
+            )
+        notes = {c: f"component {c}: {v.components[c][1] or 'promote'}" for c in chosen}
+        return self._promote_pairs(v, chosen, actor, notes)
+
+    def _promote_pairs(
+        self,
+        v: _Verdict,
+        pairs: Mapping[str, tuple[str, str]],
+        actor: str | None,
+        notes: Mapping[str, str],
+    ) -> list[Switch]:
         with self._write() as conn:
             for comp, (candidate, baseline) in pairs.items():
                 self._check_promotable(conn, comp, candidate, baseline)
@@ -521,7 +597,10 @@ class Registry:
                 raise RegistryError(
                     f"{v.source}: every candidate equals its baseline; nothing to promote."
                 )
-            return [self._switch(conn, c, cand, Action.PROMOTE, v, actor) for c, cand in moving]
+            return [
+                self._switch(conn, c, cand, Action.PROMOTE, v, actor, note=notes.get(c))
+                for c, cand in moving
+            ]
 
     def rollback(
         self,
@@ -587,6 +666,7 @@ class Registry:
         action: Action,
         verdict: _Verdict | None,
         actor: str | None,
+        note: str | None = None,
     ) -> Switch:
         old = self._alias_fp(conn, component, AliasName.PRODUCTION)
         assert old is not None  # promote / rollback checked it
@@ -594,7 +674,8 @@ class Registry:
         self._put_alias(conn, component, AliasName.PREVIOUS, old, sha)
         _test_sleep_in_txn()
         self._put_alias(conn, component, AliasName.PRODUCTION, new, sha)
-        note = "manual rollback" if verdict is None else verdict.reason
+        if note is None:
+            note = "manual rollback" if verdict is None else verdict.reason
         self._log(
             conn,
             action,

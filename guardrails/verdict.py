@@ -8,6 +8,15 @@ Rules of :func:`decide`, in order:
    inconclusive ⇒ **hold** (absence of evidence is not a pass);
 3. otherwise ⇒ **promote**.
 
+When the policy has ``components`` (component name -> gate-name fnmatch patterns), the same
+rules also decide **per component**, on its own gates (names matching one of its patterns) plus
+the *shared* gates (matching no component's patterns, e.g. drift gates), with the run-wide Holm
+adjustment. A ``required`` pattern belongs to the components with a pattern that matches it as a
+name (``fnmatchcase(required, pattern)``), else it is shared; a test failing or erroring outside
+a gate belongs to the components whose patterns match its test name (the node id after the last
+``::``, or the whole node id), else it is shared. A component none of whose own gates ran is
+held. The overall decision is computed as before: the components refine it, never override it.
+
 The JSON carries every gate's per-sample scores so :func:`redecide` can judge the same run
 under another policy without running any model. Files are written atomically.
 """
@@ -77,6 +86,12 @@ class Verdict:
     tests: tuple[TestOutcome, ...] = ()
     provenance: Mapping[str, Any] = field(default_factory=dict)
     reasons: tuple[str, ...] = ()
+    components: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    """``{component: {"decision", "reason", "reasons", "gates"}}``; empty without components."""
+
+    def promotable(self) -> list[str]:
+        """Components whose own decision is promote (in the policy's order)."""
+        return [c for c, d in self.components.items() if d["decision"] == Decision.PROMOTE.value]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +99,10 @@ class Verdict:
             "decision": self.decision.value,
             "reason": self.reason,
             "reasons": list(self.reasons),
+            "components": {
+                name: {**c, "reasons": list(c["reasons"]), "gates": list(c["gates"])}
+                for name, c in self.components.items()
+            },
             "policy": dict(self.policy),
             "seed": self.policy.get("seed"),
             "gates": [_finite(g.to_dict()) for g in self.gates],
@@ -110,6 +129,7 @@ class Verdict:
             tests,
             data.get("provenance", {}),
             tuple(data.get("reasons", ())),
+            {name: dict(c) for name, c in data.get("components", {}).items()},
         )
 
 
@@ -141,6 +161,23 @@ def _validate(data: Any, source: str) -> None:
             f"{source}: decision={data['decision']!r}; allowed values: "
             f"{[d.value for d in Decision]}"
         )
+    components = data.get("components", {})  # optional: older verdicts have none
+    if not isinstance(components, Mapping):
+        raise VerdictError(f"{source}: key 'components' must be an object of component -> entry")
+    for name, entry in components.items():
+        key = f"components.{name}"
+        if not isinstance(entry, Mapping):
+            raise VerdictError(f"{source}: key {key!r} must be an object")
+        if entry.get("decision") not in {d.value for d in Decision}:
+            raise VerdictError(
+                f"{source}: {key}.decision={entry.get('decision')!r}; allowed values: "
+                f"{[d.value for d in Decision]}"
+            )
+        for field_, kind in (("reason", str), ("reasons", list), ("gates", list)):
+            if not isinstance(entry.get(field_), kind):
+                raise VerdictError(
+                    f"{source}: key '{key}.{field_}' missing or not a {kind.__name__}"
+                )
 
 
 def adjust(gates: Sequence[GateResult]) -> list[GateResult]:
@@ -166,30 +203,52 @@ def decide(
     tests: Sequence[TestOutcome] = (),
     provenance: Mapping[str, Any] | None = None,
 ) -> Verdict:
-    """Decide promote / rollback / hold from gate results and test outcomes (pure)."""
+    """Decide promote / rollback / hold from gate results and test outcomes (pure).
+
+    With ``policy.components`` the verdict also carries one decision per component.
+    """
     adjusted = adjust(gates)
-    rollback, hold = _reasons(adjusted, policy, tests)
-    if rollback:
-        decision, reasons = Decision.ROLLBACK, rollback + hold
-    elif hold:
-        decision, reasons = Decision.HOLD, hold
-    else:
-        decision = Decision.PROMOTE
-        reasons = [f"all {len(adjusted)} gates passed under policy {policy.name!r}"]
+    missing = _missing_required(adjusted, policy)
+    decision, reasons = _judge(
+        adjusted,
+        tests,
+        missing,
+        ran=bool(adjusted),
+        no_gate="no gate ran: nothing shows the candidate is safe",
+        passed=f"all {len(adjusted)} gates passed under policy {policy.name!r}",
+    )
     return Verdict(
         decision,
-        reasons[0] + (f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""),
+        _summary(reasons),
         tuple(adjusted),
         policy.to_dict(),
         tuple(tests),
         dict(provenance or {}),
         tuple(reasons),
+        _components(adjusted, policy, tests, missing),
     )
 
 
-def _reasons(
-    gates: Sequence[GateResult], policy: Policy, tests: Sequence[TestOutcome]
-) -> tuple[list[str], list[str]]:
+def _summary(reasons: Sequence[str]) -> str:
+    return reasons[0] + (f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else "")
+
+
+def _missing_required(gates: Sequence[GateResult], policy: Policy) -> list[str]:
+    """``required`` patterns that no gate of the run matches."""
+    names = [g.name for g in gates]
+    return [p for p in policy.required if not any(fnmatch.fnmatchcase(n, p) for n in names)]
+
+
+def _judge(
+    gates: Sequence[GateResult],
+    tests: Sequence[TestOutcome],
+    missing: Sequence[str],
+    *,
+    ran: bool,
+    no_gate: str,
+    passed: str,
+) -> tuple[Decision, list[str]]:
+    """The rules of this module on one set of gates / tests / missing required patterns."""
     rollback = [
         f"gate {g.name} failed: {g.metric} {_short(g)}" for g in gates if g.status is Status.FAILED
     ]
@@ -208,13 +267,57 @@ def _reasons(
         for t in tests
         if t.outcome == "error" or (t.outcome == "failed" and t.failure == "error")
     ]
-    names = [g.name for g in gates]
-    for pattern in policy.required:
-        if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
-            hold.append(f"required gate {pattern!r} did not run (skipped, errored or missing)")
-    if not gates and not rollback:
-        hold.insert(0, "no gate ran: nothing shows the candidate is safe")
-    return rollback, hold
+    hold += [f"required gate {p!r} did not run (skipped, errored or missing)" for p in missing]
+    if not ran and not rollback:
+        hold.insert(0, no_gate)
+    if rollback:
+        return Decision.ROLLBACK, rollback + hold
+    if hold:
+        return Decision.HOLD, hold
+    return Decision.PROMOTE, [passed]
+
+
+def _owners(name: str, components: Mapping[str, tuple[str, ...]]) -> set[str]:
+    """Components with a pattern matching ``name`` (empty: shared by every component)."""
+    return {c for c, pats in components.items() if any(fnmatch.fnmatchcase(name, p) for p in pats)}
+
+
+def _components(
+    gates: Sequence[GateResult],
+    policy: Policy,
+    tests: Sequence[TestOutcome],
+    missing: Sequence[str],
+) -> dict[str, dict[str, Any]]:
+    """One decision per component of ``policy.components`` (see the module docstring)."""
+    components = dict(policy.components)
+    gate_owners = [_owners(g.name, components) for g in gates]
+    test_owners = [
+        _owners(t.nodeid.rsplit("::", 1)[-1], components) | _owners(t.nodeid, components)
+        for t in tests
+    ]
+    missing_owners = [_owners(p, components) for p in missing]
+    out: dict[str, dict[str, Any]] = {}
+    for comp in components:
+        own = [g for g, o in zip(gates, gate_owners, strict=True) if comp in o]
+        mine = [g for g, o in zip(gates, gate_owners, strict=True) if comp in o or not o]
+        decision, reasons = _judge(
+            mine,
+            [t for t, o in zip(tests, test_owners, strict=True) if comp in o or not o],
+            [p for p, o in zip(missing, missing_owners, strict=True) if comp in o or not o],
+            ran=bool(own),
+            no_gate=f"no gate of component {comp!r} ran: nothing shows its candidate is safe",
+            passed=(
+                f"all {len(mine)} gates of component {comp!r} passed "
+                f"({len(own)} its own, {len(mine) - len(own)} shared)"
+            ),
+        )
+        out[comp] = {
+            "decision": decision.value,
+            "reason": _summary(reasons),
+            "reasons": reasons,
+            "gates": list(dict.fromkeys(g.name for g in mine)),
+        }
+    return out
 
 
 def _short(g: GateResult) -> str:

@@ -194,3 +194,108 @@ def test_redecide_with_stricter_policy(tmp_path: Path, capsys: pytest.CaptureFix
 def test_missing_verdict_is_a_clean_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["report", str(tmp_path / "nope.json")]) == 2
     assert "verdict file not found" in capsys.readouterr().err
+
+
+def _component_verdict(tmp_path: Path) -> Path:
+    """Overall rollback: the generator regressed, the embedder and the reranker passed."""
+    policy = parse_policies(
+        {
+            "components": {
+                "embedder": ["retrieval*"],
+                "reranker": ["reranker*"],
+                "generator": ["generation*"],
+            },
+            "policies": {"p": {"n-resamples": 1000, "metrics": {"ndcg@10": {"max-drop": 0.05}}}},
+        }
+    )["p"]
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 1, 100)
+    gates = [
+        evaluate_gate(
+            "noninferior", "ndcg@10", candidate=base + shift, baseline=base, policy=policy, name=n
+        )
+        for n, shift in (("retrieval", 0.0), ("reranker", 0.0), ("generation", -0.2))
+    ]
+    artifacts = [
+        {"component": c, "role": role, "fingerprint": f"sha256:{c}-{i}"}
+        for c in ("embedder", "reranker", "generator")
+        for role, i in (("baseline", 0), ("candidate", 1))
+    ]
+    verdict = decide(gates, policy, provenance={"artifacts": artifacts})
+    return write_verdict(verdict, tmp_path / "verdict.json")
+
+
+def _registry_with_production(db: Path) -> None:
+    from guardrails.registry import Registry
+
+    with Registry(db) as reg:
+        for c in ("embedder", "reranker", "generator"):
+            for i in (0, 1):
+                reg.register("adapter", c, f"{c}-{i}", f"sha256:{c}-{i}")
+            reg.set_alias(c, "production", f"sha256:{c}-0")
+
+
+def _production(db: Path) -> dict[str, str]:
+    from guardrails.registry import Registry
+
+    with Registry(db) as reg:
+        return {a.component: a.fingerprint for a in reg.aliases() if a.alias == "production"}
+
+
+def test_promote_per_component(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path, db = _component_verdict(tmp_path), tmp_path / "registry.sqlite"
+    _registry_with_production(db)
+    assert main(["promote", str(path), "--registry", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert "decision='rollback'" in err and "['embedder', 'reranker']" in err
+    assert "--promotable" in err
+    assert main(["promote", str(path), "--registry", str(db), "--component", "generator"]) == 2
+    assert "component='generator' has decision='rollback'" in capsys.readouterr().err
+    assert main(["promote", str(path), "--registry", str(db), "--component", "reranker"]) == 0
+    assert "promoted reranker: reranker-0 -> reranker-1" in capsys.readouterr().out
+    assert _production(db) == {
+        "embedder": "sha256:embedder-0",
+        "generator": "sha256:generator-0",
+        "reranker": "sha256:reranker-1",
+    }
+
+
+def test_promote_promotable_components(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path, db = _component_verdict(tmp_path), tmp_path / "registry.sqlite"
+    _registry_with_production(db)
+    assert main(["promote", str(path), "--registry", str(db), "--promotable"]) == 0
+    out = capsys.readouterr().out
+    assert "promoted embedder:" in out and "promoted reranker:" in out
+    assert "generator" not in out
+    assert _production(db)["generator"] == "sha256:generator-0"
+    assert main(["promote", str(path), "--registry", str(db), "--promotable"]) == 2
+    assert "stale verdict" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # one or the other
+        main(["promote", str(path), "--promotable", "--component", "embedder"])
+
+
+def test_redecide_and_report_show_components(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = _component_verdict(tmp_path)
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.guardrails.components]\nembedder = ["retrieval*"]\ngenerator = ["generation*"]\n'
+        "[tool.guardrails.policies.p]\nn-resamples = 1000\n"
+        '[tool.guardrails.policies.p.metrics."ndcg@10"]\nmax-drop = 0.05\n'
+    )
+    config = str(tmp_path / "pyproject.toml")
+    assert main(["redecide", str(path), "--policy", "p", "--config", config]) == 0
+    out = capsys.readouterr().out
+    assert "decision: ROLLBACK" in out and "decision per component:" in out
+    assert (
+        "  embedder: PROMOTE — all 2 gates of component 'embedder' passed (1 its own, 1 shared)"
+        in (
+            out  # the reranker gate is shared under this policy
+        )
+    )
+    assert "  generator: ROLLBACK — gate generation failed" in out
+    assert "reranker:" not in out.split("decision per component:")[1]
+    assert main(["report", str(path), "--format", "markdown"]) == 0
+    text = capsys.readouterr().out
+    assert "### Decision per component" in text
+    assert "| embedder | ✅ **PROMOTE** | all 1 gates of component 'embedder' passed" in text
+    assert "| generator | ❌ **ROLLBACK** | gate generation failed" in text
+    assert text.index("### Decision per component") < text.index("| gate | metric |")

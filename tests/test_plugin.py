@@ -193,3 +193,114 @@ def test_importing_the_plugin_pulls_no_heavy_library() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+COMPONENT_PYPROJECT = """
+[tool.guardrails]
+policy = "release"
+seed = 11
+n-resamples = 2000
+[tool.guardrails.components]
+embedder = ["quality*"]
+generator = ["answers*"]
+[tool.guardrails.policies.release]
+required = ["quality*", "answers*"]
+[tool.guardrails.policies.release.metrics."ndcg@10"]
+max-drop = 0.05
+min = 0.2
+"""
+
+COMPONENT_TESTS = """
+import numpy as np
+
+def scores(seed, shift=0.0, n=200):
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(0, 1, n)
+    return np.clip(base + shift + rng.normal(0, 0.03, n), 0, 1), base
+
+def _artifacts(gate, component):
+    for role, fp in (("baseline", f"sha256:{component}-0"), ("candidate", f"sha256:{component}-1")):
+        gate.record(artifact={"component": component, "role": role, "fingerprint": fp})
+
+def test_quality(gate):
+    _artifacts(gate, "embedder")
+    cand, base = scores(0)
+    gate.noninferior("ndcg@10", candidate=cand, baseline=base, name="quality")
+
+def test_answers(gate):
+    _artifacts(gate, "generator")
+    cand, base = scores(5, shift=-0.2)
+    gate.noninferior("ndcg@10", candidate=cand, baseline=base, name="answers")
+"""
+
+
+def _component_registry(path: object) -> None:
+    from guardrails.registry import Registry
+
+    with Registry(path) as reg:  # type: ignore[arg-type]
+        for comp in ("embedder", "generator"):
+            for i in (0, 1):
+                reg.register("adapter", comp, f"{comp}-{i}", f"sha256:{comp}-{i}")
+            reg.set_alias(comp, "production", f"sha256:{comp}-0")
+
+
+def _production(path: object) -> dict[str, str]:
+    from guardrails.registry import Registry
+
+    with Registry(path) as reg:  # type: ignore[arg-type]
+        return {a.component: a.fingerprint for a in reg.aliases() if a.alias == "production"}
+
+
+def test_component_decisions_in_summary_and_partial_apply(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml(COMPONENT_PYPROJECT)
+    pytester.makepyfile(test_components=COMPONENT_TESTS)
+    db = pytester.path / "registry.sqlite"
+    _component_registry(db)
+    result = pytester.runpytest("--guardrails-verdict=v.json", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "decision: ROLLBACK — gate answers failed*",
+            "decision per component:",
+            "  embedder: PROMOTE — all 1 gates of component 'embedder' passed*",
+            "  generator: ROLLBACK — gate answers failed*",
+        ]
+    )
+    v = _verdict(pytester)
+    assert v["decision"] == "rollback"
+    assert {c: e["decision"] for c, e in v["components"].items()} == {
+        "embedder": "promote",
+        "generator": "rollback",
+    }
+    assert _production(db) == {"embedder": "sha256:embedder-0", "generator": "sha256:generator-0"}
+
+    result = pytester.runpytest(
+        "--guardrails-verdict=v.json",
+        "--guardrails-apply",
+        f"--guardrails-registry={db}",
+        "-p",
+        "no:cacheprovider",
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED  # still the overall rollback
+    result.stdout.fnmatch_lines(["guardrails apply: promoted embedder*embedder-0 -> embedder-1"])
+    assert "promoted generator" not in result.stdout.str()
+    assert _production(db) == {"embedder": "sha256:embedder-1", "generator": "sha256:generator-0"}
+
+    result = pytester.runpytest(  # again: the embedder's baseline is stale now
+        "--guardrails-apply", f"--guardrails-registry={db}", "-p", "no:cacheprovider"
+    )
+    result.stdout.fnmatch_lines(["guardrails apply: nothing switched: *stale verdict*"])
+    assert _production(db) == {"embedder": "sha256:embedder-1", "generator": "sha256:generator-0"}
+
+
+def test_apply_switches_nothing_when_no_component_is_promotable(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyprojecttoml(COMPONENT_PYPROJECT.replace('embedder = ["quality*"]', ""))
+    pytester.makepyfile(test_components=COMPONENT_TESTS)
+    db = pytester.path / "registry.sqlite"
+    _component_registry(db)
+    result = pytester.runpytest("--guardrails-apply", f"--guardrails-registry={db}")
+    result.stdout.fnmatch_lines(["  generator: ROLLBACK*"])
+    assert "guardrails apply" not in result.stdout.str()
+    assert _production(db) == {"embedder": "sha256:embedder-0", "generator": "sha256:generator-0"}

@@ -77,3 +77,59 @@ def test_invalid_toml_is_a_policy_error(tmp_path) -> None:
     path.write_text("[tool.guardrails\n")
     with pytest.raises(PolicyError, match="not valid TOML"):
         load_policy(path)
+
+
+COMPONENTS = {"embedder": ["retrieval-*", "shadow-*"], "generator": ["generation-*"]}
+
+
+def test_components_top_level_default_override_and_inheritance() -> None:
+    table = {
+        "components": COMPONENTS,
+        "policies": {
+            "release": {},
+            "gen-only": {"components": {"generator": ["generation-*", "canaries-*"]}},
+            "child": {"extends": "gen-only"},
+            "off": {"extends": "release", "components": {}},
+        },
+    }
+    policies = parse_policies(table)
+    expected = (("embedder", ("retrieval-*", "shadow-*")), ("generator", ("generation-*",)))
+    assert policies["release"].components == expected
+    assert policies["gen-only"].components == (("generator", ("generation-*", "canaries-*")),)
+    assert policies["child"].components == policies["gen-only"].components  # through extends
+    assert policies["off"].components == ()
+    assert policies["release"].to_dict()["components"] == COMPONENTS
+    hash(policies["release"].components)  # frozen: hashable
+
+
+def test_no_components_by_default_and_default_policy_gets_the_table(tmp_path) -> None:
+    assert parse_policies({"policies": {"p": {}}})["p"].components == ()
+    path = tmp_path / "pyproject.toml"
+    path.write_text('[tool.guardrails.components]\nreranker = ["reranker-*"]\n')
+    policy = load_policy(path)
+    assert policy.name == "default" and policy.components == (("reranker", ("reranker-*",)),)
+
+
+@pytest.mark.parametrize(
+    ("components", "needle"),
+    [
+        ("retrieval-*", "components='retrieval-*'; allowed values: a table"),
+        ({"embedder": "retrieval-*"}, "components.embedder='retrieval-*'; allowed values"),
+        ({"embedder": []}, "components.embedder=[]; allowed values"),
+        ({"embedder": ["retrieval-*", ""]}, "components.embedder=['retrieval-*', '']"),
+        ({"embedder": [3]}, "components.embedder=[3]; allowed values: a table"),
+        ({"": ["x"]}, "components has a bad name ''"),
+    ],
+)
+def test_bad_components_name_key_and_allowed_values(components: object, needle: str) -> None:
+    with pytest.raises(PolicyError) as err:
+        parse_policies({"policies": {"p": {"components": components}}})
+    assert "[tool.guardrails.policies.p]" in str(err.value) and needle in str(err.value)
+    with pytest.raises(PolicyError) as err:
+        parse_policies({"components": components, "policies": {"p": {}}})
+    assert "[tool.guardrails] " in str(err.value) and needle in str(err.value)
+
+
+def test_unknown_top_level_key_still_refused() -> None:
+    with pytest.raises(PolicyError, match=r"unknown key 'component'.*did you mean 'components'"):
+        parse_policies({"component": COMPONENTS})

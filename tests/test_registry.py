@@ -485,3 +485,111 @@ def test_sigkill_never_leaves_a_half_switch(tmp_path: Path, sleep_in_txn: str) -
     assert switches >= 2 + waits.count(2)  # the seed, then at least one round per wait of 2
     if sleep_in_txn:
         assert mid > 0, "no kill landed inside a transaction"
+
+
+# ---- per-component decisions ----------------------------------------------------------------
+
+
+def _with_components(verdict: dict[str, Any], **decisions: str) -> dict[str, Any]:
+    verdict["components"] = {
+        c: {"decision": d, "reason": f"{c} is {d}", "reasons": [], "gates": []}
+        for c, d in decisions.items()
+    }
+    return verdict
+
+
+def test_component_promote_allowed_only_for_a_promotable_component(reg: Registry) -> None:
+    fps = _stack(reg, "embedder", "generator")
+    verdict = _with_components(
+        verdict_for({c: (fps[c][1], fps[c][0]) for c in fps}, "rollback", "gate gen failed"),
+        embedder="promote",
+        generator="rollback",
+    )
+    with pytest.raises(RegistryError, match=r"\['embedder'\].*component=NAME.*promote_components"):
+        reg.promote(verdict)
+    with pytest.raises(RegistryError, match="component='generator' has decision='rollback'"):
+        reg.promote(verdict, component="generator")
+    with pytest.raises(RegistryError, match="component='index' has decision=None"):
+        reg.promote(verdict, component="index")
+    assert not [h for h in reg.history() if h.action == "promote"]
+    (switch,) = reg.promote(verdict, component="embedder", actor="rm")
+    assert (switch.component, switch.to_fingerprint) == ("embedder", fps["embedder"][1])
+    state = _alias_map(reg)
+    assert state[("embedder", "production")] == fps["embedder"][1]
+    assert state[("generator", "production")] == fps["generator"][0]
+    row = reg.history(limit=1)[0]
+    assert (row.verdict_decision, row.note) == (
+        "rollback",
+        "component embedder: embedder is promote",
+    )
+
+
+def test_promote_components_switches_only_promotable_ones_at_once(reg: Registry) -> None:
+    fps = _stack(reg, "embedder", "reranker", "generator")
+    verdict = _with_components(
+        verdict_for({c: (fps[c][1], fps[c][0]) for c in fps}, "rollback", "gate gen failed"),
+        embedder="promote",
+        reranker="promote",
+        generator="rollback",
+        alignment="promote",  # promotable, but no artifacts in the verdict: left out
+    )
+    switches = reg.promote_components(verdict)
+    assert [s.component for s in switches] == ["embedder", "reranker"]
+    state = _alias_map(reg)
+    assert state[("embedder", "production")] == fps["embedder"][1]
+    assert state[("reranker", "production")] == fps["reranker"][1]
+    assert state[("generator", "production")] == fps["generator"][0]
+    promotes = [h for h in reg.history() if h.action == "promote"]
+    assert len(promotes) == 2 and len({h.verdict_sha256 for h in promotes}) == 1
+    assert _replay(reg) == _alias_map(reg)
+
+
+def test_promote_components_refuses_a_stale_baseline_and_switches_nothing(reg: Registry) -> None:
+    fps = _stack(reg, "embedder", "reranker")
+    reg.promote(verdict_for({"reranker": (fps["reranker"][1], fps["reranker"][0])}))
+    before = _alias_map(reg)
+    stale = _with_components(
+        verdict_for({c: (fps[c][2], fps[c][0]) for c in fps}, "hold"),  # reranker is stale
+        embedder="promote",
+        reranker="promote",
+    )
+    with pytest.raises(RegistryError, match="stale verdict for component='reranker'"):
+        reg.promote_components(stale)
+    assert _alias_map(reg) == before  # the fresh embedder did not switch either
+
+
+def test_promote_components_needs_a_promotable_component(reg: Registry) -> None:
+    fps = _stack(reg, "embedder")["embedder"]
+    pairs = {"embedder": (fps[1], fps[0])}
+    with pytest.raises(RegistryError, match="no per-component decisions"):
+        reg.promote_components(verdict_for(pairs, "hold"))
+    held = _with_components(verdict_for(pairs, "hold"), embedder="hold")
+    with pytest.raises(RegistryError, match=r"no component has decision='promote'.*'hold'"):
+        reg.promote_components(held)
+    assert not [h for h in reg.history() if h.action == "promote"]
+
+
+def test_overall_promote_ignores_components(reg: Registry) -> None:
+    fps = _stack(reg, "embedder", "reranker")
+    verdict = _with_components(
+        verdict_for({c: (fps[c][1], fps[c][0]) for c in fps}), embedder="promote", reranker="hold"
+    )
+    assert [s.component for s in reg.promote(verdict)] == ["embedder", "reranker"]
+
+
+@pytest.mark.parametrize(
+    ("components", "key"),
+    [
+        ("promote", "'components'"),
+        ({"embedder": "promote"}, "'components.embedder.decision'"),
+        ({"embedder": {"decision": "ship"}}, "'components.embedder.decision'"),
+        ({"embedder": {}}, "'components.embedder.decision'"),
+    ],
+)
+def test_bad_components_value_is_a_verdict_error(reg: Registry, components: Any, key: str) -> None:
+    verdict = verdict_for({"embedder": ("sha256:c", "sha256:b")}, "hold")
+    verdict["components"] = components
+    with pytest.raises(VerdictError, match=key):
+        reg.promote(verdict, component="embedder")
+    with pytest.raises(VerdictError, match=key):
+        reg.promote_components(verdict)

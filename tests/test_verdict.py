@@ -194,3 +194,176 @@ def test_superiority_needs_a_gain_not_a_tie() -> None:
         "superior", "ndcg@10", candidate=same, baseline=same, policy=policy, name="s"
     )
     assert result.status is not Status.PASSED
+
+
+# ---- decisions per component ----------------------------------------------------------------
+
+
+def _components_policy(required: list[str] | None = None, **extra: object) -> object:
+    body: dict = {
+        "n-resamples": 2000,
+        "required": required or [],
+        "metrics": {"ndcg@10": {"max-drop": 0.02, "min": 0.1}},
+        **extra,
+    }
+    table = {
+        "components": {
+            "embedder": ["retrieval-*", "shadow-*"],
+            "generator": ["generation-*", "canaries-*:candidate", "test_merged*candidate*"],
+        },
+        "policies": {"p": body},
+    }
+    return parse_policies(table)["p"]
+
+
+def test_failed_generator_gate_rolls_back_only_the_generator() -> None:
+    policy = _components_policy()
+    gates = [
+        _gate("retrieval-devices:ndcg@10", 0.0, seed=1),
+        _gate("shadow-devices:ndcg@10", 0.0, seed=2),
+        _gate("generation-devices:rouge_l", -0.2, seed=3),
+        _gate("drift-query-norms", 0.0, seed=4),  # shared: counts for both
+    ]
+    v = decide(gates, policy)
+    assert v.decision is Decision.ROLLBACK  # the overall decision is unchanged
+    assert v.components["embedder"]["decision"] == "promote"
+    assert v.components["embedder"]["gates"] == [
+        "retrieval-devices:ndcg@10",
+        "shadow-devices:ndcg@10",
+        "drift-query-norms",
+    ]
+    assert (
+        "3 gates of component 'embedder' passed (2 its own, 1 shared)"
+        in (v.components["embedder"]["reason"])
+    )
+    gen = v.components["generator"]
+    assert gen["decision"] == "rollback"
+    assert gen["reason"].startswith("gate generation-devices:rouge_l failed")
+    assert gen["gates"] == ["generation-devices:rouge_l", "drift-query-norms"]
+    assert v.promotable() == ["embedder"]
+
+
+def test_shared_gates_count_for_every_component() -> None:
+    policy = _components_policy()
+    own = [_gate("retrieval-a", 0.0, seed=1), _gate("generation-a", 0.0, seed=2)]
+    failed = decide([*own, _gate("drift-x", -0.2, seed=3)], policy)
+    assert {c["decision"] for c in failed.components.values()} == {"rollback"}
+    unsure = decide([*own, _gate("drift-x", -0.02, seed=3)], policy)
+    assert unsure.gates[-1].status is Status.INCONCLUSIVE
+    assert {c["decision"] for c in unsure.components.values()} == {"hold"}
+    assert decide(own, policy).components["generator"]["decision"] == "promote"
+
+
+def test_inconclusive_generator_does_not_hold_back_the_embedder() -> None:
+    policy = _components_policy()
+    v = decide([_gate("retrieval-a", 0.0, seed=1), _gate("generation-a", -0.02, seed=2)], policy)
+    assert v.decision is Decision.HOLD
+    assert v.components["embedder"]["decision"] == "promote"
+    assert v.components["generator"]["decision"] == "hold"
+
+
+def test_required_patterns_belong_to_their_component_or_are_shared() -> None:
+    gates = [_gate("retrieval-a", 0.0, seed=1), _gate("generation-payments", 0.0, seed=2)]
+    owned = decide(gates, _components_policy(["generation-devices*"]))
+    assert owned.decision is Decision.HOLD
+    assert owned.components["embedder"]["decision"] == "promote"
+    assert owned.components["generator"]["decision"] == "hold"
+    assert (
+        "required gate 'generation-devices*' did not run" in owned.components["generator"]["reason"]
+    )
+    shared = decide(gates, _components_policy(["canaries-*"]))  # matches no component pattern
+    assert {c["decision"] for c in shared.components.values()} == {"hold"}
+    # "retrieval-*" as a pattern is matched by the embedder's own "retrieval-*"
+    both = decide([_gate("generation-a", 0.0, seed=2)], _components_policy(["retrieval-*"]))
+    assert both.components["generator"]["decision"] == "promote"
+    assert both.components["embedder"]["decision"] == "hold"
+
+
+def test_tests_outside_gates_are_shared_unless_their_name_matches() -> None:
+    policy = _components_policy()
+    gates = [_gate("retrieval-a", 0.0, seed=1), _gate("generation-a", 0.0, seed=2)]
+    crashed = decide(gates, policy, [TestOutcome("suites/t.py::test_x", "error", "error", "boom")])
+    assert {c["decision"] for c in crashed.components.values()} == {"hold"}
+    merged = TestOutcome(
+        "suites/test_generation.py::test_merged_lora[candidate_generator]",
+        "failed",
+        "assertion",
+        "merged vs unmerged max |Δlogit|=0.3",
+    )
+    v = decide(gates, policy, [merged])
+    assert v.decision is Decision.ROLLBACK
+    assert v.components["generator"]["decision"] == "rollback"
+    assert v.components["embedder"]["decision"] == "promote"
+    gate_failure = TestOutcome("t::test_gen", "failed", "gate", "GateFailed")  # the gate decides
+    assert decide(gates, policy, [gate_failure]).components["embedder"]["decision"] == "promote"
+
+
+def test_component_without_gates_of_its_own_holds() -> None:
+    v = decide([_gate("retrieval-a", 0.0), _gate("drift-x", 0.0, seed=5)], _components_policy())
+    assert v.decision is Decision.PROMOTE
+    assert v.components["embedder"]["decision"] == "promote"
+    assert v.components["generator"]["decision"] == "hold"
+    assert "no gate of component 'generator' ran" in v.components["generator"]["reason"]
+
+
+def test_components_use_the_run_wide_holm_adjustment() -> None:
+    marginal = next(
+        r
+        for r in (_gate("generation-m", -0.035, n=80, seed=s) for s in range(40))
+        if r.status is Status.FAILED and 0.01 < r.p_value < 0.05
+    )
+    others = [_gate(f"retrieval-{i}", 0.0, seed=100 + i) for i in range(5)]
+    v = decide([marginal, *others], _components_policy())
+    assert v.components["generator"]["decision"] == "hold"  # not rollback: Holm across the run
+    alone = decide([marginal], _components_policy())
+    assert alone.components["generator"]["decision"] == "rollback"
+
+
+def test_no_components_means_an_empty_mapping() -> None:
+    v = decide([_gate("g1", 0.0)], POLICY)
+    assert v.components == {} and v.to_dict()["components"] == {}
+
+
+def test_components_roundtrip_and_old_verdicts_without_them(tmp_path: Path) -> None:
+    policy = _components_policy()
+    v = decide([_gate("retrieval-a", 0.0, seed=1), _gate("generation-a", -0.2, seed=2)], policy)
+    path = write_verdict(v, tmp_path / "verdict.json")
+    back = load_verdict(path)
+    assert back.components == v.components and back.to_dict() == json.loads(path.read_text())
+    old = v.to_dict()
+    del old["components"]
+    assert Verdict.from_dict(old).components == {}
+    assert Verdict.from_dict(old).decision is Decision.ROLLBACK
+
+
+@pytest.mark.parametrize(
+    ("components", "needle"),
+    [
+        ([], "key 'components' must be an object"),
+        ({"embedder": "promote"}, "key 'components.embedder' must be an object"),
+        ({"embedder": {"decision": "ship"}}, "components.embedder.decision='ship'"),
+        (
+            {"embedder": {"decision": "hold", "reason": "x", "reasons": [], "gates": "g"}},
+            "key 'components.embedder.gates' missing or not a list",
+        ),
+    ],
+)
+def test_bad_components_in_a_verdict(components: object, needle: str) -> None:
+    data = decide([_gate("g1", 0.0)], POLICY).to_dict()
+    data["components"] = components
+    with pytest.raises(VerdictError, match=needle.replace("(", r"\(")):
+        Verdict.from_dict(data)
+
+
+def test_redecide_computes_components_under_the_new_policy() -> None:
+    gates = [_gate("retrieval-a", 0.05, seed=1), _gate("generation-a", -0.015, seed=2)]
+    v = decide(gates, POLICY)
+    assert v.components == {}
+    loose = _components_policy()
+    again = redecide(Verdict.from_dict(v.to_dict()), loose)
+    assert set(again.components) == {"embedder", "generator"}
+    strict = _components_policy(metrics={"ndcg@10": {"max-drop": 0.001}})
+    stricter = redecide(Verdict.from_dict(again.to_dict()), strict)
+    assert stricter.components["generator"]["decision"] == "rollback"
+    assert stricter.components["embedder"]["decision"] == "promote"
+    assert stricter.decision is Decision.ROLLBACK

@@ -1,6 +1,7 @@
 """The verdict as one self-contained HTML page for a release manager.
 
-The page holds the decision and why, a forest plot of every comparative gate (delta with its
+The page holds the decision and why (and the decision per component, when the policy defines
+components), a forest plot of every comparative gate (delta with its
 CI against the policy limit), drift plots when the verdict carries them (norm histograms and a
 PCA of reference vs current embeddings), the worst samples with production's and the
 candidate's outputs side by side, and the provenance. Plots are matplotlib PNGs inlined as
@@ -195,6 +196,23 @@ def _provenance(p: Any) -> str:
     return f"<table>{body}</table>"
 
 
+def _components_table(verdict: Verdict) -> str:
+    if not verdict.components:
+        return ""
+    rows = []
+    for name, c in verdict.components.items():
+        decision = c["decision"]
+        rows.append(
+            f"<tr><td>{html.escape(name)}</td><td class='status' "
+            f"style='color:{_BANNER.get(decision, '#000')}'>{html.escape(decision.upper())}</td>"
+            f"<td>{html.escape(c['reason'])}</td></tr>"
+        )
+    return (
+        "<h2>Decision per component</h2><table id='components'><tr><th>component</th>"
+        f"<th>decision</th><th>reason</th></tr>{''.join(rows)}</table>"
+    )
+
+
 def render_html(verdict: Verdict) -> str:
     """One self-contained HTML page for ``verdict``."""
     decision = verdict.decision.value
@@ -213,6 +231,7 @@ def render_html(verdict: Verdict) -> str:
         f"<div>guardrails verdict · policy <b>{html.escape(str(verdict.policy.get('name')))}"
         f"</b></div><div class='decision' id='decision'>{decision.upper()}</div>",
         f"<div>{html.escape(verdict.reason)}</div></div>",
+        _components_table(verdict),
         f"<h2>Why</h2><ul>{reasons}</ul>",
         f"<ul>{warnings}</ul>" if warnings else "",
         "<h2>Gates</h2>",

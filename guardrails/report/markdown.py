@@ -12,6 +12,7 @@ from guardrails.verdict import Verdict
 __all__ = ["render_markdown", "summary_lines"]
 
 _ICON = {"passed": "✅", "failed": "❌", "inconclusive": "⚠️"}
+_DECISION_ICON = {"promote": "✅", "rollback": "❌", "hold": "⚠️"}
 _HEADER = ("gate", "metric", "baseline", "candidate", "delta", "CI", "p (adj)", "status")
 
 
@@ -48,6 +49,12 @@ def summary_lines(verdict: Verdict) -> list[str]:
     lines.append("")
     lines.append(f"decision: {verdict.decision.value.upper()} — {verdict.reason}")
     lines += [f"  - {r}" for r in verdict.reasons[1:]]
+    components = getattr(verdict, "components", {})  # a session may predate components
+    if components:
+        lines.append("decision per component:")
+        lines += [
+            f"  {name}: {c['decision'].upper()} — {c['reason']}" for name, c in components.items()
+        ]
     warnings = [f"  ! {g.name}: {w}" for g in verdict.gates for w in g.warnings]
     return lines + warnings
 
@@ -56,6 +63,7 @@ def render_markdown(verdict: Verdict) -> str:
     """Markdown for a PR comment: decision, gate table, worst samples, provenance."""
     out = [f"## guardrails verdict: **{verdict.decision.value.upper()}**", "", verdict.reason, ""]
     out += [f"- {r}" for r in verdict.reasons[1:]]
+    out += _components_table(verdict)
     out += ["", "| " + " | ".join(_HEADER) + " |", "|" + "---|" * len(_HEADER)]
     for g in verdict.gates:
         cells = list(_row(g))
@@ -72,6 +80,27 @@ def render_markdown(verdict: Verdict) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def _components_table(verdict: Verdict) -> list[str]:
+    if not verdict.components:
+        return []
+    out = [
+        "",
+        "### Decision per component",
+        "",
+        "| component | decision | reason |",
+        "|---|---|---|",
+    ]
+    for name, c in verdict.components.items():
+        icon = _DECISION_ICON.get(c["decision"], "")
+        cells = (name, f"{icon} **{c['decision'].upper()}**", c["reason"])
+        out.append("| " + " | ".join(_cell(x) for x in cells) + " |")
+    return out
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _worst_sections(verdict: Verdict) -> list[str]:

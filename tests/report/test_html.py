@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ POLICY = parse_policies(
 )["p"]
 
 
-def _verdict():
+def _verdict(policy=POLICY):
     rng = np.random.default_rng(0)
     base = rng.uniform(0, 1, 120)
     ok = evaluate_gate(
@@ -50,7 +51,7 @@ def _verdict():
     drift = evaluate_drift_gate(
         "psi", reference=ref, current=cur, policy=POLICY, name="query-norms"
     )
-    return decide([ok, bad, drift], POLICY)
+    return decide([ok, bad, drift], policy)
 
 
 def test_html_holds_decision_plots_and_worst_samples() -> None:
@@ -59,6 +60,20 @@ def test_html_holds_decision_plots_and_worst_samples() -> None:
     assert page.count("data:image/png;base64,") == 3  # forest plot, norm histogram, PCA
     assert "retrieval-devices — worst samples" in page
     assert "http://" not in page and "https://" not in page  # self-contained
+
+
+def test_html_decision_per_component_table() -> None:
+    assert "Decision per component" not in render_html(_verdict())  # no components, no table
+    components = (
+        ("retriever", ("retrieval-payments",)),
+        ("devices", ("retrieval-devices", "query-*")),
+    )
+    page = render_html(_verdict(replace(POLICY, components=components)))
+    table = page[page.index("<h2>Decision per component</h2>") : page.index("<h2>Why</h2>")]
+    assert page.index("id='decision'") < page.index("<h2>Decision per component</h2>")
+    assert "<td>retriever</td><td class='status' style='color:#1a7f37'>PROMOTE</td>" in table
+    assert "<td>devices</td><td class='status' style='color:#cf222e'>ROLLBACK</td>" in table
+    assert "gate retrieval-devices failed" in table
 
 
 def _chromium() -> str:
