@@ -89,6 +89,28 @@ def _routed(n: int, share: float, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).random(n) < share
 
 
+def _interleaved(
+    production: Any, shadow: Any, ids: Sequence[str], texts: Sequence[str], depth: int
+) -> tuple[dict, dict, list[float], list[float]]:
+    """Both sides per query, alternating which goes first, after one untimed warm-up each.
+
+    Timing all of production and then all of the shadow lets a change in machine load
+    (another job, thermal throttling) land on one side only; per-query interleaving puts both
+    sides under the same conditions, so the paired latency difference is the models'.
+    """
+    production.timed_search(ids[:1], texts[:1], depth)  # lazy initialisation, caches
+    shadow.timed_search(ids[:1], texts[:1], depth)
+    runs: tuple[dict, dict] = ({}, {})
+    lat: tuple[list[float], list[float]] = ([], [])
+    for i, (qid, text) in enumerate(zip(ids, texts, strict=True)):
+        order = (0, 1) if i % 2 == 0 else (1, 0)
+        for side in order:
+            run, seconds = (production, shadow)[side].timed_search([qid], [text], depth)
+            runs[side].update(run)
+            lat[side].append(seconds[0])
+    return runs[0], runs[1], lat[0], lat[1]
+
+
 def replay_traffic(
     production: Any,
     shadow: Any,
@@ -111,8 +133,7 @@ def replay_traffic(
             f"shadow_share={shadow_share}); raise the share or the sample"
         )
     ids, texts = [q for q, _ in routed], [t for _, t in routed]
-    prod_run, prod_lat = production.timed_search(ids, texts, depth)
-    shadow_run, shadow_lat = shadow.timed_search(ids, texts, depth)
+    prod_run, shadow_run, prod_lat, shadow_lat = _interleaved(production, shadow, ids, texts, depth)
     return ReplayResult(
         query_ids=tuple(ids),
         production_run=prod_run,
