@@ -41,6 +41,7 @@ class SessionState:
     outcomes: dict[str, TestOutcome] = field(default_factory=dict)
     verdict: Verdict | None = None
     applied: list[str] = field(default_factory=list)  # what --guardrails-apply did, for the summary
+    report_path: Path | None = None
 
 
 STATE = pytest.StashKey[SessionState]()
@@ -65,6 +66,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         default=None,
         help="write the verdict JSON here at session end",
+    )
+    group.addoption(
+        "--guardrails-report",
+        metavar="PATH",
+        default=None,
+        help="write the HTML report here (default: beside --guardrails-verdict, as .html; "
+        "'none' to skip)",
     )
     group.addoption(
         "--guardrails-seed",
@@ -278,6 +286,7 @@ class VerdictPlugin:
         state.verdict = verdict = build_verdict(self.config)
         if state.verdict_path is not None:
             write_verdict(verdict, state.verdict_path)
+        state.report_path = _write_report(self.config, verdict, state.verdict_path)
         if verdict.decision is not Decision.PROMOTE and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.config.getoption("--guardrails-apply"):
@@ -298,6 +307,29 @@ class VerdictPlugin:
             terminalreporter.write_line(line)
         if self.state.verdict_path is not None:
             terminalreporter.write_line(f"verdict written to {self.state.verdict_path}")
+        if self.state.report_path is not None:
+            terminalreporter.write_line(f"report written to {self.state.report_path}")
+
+
+def _write_report(
+    config: pytest.Config, verdict: Verdict, verdict_path: Path | None
+) -> Path | None:
+    """The self-contained HTML report for release managers, atomically, or None if not asked."""
+    from guardrails.report.html import render_html
+    from guardrails.verdict import atomic_write_text
+
+    option = config.getoption("--guardrails-report")
+    if option is not None and str(option).lower() == "none":
+        return None
+    if option is None and verdict_path is None:
+        return None
+    if option is not None:
+        path = Path(option)
+    else:
+        assert verdict_path is not None
+        path = verdict_path.with_suffix(".html")
+    atomic_write_text(path, render_html(verdict))
+    return path
 
 
 def _short(fp: str) -> str:

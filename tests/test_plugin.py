@@ -92,6 +92,23 @@ def test_promote_writes_verdict_and_summary(project: pytest.Pytester) -> None:
     assert v["provenance"]["libraries"]["pytest"] == pytest.__version__
 
 
+def test_html_report_is_written_beside_the_verdict_or_where_asked(
+    project: pytest.Pytester,
+) -> None:
+    result = project.runpytest("--guardrails-verdict=out/v.json", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["report written to *out/v.html"])
+    html = (project.path / "out" / "v.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") or "<html" in html[:200]
+    assert "PROMOTE" in html.upper()
+    project.runpytest("--guardrails-report=r/page.html", "-p", "no:cacheprovider")
+    assert (project.path / "r" / "page.html").is_file()
+    (project.path / "out" / "v.html").unlink()
+    project.runpytest(
+        "--guardrails-verdict=out/v.json", "--guardrails-report=none", "-p", "no:cacheprovider"
+    )
+    assert not (project.path / "out" / "v.html").exists()
+
+
 def test_failed_gate_rolls_back_with_numbers(project: pytest.Pytester) -> None:
     project.makepyfile(test_regression=REGRESSION)
     result = project.runpytest("--guardrails-verdict=v.json")
