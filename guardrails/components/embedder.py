@@ -257,14 +257,22 @@ def _apply_adapter(model: Any, adapter_dir: Path) -> None:
 
 
 def _merge_lora(model: Any) -> int:
-    """Merge every LoRA layer of ``model`` into its base layer in place; returns how many."""
+    """Fold every LoRA layer of ``model`` into its base layer and unwrap it; returns how many.
+
+    Like peft's ``merge_and_unload``: each ``LoraLayer`` is merged (``W + α/r · B A``) and then
+    replaced by its base ``nn.Linear``, so serving runs a plain transformer (a merged but still
+    wrapped layer keeps peft's per-call dispatch, measurable on a small model's latency).
+    """
     from peft.tuners.lora import LoraLayer
 
     merged = 0
-    for module in model.modules():
-        if isinstance(module, LoraLayer) and not module.merged:
-            module.merge()
-            merged += 1
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, LoraLayer):
+                if not child.merged:
+                    child.merge()
+                setattr(parent, name, child.get_base_layer())
+                merged += 1
     return merged
 
 

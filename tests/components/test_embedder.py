@@ -104,9 +104,10 @@ def test_merged_adapter_serves_the_same_vectors_without_lora_products(
     from peft.tuners.lora import LoraLayer
 
     unmerged = Embedder.load(tiny_st_path, adapter=tiny_lora_path, merge_adapter=False)
-    lora_layers = [m for m in tiny_lora.model.modules() if isinstance(m, LoraLayer)]
-    assert lora_layers and all(m.merged for m in lora_layers)  # merged by default
-    assert not any(m.merged for m in unmerged.model.modules() if isinstance(m, LoraLayer))
+    # merged and unwrapped by default: plain Linear layers serve, no peft dispatch
+    assert not any(isinstance(m, LoraLayer) for m in tiny_lora.model.modules())
+    lora_layers = [m for m in unmerged.model.modules() if isinstance(m, LoraLayer)]
+    assert lora_layers and not any(m.merged for m in lora_layers)
     assert unmerged.fingerprint == tiny_lora.fingerprint  # the adapter, not the layout, is identity
     np.testing.assert_allclose(
         tiny_lora.encode(TEXTS, progress=False), unmerged.encode(TEXTS, progress=False), atol=1e-5
