@@ -49,7 +49,7 @@ def _runtime_fingerprint() -> str:
     """Hash of the installed versions of the libraries that compute the cached outputs."""
     from importlib.metadata import PackageNotFoundError, version
 
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in _RUNTIME_LIBRARIES:
         try:
             versions[name] = version(name)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -388,13 +388,14 @@ def _fit(
     if not examples:
         raise TrainingError("no reranker training examples; check the triplets / qrels files")
     units: Sequence[Any] = examples
+    batch_loss: Callable[[Any, Any], Any]
     if config.loss == "listwise":
         units = ranking_lists(examples, config.list_size, config.seed)
         batch_loss = _listwise_loss
     else:
         loss_fn = _loss_fn(config.loss)
 
-        def batch_loss(model: Any, batch: list[RerankExample]) -> Any:
+        def batch_loss(model: Any, batch: Any) -> Any:
             return _pointwise_loss(model, batch, loss_fn)
 
     steps = total_steps(len(units), config)
