@@ -21,15 +21,14 @@ Nothing here imports torch or sentence-transformers at module import time.
 from __future__ import annotations
 
 import os
-import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from guardrails.components.adapter import check_adapter_dir as _check_adapter_dir
+from guardrails.components.store import SQLiteStore
 from guardrails.errors import ComponentError
 from guardrails.fingerprint import (
     fingerprint_bytes,
@@ -290,53 +289,33 @@ def _embedder_fingerprint(
     )
 
 
-class EmbeddingCache:
+class EmbeddingCache(SQLiteStore):
     """Document vectors on disk: ``<dir>/embeddings.sqlite``, keyed by (fingerprint, content hash).
 
     SQLite in WAL mode, so several processes (pytest-xdist workers) can read while one writes;
     every :meth:`put_many` is one transaction (all rows or none). Vectors are ``float32`` bytes.
     """
 
-    _SCHEMA = (
+    FILENAME = "embeddings.sqlite"
+    TABLE = "embeddings"
+    LABEL = "embedding cache"
+    SCHEMA = (
         "CREATE TABLE IF NOT EXISTS embeddings (fingerprint TEXT NOT NULL, "
         "content_hash TEXT NOT NULL, vector BLOB NOT NULL, "
         "PRIMARY KEY (fingerprint, content_hash)) WITHOUT ROWID"
     )
-    _CHUNK = 500  # stay far below SQLite's bound-parameter limit
-
-    def __init__(self, directory: str | Path) -> None:
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.path = self.directory / "embeddings.sqlite"
-        with self._connect() as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(self._SCHEMA)
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=60.0)
-        try:
-            with conn:  # commit on success, roll back on error
-                yield conn
-        except sqlite3.DatabaseError as exc:
-            raise ComponentError(f"embedding cache {self.path}: {exc}") from exc
-        finally:
-            conn.close()
 
     def get_many(self, fingerprint: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         """Cached vectors for those of ``hashes`` present under ``fingerprint``."""
         wanted = list(dict.fromkeys(hashes))
         found: dict[str, np.ndarray] = {}
+        sql = (
+            "SELECT content_hash, vector FROM embeddings WHERE fingerprint = ? "
+            "AND content_hash IN ({marks})"
+        )
         with self._connect() as conn:
-            for start in range(0, len(wanted), self._CHUNK):
-                chunk = wanted[start : start + self._CHUNK]
-                marks = ",".join("?" * len(chunk))
-                rows = conn.execute(
-                    "SELECT content_hash, vector FROM embeddings WHERE fingerprint = ? "
-                    f"AND content_hash IN ({marks})",
-                    [fingerprint, *chunk],
-                )
-                found.update((h, np.frombuffer(blob, dtype=np.float32).copy()) for h, blob in rows)
+            rows = self._select_in(conn, sql, [fingerprint], wanted)
+            found.update((h, np.frombuffer(blob, dtype=np.float32).copy()) for h, blob in rows)
         return found
 
     def put_many(self, fingerprint: str, vectors: Mapping[str, np.ndarray]) -> None:
@@ -347,7 +326,3 @@ class EmbeddingCache:
         ]
         with self._connect() as conn:
             conn.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
-
-    def __len__(self) -> int:
-        with self._connect() as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])

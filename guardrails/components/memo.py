@@ -31,12 +31,11 @@ or none). Nothing here imports torch.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from guardrails.components.store import SQLiteStore
 from guardrails.errors import ComponentError
 from guardrails.fingerprint import fingerprint_bytes, fingerprint_json, fingerprint_parts
 
@@ -73,53 +72,29 @@ def input_key(*parts: Any) -> str:
     return fingerprint_bytes(blob.encode("utf-8"))
 
 
-class ResultCache:
+class ResultCache(SQLiteStore):
     """Model outputs on disk: ``<dir>/results.sqlite``, keyed by (kind, fingerprint, input key).
 
     Values are any JSON value (answers are strings, scores floats); see the module docstring for
     the key. A corrupted or unreadable file raises :class:`ComponentError` naming it.
     """
 
-    _SCHEMA = (
+    FILENAME = "results.sqlite"
+    TABLE = "results"
+    LABEL = "result cache"
+    SCHEMA = (
         "CREATE TABLE IF NOT EXISTS results (kind TEXT NOT NULL, fingerprint TEXT NOT NULL, "
         "input_key TEXT NOT NULL, value TEXT NOT NULL, "
         "PRIMARY KEY (kind, fingerprint, input_key)) WITHOUT ROWID"
     )
-    _CHUNK = 500  # stay far below SQLite's bound-parameter limit
 
     def __init__(self, directory: str | Path) -> None:
-        self.directory = Path(directory)
-        self.path = self.directory / "results.sqlite"
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ComponentError(
-                f"result cache {self.path}: cannot create its folder: {exc}"
-            ) from exc
         self._runtime = _runtime_fingerprint()
-        with self._connect() as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(self._SCHEMA)
+        super().__init__(directory)
 
     def _stored(self, fingerprint: str) -> str:
         """The fingerprint as stored: the component's, combined with the library versions."""
         return fingerprint_parts(fingerprint, self._runtime)
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        try:
-            conn = sqlite3.connect(self.path, timeout=60.0)
-        except sqlite3.Error as exc:
-            raise ComponentError(f"result cache {self.path}: {exc}") from exc
-        try:
-            with conn:  # commit on success, roll back on error
-                yield conn
-        except sqlite3.Error as exc:
-            raise ComponentError(
-                f"result cache {self.path}: {exc}; delete the file to start an empty cache"
-            ) from exc
-        finally:
-            conn.close()
 
     def get_many(self, kind: str, fingerprint: str, keys: Sequence[str]) -> dict[str, Any]:
         """Cached values of those of ``keys`` present under ``(kind, fingerprint)``."""
@@ -128,17 +103,13 @@ class ResultCache:
         if not wanted:
             return found
         fingerprint = self._stored(fingerprint)
+        sql = (
+            "SELECT input_key, value FROM results WHERE kind = ? AND fingerprint = ? "
+            "AND input_key IN ({marks})"
+        )
         with self._connect() as conn:
-            for start in range(0, len(wanted), self._CHUNK):
-                chunk = wanted[start : start + self._CHUNK]
-                marks = ",".join("?" * len(chunk))
-                rows = conn.execute(
-                    "SELECT input_key, value FROM results WHERE kind = ? AND fingerprint = ? "
-                    f"AND input_key IN ({marks})",
-                    [kind, fingerprint, *chunk],
-                )
-                for key, value in rows:
-                    found[key] = self._decode(kind, key, value)
+            for key, value in self._select_in(conn, sql, [kind, fingerprint], wanted):
+                found[key] = self._decode(kind, key, value)
         return found
 
     def put_many(self, kind: str, fingerprint: str, items: Mapping[str, Any]) -> None:
@@ -175,10 +146,3 @@ class ResultCache:
                 f"result cache {self.path}: the {kind!r} value of key {key!r} is not JSON "
                 f"({exc}); delete the file to start an empty cache"
             ) from exc
-
-    def __len__(self) -> int:
-        with self._connect() as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM results").fetchone()[0])
-
-    def __repr__(self) -> str:
-        return f"ResultCache(path={str(self.path)!r})"

@@ -371,3 +371,12 @@ def test_timed_rerank_bypasses_the_cache(
     )
     assert len(calls) == len(RUN) and len(latencies) == len(RUN)
     assert len(cache) == len(planted)  # nor does it write
+
+
+def test_lookups_span_several_in_chunks(tmp_path: Path) -> None:
+    cache = ResultCache(tmp_path)
+    items = {input_key("prompt", i): f"answer {i}" for i in range(2 * cache.CHUNK + 7)}
+    cache.put_many("generate", "fp", items)
+    keys = [*items, "sha256:absent"]
+    assert cache.get_many("generate", "fp", keys) == items
+    assert len(cache) == len(items)
