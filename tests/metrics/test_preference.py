@@ -5,7 +5,6 @@ float32 tolerance for a real merge, above it when the merged weights are perturb
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,8 @@ from tests.components.test_generator import QUESTIONS, build_random_lora, build_
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 WORDS = ["the", "backplate", "is", "not", "level", "Paris", "refunds", "card", "E21", "days"]
 
 
@@ -45,16 +46,6 @@ PAIRS = [
     Pair("How long do refunds take?", "Five to ten business days.", "Paris."),
     Pair("Label wires?", "Use the terminal letter, not its colour.", "the lazy dog"),
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
