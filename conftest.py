@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent
 GOLDEN = ROOT / "golden"
 ADAPTERS = ROOT / "adapters"
 DOMAINS = ("payments", "devices")
+ESTABLISHED, NEW = DOMAINS  # the domain in production for a year; the one that just launched
 CURATED_LIMIT = 100  # curated click triplets added to the new domain's golden triplets
 REPLAY = 100  # established-domain triplets replayed against forgetting
 
@@ -284,19 +285,19 @@ def retriever_adapter(
     from guardrails.components.embedder import minilm_path
     from guardrails.training.retriever import ensure_retriever_candidate
 
-    corpus = retrieval_golden["devices"].corpus
+    corpus = retrieval_golden[NEW].corpus
     # click triplets of the new domain only: clicks on the established domain are noisier
     # labels than its golden triplets, which are replayed below instead
-    new_domain = {d for d, doc in corpus.items() if doc.metadata.get("domain") == "devices"}
+    new_domain = {d for d, doc in corpus.items() if doc.metadata.get("domain") == NEW}
     rows = [
         r
         for r in curated["retriever_triplets"].records
         if r.get("positive") in new_domain and r.get("negative") in corpus
     ][:CURATED_LIMIT]
     # replay a share of the established domain's triplets so the adapter does not forget it
-    replay = (GOLDEN / "payments" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    replay = (GOLDEN / ESTABLISHED / "train.jsonl").read_text(encoding="utf-8").splitlines()
     rows += [json.loads(line) for line in replay[:REPLAY] if line.strip()]
-    data = _merged_jsonl("retriever-devices", GOLDEN / "devices" / "train.jsonl", rows)
+    data = _merged_jsonl(f"retriever-{NEW}", GOLDEN / NEW / "train.jsonl", rows)
     return ensure_retriever_candidate(minilm_path(), data, corpus, root=ADAPTERS).path
 
 
@@ -335,9 +336,7 @@ def candidate_reranker(
     base = ensure_production_reranker(ADAPTERS, golden_dir=GOLDEN)
     adapter = _given(pytestconfig, "reranker")
     if adapter is None and "reranker" in retrain:
-        adapter = ensure_reranker_candidate(
-            "devices", root=ADAPTERS, golden_dir=GOLDEN, base=base
-        ).path
+        adapter = ensure_reranker_candidate(NEW, root=ADAPTERS, golden_dir=GOLDEN, base=base).path
     if adapter is None:
         return production_reranker
     reranker = Reranker.load(
@@ -423,9 +422,7 @@ def candidate_generator(
 
     adapter = _given(pytestconfig, "generator")
     if adapter is None and "generator" in retrain:
-        examples = load_sft_pairs(
-            GOLDEN / "devices" / "qa_train.jsonl", retrieval_golden["devices"].corpus
-        )
+        examples = load_sft_pairs(GOLDEN / NEW / "qa_train.jsonl", retrieval_golden[NEW].corpus)
         adapter = ensure_generator_candidate("sft", smollm2, examples, root=ADAPTERS).path
     if adapter is None:
         return production_generator
