@@ -319,15 +319,14 @@ def _write_report(
     from guardrails.verdict import atomic_write_text
 
     option = config.getoption("--guardrails-report")
-    if option is not None and str(option).lower() == "none":
-        return None
-    if option is None and verdict_path is None:
-        return None
-    if option is not None:
-        path = Path(option)
-    else:
-        assert verdict_path is not None
+    if option is None:
+        if verdict_path is None:
+            return None
         path = verdict_path.with_suffix(".html")
+    elif str(option).lower() == "none":
+        return None
+    else:
+        path = Path(option)
     atomic_write_text(path, render_html(verdict))
     return path
 
