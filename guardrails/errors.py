@@ -16,7 +16,8 @@ catch, so ``except ValueError`` keeps working for code that does not know about 
     │   └── FingerprintMismatch (ValueError) vectors / artifacts from a different fingerprint
     ├── RegistryError (RuntimeError)        registry refused an alias switch or lookup
     ├── LogDataError (ValueError)           a production log line is malformed
-    └── TrainingError (RuntimeError)        a candidate could not be trained
+    ├── TrainingError (RuntimeError)        a candidate could not be trained
+    └── DependencyError (ImportError)       installed packages that do not work together
 
 Messages quote ``name=value`` and say what to do next.
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 __all__ = [
     "ComponentError",
+    "DependencyError",
     "FingerprintMismatch",
     "GateError",
     "GateFailed",
@@ -105,3 +107,7 @@ class LogDataError(GuardrailsError, ValueError):
 
 class TrainingError(GuardrailsError, RuntimeError):
     """A candidate adapter could not be trained or loaded."""
+
+
+class DependencyError(GuardrailsError, ImportError):
+    """Installed packages that do not work together (e.g. transformers and peft releases)."""

@@ -36,6 +36,7 @@ from guardrails.fingerprint import (
     fingerprint_json,
     fingerprint_parts,
 )
+from guardrails.ml_stack import check_ml_stack
 
 __all__ = ["Embedder", "EmbeddingCache", "content_hash", "minilm_path"]
 
@@ -231,6 +232,7 @@ class Embedder:
 
 def _load_model(model_dir: Path, adapter_dir: Path | None, device: str) -> Any:
     """SentenceTransformer from a local folder, offline, with the adapter applied if given."""
+    check_ml_stack()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 

@@ -45,6 +45,7 @@ from guardrails.components.adapter import check_adapter_dir as _check_adapter_di
 from guardrails.components.memo import ResultCache, input_key
 from guardrails.errors import ComponentError
 from guardrails.fingerprint import fingerprint_json, fingerprint_parts
+from guardrails.ml_stack import check_ml_stack
 
 __all__ = [
     "SMOLLM2_DIRNAME",
@@ -128,6 +129,7 @@ def _is_model_dir(folder: Path) -> bool:
 
 def _import_gguf(gguf: Path, target: Path) -> None:
     """De-quantise ``gguf`` into a plain transformers folder at ``target`` (atomic)."""
+    check_ml_stack()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
@@ -211,6 +213,7 @@ def _load_tokenizer(path: Path) -> Any:
 
 
 def _load_model(path: Path, adapter: Path | None, device: str, dtype: str) -> Any:
+    check_ml_stack()
     import torch
     from transformers import AutoModelForCausalLM
 

@@ -37,6 +37,7 @@ from guardrails.components.adapter import check_adapter_dir as _check_adapter_di
 from guardrails.components.memo import ResultCache, input_key
 from guardrails.errors import ComponentError
 from guardrails.fingerprint import fingerprint_dir, fingerprint_json, fingerprint_parts
+from guardrails.ml_stack import check_ml_stack
 
 __all__ = ["Reranker", "build_cross_encoder_from_minilm", "reranker_fingerprint", "top_k_docs"]
 
@@ -247,6 +248,7 @@ def _plan(
 
 def load_cross_encoder(path: Path, *, device: str = "cpu", max_length: int = 256) -> Any:
     """A ``CrossEncoder`` from a local folder, offline, truncating pairs to ``max_length``."""
+    check_ml_stack()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import CrossEncoder
 
@@ -285,6 +287,7 @@ def build_cross_encoder_from_minilm(
     a new classifier head ``(w, b)``, initialised from ``seed``. Untrained: fine-tune it before use.
     ``base`` defaults to :func:`guardrails.components.embedder.minilm_path`.
     """
+    check_ml_stack()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer

@@ -54,6 +54,7 @@ from guardrails.golden import (
     load_canaries,
     load_preferences,
 )
+from guardrails.ml_stack import check_ml_stack
 from guardrails.training.config import DPOConfig, GRPOConfig, KTOConfig
 from guardrails.training.generator import (
     Corpus,
@@ -303,6 +304,7 @@ def _policy(
     base_path: str | Path, ref_adapter: str | Path | None, config: Any
 ) -> tuple[Any, Any, Any]:
     """(model, tokenizer, peft_config): a fresh LoRA, or the SFT adapter loaded trainable."""
+    check_ml_stack()
     from peft import LoraConfig, PeftModel
     from transformers import set_seed
 

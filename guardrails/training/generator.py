@@ -29,6 +29,7 @@ from typing import Any
 from guardrails.errors import GoldenDataError, TrainingError
 from guardrails.fingerprint import fingerprint_json
 from guardrails.golden import Document, _jsonl, _str_list, _text_field, load_corpus
+from guardrails.ml_stack import check_ml_stack
 from guardrails.training.config import GeneratorCPTConfig, GeneratorSFTConfig
 
 __all__ = [
@@ -162,6 +163,7 @@ def _sft_rows(
 
 
 def _base_model(base_path: Path) -> tuple[Any, Any]:
+    check_ml_stack()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if not (base_path / "config.json").is_file():

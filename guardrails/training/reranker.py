@@ -38,6 +38,7 @@ from typing import Any, NamedTuple
 from guardrails.errors import GoldenDataError, TrainingError
 from guardrails.fingerprint import fingerprint_dir, fingerprint_json
 from guardrails.golden import _jsonl
+from guardrails.ml_stack import check_ml_stack
 from guardrails.training.cache import CandidateArtifact, ensure_candidate
 from guardrails.training.config import RerankerTrainingConfig
 
@@ -278,6 +279,7 @@ def train_reranker_adapter(
     ``out_dir`` gets peft's own format (``adapter_config.json`` + ``adapter_model.safetensors``),
     loadable with ``Reranker.load(base_dir, adapter=out_dir)``.
     """
+    check_ml_stack()
     from peft import LoraConfig
 
     if config.full_finetune:

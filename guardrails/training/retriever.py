@@ -29,6 +29,7 @@ from typing import Any
 from guardrails.errors import GoldenDataError, TrainingError
 from guardrails.fingerprint import fingerprint_dir, fingerprint_json
 from guardrails.golden import Document, _jsonl, _text_field
+from guardrails.ml_stack import check_ml_stack
 from guardrails.training.cache import CandidateArtifact, ensure_candidate
 from guardrails.training.config import RetrieverTrainingConfig
 
@@ -143,6 +144,7 @@ def train_retriever_adapter(
 
 
 def _model_with_lora(base_path: Path, config: RetrieverTrainingConfig) -> Any:
+    check_ml_stack()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from peft import LoraConfig
     from sentence_transformers import SentenceTransformer
