@@ -4,23 +4,23 @@ The page holds the decision and why (and the decision per component, when the po
 components), a forest plot of every comparative gate (delta with its
 CI against the policy limit), drift plots when the verdict carries them (norm histograms and a
 PCA of reference vs current embeddings), the worst samples with production's and the
-candidate's outputs side by side, and the provenance. Plots are matplotlib PNGs inlined as
-base64, so the file opens anywhere with no network.
+candidate's outputs side by side, and the provenance. Plots are inline SVG
+(:mod:`guardrails.report.svg`), so the page needs no plotting library to write and opens anywhere
+with no network.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import math
 from collections.abc import Sequence
 from typing import Any
 
 from guardrails.gates import GateResult
+from guardrails.report.svg import ForestRow, forest_svg, histogram_svg, scatter_svg
 from guardrails.verdict import Verdict
 
-__all__ = ["forest_plot_png", "render_html"]
+__all__ = ["forest_plot_svg", "render_html"]
 
 _COLORS = {"passed": "#1a7f37", "failed": "#cf222e", "inconclusive": "#9a6700"}
 _BANNER = {"promote": "#1a7f37", "rollback": "#cf222e", "hold": "#9a6700"}
@@ -34,74 +34,43 @@ h1{margin:.2rem 0} h2{border-bottom:1px solid #d0d7de;padding-bottom:.3rem;margi
 table{border-collapse:collapse;width:100%;font-size:.9rem;margin:.5rem 0}
 th,td{border:1px solid #d0d7de;padding:.35rem .5rem;text-align:left;vertical-align:top}
 th{background:#f6f8fa} td.num{text-align:right;font-variant-numeric:tabular-nums}
-.status{font-weight:600} img{max-width:100%} .warn{color:#9a6700}
+.status{font-weight:600} svg{max-width:100%;height:auto} figure{margin:.5rem 0} .warn{color:#9a6700}
 .side{display:grid;grid-template-columns:1fr 1fr;gap:.5rem} pre{white-space:pre-wrap;margin:0}
 """
 
 
-def _png(fig: Any) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def forest_plot_png(gates: Sequence[GateResult]) -> str | None:
-    """Base64 PNG: each paired gate's delta and CI, with its policy limit as a red tick."""
+def forest_plot_svg(gates: Sequence[GateResult]) -> str | None:
+    """Inline SVG: each paired gate's delta and CI, with its policy limit as a red tick."""
     rows = [
-        g
+        ForestRow(
+            g.name,
+            g.ci[0],
+            g.ci[1],
+            g.delta,
+            g.threshold if g.higher_is_better else -g.threshold,
+            _COLORS[g.status.value],
+        )
         for g in gates
         if g.kind in ("noninferior", "superior") and g.delta is not None and not math.isnan(g.ci[0])
     ]
     if not rows:
         return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.2))
-    for y, g in enumerate(reversed(rows)):
-        color = _COLORS[g.status.value]
-        ax.plot(g.ci, [y, y], color=color, lw=2.5)
-        ax.plot([g.delta], [y], "o", color=color)
-        limit = g.threshold if g.higher_is_better else -g.threshold
-        ax.plot([limit], [y], marker="|", color="#cf222e", markersize=14, mew=2)
-    ax.axvline(0, color="#8c959f", lw=1, ls="--")
-    ax.set_yticks(range(len(rows)), [g.name for g in reversed(rows)], fontsize=8)
-    ax.set_xlabel("candidate − baseline (CI; red tick = policy limit)")
-    ax.set_title("Paired deltas with confidence intervals")
-    return _png(fig)
+    return forest_svg(
+        rows,
+        "Paired deltas with confidence intervals",
+        "candidate − baseline (CI; red tick = policy limit)",
+    )
 
 
-def _drift_pngs(g: GateResult) -> list[str]:
+def _drift_svgs(g: GateResult) -> list[str]:
     plots = []
     hist, pca = g.extra.get("norm_hist"), g.extra.get("pca")
-    if hist or pca:
-        plt = _pyplot()
     if hist:
-        fig, ax = plt.subplots(figsize=(5, 3))
-        edges = hist["edges"]
-        ax.stairs(hist["reference"], edges, label="reference", fill=True, alpha=0.4)
-        ax.stairs(hist["current"], edges, label="current", lw=2)
-        ax.set_title(f"{g.name}: embedding norms")
-        ax.legend()
-        plots.append(_png(fig))
+        series = {"reference": hist["reference"], "current": hist["current"]}
+        plots.append(histogram_svg(hist["edges"], series, f"{g.name}: embedding norms"))
     if pca:
-        fig, ax = plt.subplots(figsize=(5, 4))
-        for key, color in (("reference", "#0969da"), ("current", "#cf222e")):
-            pts = pca[key]
-            ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=6, alpha=0.5, c=color, label=key)
-        ax.set_title(f"{g.name}: PCA of reference vs current")
-        ax.legend()
-        plots.append(_png(fig))
+        series = {"reference": pca["reference"], "current": pca["current"]}
+        plots.append(scatter_svg(series, f"{g.name}: PCA of reference vs current"))
     return plots
 
 
@@ -216,8 +185,8 @@ def _components_table(verdict: Verdict) -> str:
 def render_html(verdict: Verdict) -> str:
     """One self-contained HTML page for ``verdict``."""
     decision = verdict.decision.value
-    forest = forest_plot_png(verdict.gates)
-    drift = [png for g in verdict.gates if g.kind == "no_drift" for png in _drift_pngs(g)]
+    forest = forest_plot_svg(verdict.gates)
+    drift = [svg for g in verdict.gates if g.kind == "no_drift" for svg in _drift_svgs(g)]
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in verdict.reasons)
     warnings = "".join(
         f"<li class='warn'>{html.escape(g.name)}: {html.escape(w)}</li>"
@@ -236,11 +205,11 @@ def render_html(verdict: Verdict) -> str:
         f"<ul>{warnings}</ul>" if warnings else "",
         "<h2>Gates</h2>",
         _gate_table(verdict.gates),
-        f"<img alt='forest plot' src='data:image/png;base64,{forest}'>" if forest else "",
+        f"<figure class='plot' id='forest'>{forest}</figure>" if forest else "",
     ]
     if drift:
         parts.append("<h2>Drift</h2>")
-        parts += [f"<img alt='drift plot' src='data:image/png;base64,{png}'>" for png in drift]
+        parts += [f"<figure class='plot drift'>{svg}</figure>" for svg in drift]
     worst = "".join(_worst(g) for g in verdict.gates if not g.passed)
     if worst:
         parts += ["<h2>Worst samples</h2>", worst]

@@ -1,0 +1,165 @@
+"""Plots for the reports as inline SVG: no plotting library, so the core install draws them.
+
+Three charts cover what a verdict shows: a forest plot (one row per paired gate: CI bar, point
+estimate, policy limit), step histograms (reference vs current) and a 2-D scatter (PCA of
+reference vs current embeddings). Each function returns one ``<svg>`` element with a ``<title>``
+for screen readers; every text is escaped, so names from a verdict cannot inject markup.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from html import escape
+
+__all__ = ["ForestRow", "forest_svg", "histogram_svg", "scatter_svg"]
+
+_FONT = "font-family='system-ui,sans-serif' font-size='11'"
+_SERIES = ("#0969da", "#cf222e", "#1a7f37", "#8250df")
+_LIMIT = "#cf222e"
+_AXIS = "#8c959f"
+
+
+@dataclass(frozen=True)
+class ForestRow:
+    """One gate in a forest plot: its CI ``(low, high)``, estimate and policy limit."""
+
+    label: str
+    low: float
+    high: float
+    estimate: float
+    limit: float | None
+    color: str
+
+
+class _Scale:
+    """Linear map of ``[lo, hi]`` (padded by 5 %, never empty) onto ``[a, b]`` pixels."""
+
+    def __init__(self, values: Sequence[float], a: float, b: float) -> None:
+        finite = [v for v in values if math.isfinite(v)] or [0.0]
+        lo, hi = min(finite), max(finite)
+        pad = (hi - lo) * 0.05 or max(abs(hi), 1.0) * 0.05
+        self.lo, self.hi, self.a, self.b = lo - pad, hi + pad, a, b
+
+    def __call__(self, v: float) -> float:
+        return self.a + (v - self.lo) / (self.hi - self.lo) * (self.b - self.a)
+
+    def ticks(self, n: int = 5) -> list[float]:
+        step = _nice_step((self.hi - self.lo) / n)
+        first = math.ceil(self.lo / step) * step
+        return [first + i * step for i in range(n + 2) if first + i * step <= self.hi]
+
+
+def _nice_step(raw: float) -> float:
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+
+
+def _svg(width: int, height: int, title: str, body: Sequence[str]) -> str:
+    return (
+        f"<svg width='{width}' height='{height}' "
+        f"viewBox='0 0 {width} {height}' role='img' {_FONT}><title>{escape(title)}</title>"
+        f"<text x='{width / 2:.0f}' y='14' text-anchor='middle' font-weight='600'>"
+        f"{escape(title)}</text>{''.join(body)}</svg>"
+    )
+
+
+def _x_axis(scale: _Scale, y: float, label: str) -> list[str]:
+    out = [f"<line x1='{scale.a}' x2='{scale.b}' y1='{y}' y2='{y}' stroke='{_AXIS}'/>"]
+    for t in scale.ticks():
+        x = scale(t)
+        out.append(f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{y}' y2='{y + 4}' stroke='{_AXIS}'/>")
+        out.append(f"<text x='{x:.1f}' y='{y + 15}' text-anchor='middle'>{t:.4g}</text>")
+    mid = (scale.a + scale.b) / 2
+    out.append(f"<text x='{mid:.0f}' y='{y + 30}' text-anchor='middle'>{escape(label)}</text>")
+    return out
+
+
+def forest_svg(rows: Sequence[ForestRow], title: str, xlabel: str, width: int = 820) -> str:
+    """A forest plot: per row a CI bar, a dot at the estimate, a red tick at the limit."""
+    left, right, top, step = 260, width - 20, 28, 22
+    values = [v for r in rows for v in (r.low, r.high, r.estimate, r.limit) if v is not None]
+    scale = _Scale([*values, 0.0], left, right)
+    bottom = top + step * len(rows)
+    body = [
+        f"<line x1='{scale(0):.1f}' x2='{scale(0):.1f}' y1='{top}' y2='{bottom}' "
+        f"stroke='{_AXIS}' stroke-dasharray='4 3'/>"
+    ]
+    for i, r in enumerate(rows):
+        y = top + step * i + step / 2
+        label = escape(r.label)
+        body.append(f"<text x='{left - 8}' y='{y + 4:.0f}' text-anchor='end'>{label}</text>")
+        body.append(
+            f"<line x1='{scale(r.low):.1f}' x2='{scale(r.high):.1f}' y1='{y}' y2='{y}' "
+            f"stroke='{r.color}' stroke-width='3'/>"
+            f"<circle cx='{scale(r.estimate):.1f}' cy='{y}' r='4' fill='{r.color}'/>"
+        )
+        if r.limit is not None:
+            x = scale(r.limit)
+            body.append(
+                f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{y - 8}' y2='{y + 8}' "
+                f"stroke='{_LIMIT}' stroke-width='2'/>"
+            )
+    body += _x_axis(scale, bottom + 4, xlabel)
+    return _svg(width, bottom + 40, title, body)
+
+
+def histogram_svg(
+    edges: Sequence[float], series: Mapping[str, Sequence[float]], title: str, width: int = 420
+) -> str:
+    """Step histograms over shared bin ``edges``, one outline per series, with a legend."""
+    left, right, top, bottom = 40, width - 10, 40, 230
+    xs = _Scale(list(edges), left, right)
+    peak = max((max(counts, default=0.0) for counts in series.values()), default=0.0) or 1.0
+    body = []
+    for (name, counts), color in zip(series.items(), _colors(), strict=False):
+        points = [f"{xs(edges[0]):.1f},{bottom}"]
+        # a count per bin; extra counts or edges of a malformed histogram are not drawn
+        for lo, hi, c in zip(edges[:-1], edges[1:], counts, strict=False):
+            y = bottom - (bottom - top) * c / peak
+            points += [f"{xs(lo):.1f},{y:.1f}", f"{xs(hi):.1f},{y:.1f}"]
+        points.append(f"{xs(edges[-1]):.1f},{bottom}")
+        body.append(
+            f"<polyline points='{' '.join(points)}' fill='{color}' fill-opacity='0.15' "
+            f"stroke='{color}' stroke-width='1.5'><title>{escape(name)}</title></polyline>"
+        )
+    body += _legend(list(series), left + 6, top - 14)
+    body += _x_axis(xs, bottom, "value")
+    return _svg(width, bottom + 40, title, body)
+
+
+def scatter_svg(
+    series: Mapping[str, Sequence[Sequence[float]]], title: str, width: int = 420
+) -> str:
+    """A 2-D scatter, one colour per series (e.g. PCA of reference vs current)."""
+    left, right, top, bottom = 40, width - 10, 40, 300
+    points = [p for pts in series.values() for p in pts]
+    xs = _Scale([p[0] for p in points], left, right)
+    ys = _Scale([p[1] for p in points], bottom, top)
+    body = []
+    for (_, pts), color in zip(series.items(), _colors(), strict=False):
+        body += [
+            f"<circle cx='{xs(p[0]):.1f}' cy='{ys(p[1]):.1f}' r='2' fill='{color}' "
+            "fill-opacity='0.5'/>"
+            for p in pts
+        ]
+    body += _legend(list(series), left + 6, top - 14)
+    body += _x_axis(xs, bottom, "component 1")
+    return _svg(width, bottom + 40, title, body)
+
+
+def _colors() -> Iterator[str]:
+    return itertools.cycle(_SERIES)
+
+
+def _legend(names: Sequence[str], x: float, y: float) -> list[str]:
+    out = []
+    for i, (name, color) in enumerate(zip(names, _colors(), strict=False)):
+        at = x + i * 110
+        out.append(
+            f"<rect x='{at}' y='{y - 8}' width='10' height='10' fill='{color}'/>"
+            f"<text x='{at + 14}' y='{y + 1}'>{escape(name)}</text>"
+        )
+    return out
