@@ -10,6 +10,7 @@ did-you-mean suggestion. Scoring lives in the family modules (``ranking``, ``tex
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 
 from guardrails.errors import MetricError
@@ -87,6 +88,8 @@ _ALIASES = {
     "mrr_cut": "mrr",
     "ndcg_cut": "ndcg",
     "p": "precision",
+    "set_p": "precision",
+    "set_recall": "recall",
     "hits": "hit_rate",
     "hitrate": "hit_rate",
     "success": "hit_rate",
@@ -107,11 +110,31 @@ def register_metric(
     KNOWN_METRICS[base] = (family, higher_is_better, binary, accepts_k)
 
 
+# trec_eval / pytrec_eval measure names with a cutoff: P_5, recall_100, ndcg_cut_10, map_cut_10,
+# success_1 (trec_eval writes the cutoff after an underscore, ranx after an '@')
+_TREC_CUTOFF = re.compile(r"^(?P<base>[a-z]+(?:_[a-z]+)*?)(?:_cut)?_(?P<k>[0-9]+)$", re.IGNORECASE)
+
+
+def _from_trec_eval(raw: str) -> str:
+    """``"ndcg_cut_10"`` -> ``"ndcg@10"`` when the base is a ranking metric; else unchanged."""
+    m = _TREC_CUTOFF.match(raw)
+    if "@" in raw or m is None:
+        return raw
+    base = m.group("base").lower()
+    base = _ALIASES.get(base, base)
+    accepts_k = KNOWN_METRICS.get(base, ("", True, False, False))[3]
+    return f"{base}@{m.group('k')}" if accepts_k else raw
+
+
 def parse_metric(name: str) -> MetricSpec:
-    """Parse ``"ndcg@10"`` into a :class:`MetricSpec`; raise :class:`MetricError` if unknown."""
+    """Parse ``"ndcg@10"`` into a :class:`MetricSpec`; raise :class:`MetricError` if unknown.
+
+    trec_eval's measure names are accepted too: ``P_5``, ``recall_100``, ``ndcg_cut_10``,
+    ``map_cut_10``, ``recip_rank``, ``success_1`` (hit rate at 1).
+    """
     if not isinstance(name, str) or not name.strip():
         raise MetricError(f"metric name must be a non-empty string, got {name!r}")
-    raw = name.strip()
+    raw = _from_trec_eval(name.strip())
     base_raw, _, k_raw = raw.partition("@")
     base = base_raw.lower().replace(" ", "")
     base = _ALIASES.get(base, base)

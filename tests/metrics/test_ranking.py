@@ -325,3 +325,12 @@ def test_dbpedia_entity_token_overlap_run_matches_trec_eval():
     assert len(per_query_ids(qrels)) >= 30
     _assert_matches_trec(qrels, run, 1, mapping=mapping, tol=1e-6)
     _assert_matches_trec(qrels, run, 2, mapping=mapping, tol=1e-6)
+
+
+@pytest.mark.parametrize(("ours", "trec"), sorted(TREC.items()))
+def test_trec_eval_measure_names_parse_to_the_metric_they_are_checked_against(ours, trec):
+    from guardrails.metrics import parse_metric
+
+    if trec.endswith("_1000"):  # the full ranking: ours has no cutoff, pytrec_eval needs one
+        ours = f"{ours}@1000"
+    assert parse_metric(trec).name == ours
