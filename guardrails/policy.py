@@ -28,6 +28,21 @@ A policy says, per metric, how a candidate is judged against the baseline::
     [tool.guardrails.policies.strict]
     extends = "release"                 # inherit and override
 
+Every policy starts from built-in limits per metric family (:data:`BUILTIN_LIMITS`), so a gate
+on a common metric works with no configuration at all; a policy's own metric table replaces them
+key by key:
+
+=================================================  ==========================================
+metrics                                            built-in limits
+=================================================  ==========================================
+ranking (ndcg, mrr, recall, precision, map @k)     max-drop 0.02, min-gain 0 (scores on 0..1)
+text (rouge1/2/l, bleu, chrf, token_f1)            max-drop 0.02, min-gain 0 (scores on 0..1)
+binary per sample (pass_rate, exact_match, hit)    max-drop 0: no significant new failure
+psi / kl                                           max 0.2 / 0.1 (PSI >= 0.2: a real shift)
+anything in units (latency, throughput, memory,    none: a gate on it needs its own limit
+nats of preference margin) and other drift stats
+=================================================  ==========================================
+
 ``direction`` defaults to the metric's natural one (``higher`` for nDCG, ``lower`` for latency
 or PSI); for lower-is-better metrics ``max-drop`` is the allowed increase and ``max`` the
 ceiling. ``components`` maps a component name to the gate names (fnmatch patterns) that judge
@@ -56,9 +71,11 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = [
+    "BUILTIN_LIMITS",
     "DEFAULT_POLICY",
     "Policy",
     "Threshold",
+    "builtin_threshold",
     "load_policies",
     "load_policy",
     "parse_policies",
@@ -131,9 +148,9 @@ class Policy:
     def threshold(self, metric: str, gate: str | None = None) -> Threshold:
         """Limits for ``metric``, with the gate's overrides applied when ``gate`` has any."""
         spec = parse_metric(metric)
-        base = self.metrics.get(spec.name) or Threshold(
-            spec.name, "higher" if spec.higher_is_better else "lower"
-        )
+        base = builtin_threshold(spec.name)
+        if spec.name in self.metrics:
+            base = base.merged(vars(self.metrics[spec.name]))
         if gate is not None and gate in self.gates:
             base = base.merged(self.gates[gate])
         return base
@@ -157,6 +174,25 @@ class Policy:
 
 
 DEFAULT_POLICY = Policy(name="default")
+
+# Built-in limits every policy starts from (module docstring): by metric family, then by metric.
+BUILTIN_LIMITS: Mapping[str, Mapping[str, float]] = {
+    "ranking": {"max_drop": 0.02, "min_gain": 0.0},
+    "text": {"max_drop": 0.02, "min_gain": 0.0},
+    "binary": {"max_drop": 0.0},
+    "psi": {"max": 0.2},
+    "kl": {"max": 0.1},
+}
+
+
+def builtin_threshold(metric: str) -> Threshold:
+    """The built-in limits for ``metric`` (its family's, a 0/1 metric's, or its own)."""
+    spec = parse_metric(metric)
+    limits = dict(BUILTIN_LIMITS.get(spec.family, {}))
+    if spec.binary:
+        limits = dict(BUILTIN_LIMITS["binary"])
+    limits.update(BUILTIN_LIMITS.get(spec.base, {}))
+    return Threshold(spec.name, "higher" if spec.higher_is_better else "lower").merged(limits)
 
 
 def load_policy(pyproject: str | Path | None, name: str | None = None) -> Policy:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from guardrails.errors import PolicyError
-from guardrails.policy import load_policy, parse_policies
+from guardrails.policy import DEFAULT_POLICY, load_policy, parse_policies
 
 TABLE = {
     "policy": "release",
@@ -133,3 +133,50 @@ def test_bad_components_name_key_and_allowed_values(components: object, needle: 
 def test_unknown_top_level_key_still_refused() -> None:
     with pytest.raises(PolicyError, match=r"unknown key 'component'.*did you mean 'components'"):
         parse_policies({"component": COMPONENTS})
+
+
+# ------------------------------------------------------------------------- built-in limits
+
+
+@pytest.mark.parametrize(
+    ("metric", "expected"),
+    [
+        ("ndcg@10", {"max_drop": 0.02, "min_gain": 0.0}),
+        ("recall_100", {"max_drop": 0.02, "min_gain": 0.0}),  # trec_eval name, same limits
+        ("rouge_l", {"max_drop": 0.02, "min_gain": 0.0}),
+        ("pass_rate", {"max_drop": 0.0, "min_gain": None}),
+        ("exact_match", {"max_drop": 0.0, "min_gain": None}),  # 0/1 text metric: binary
+        ("hit_rate@5", {"max_drop": 0.0, "min_gain": None}),  # 0/1 ranking metric: binary
+        ("psi", {"max": 0.2, "max_drop": None}),
+        ("latency", {"max_drop": None, "max": None}),  # in units: no default is honest
+    ],
+)
+def test_builtin_limits_by_family(metric: str, expected: dict) -> None:
+    t = DEFAULT_POLICY.threshold(metric)
+    assert {k: getattr(t, k) for k in expected} == expected
+
+
+def test_configured_keys_replace_builtin_ones_key_by_key() -> None:
+    policy = parse_policies(
+        {"policies": {"p": {"metrics": {"ndcg@10": {"min": 0.4}, "mrr": {"max-drop": 0.05}}}}}
+    )["p"]
+    ndcg = policy.threshold("ndcg@10")
+    assert (ndcg.min, ndcg.max_drop) == (0.4, 0.02)  # own floor, built-in margin
+    assert policy.threshold("mrr").max_drop == 0.05
+
+
+def test_a_gate_with_no_configuration_uses_the_builtin_margin() -> None:
+    import numpy as np
+
+    from guardrails.gates import evaluate_gate
+
+    base = np.random.default_rng(0).uniform(0, 1, 400)
+    result = evaluate_gate(
+        "noninferior",
+        "ndcg@10",
+        candidate=base - 0.1,
+        baseline=base,
+        policy=DEFAULT_POLICY,
+        name="g",
+    )
+    assert result.limit == "max-drop 0.02" and result.status.value == "failed"
