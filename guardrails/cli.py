@@ -11,11 +11,13 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from guardrails.errors import GuardrailsError
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["COMMANDS", "EXIT_STATUS", "main"]
 
 Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 COMMANDS: dict[str, tuple[str, Command]] = {}
@@ -42,14 +44,19 @@ def command(
 
 def run_eval(args: argparse.Namespace) -> int:
     from guardrails.golden import load_trec_qrels, load_trec_run
+    from guardrails.metrics import parse_metric
     from guardrails.metrics.ranking import evaluate_ranking
 
     qrels = load_trec_qrels(args.qrels)
     run = load_trec_run(args.run)
     judged = [q for q, d in qrels.items() if any(r >= args.relevance_level for r in d.values())]
     qids = sorted(judged if args.complete else [q for q in judged if q in run])
-    metrics = args.metric or ["ndcg@10", "mrr", "recall@100", "map"]
-    scores = evaluate_ranking(qrels, run, metrics, qids=qids, relevance_level=args.relevance_level)
+    asked = list(dict.fromkeys(args.metric or ["ndcg@10", "mrr", "recall@100", "map"]))
+    canonical = {name: parse_metric(name).name for name in asked}
+    by_canonical = evaluate_ranking(
+        qrels, run, sorted(set(canonical.values())), qids=qids, relevance_level=args.relevance_level
+    )
+    scores = {name: by_canonical[canonical[name]] for name in asked}  # keyed as asked
     means = {m: float(v.mean()) if v.size else 0.0 for m, v in scores.items()}
     if args.json:
         out: dict[str, object] = {"mean": means, "num_queries": len(qids)}
@@ -73,7 +80,13 @@ def run_eval(args: argparse.Namespace) -> int:
 def add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("qrels", type=Path, help="TREC qrels (qid iter docid rel) or BEIR tsv")
     p.add_argument("run", type=Path, help="TREC run (qid Q0 docid rank score tag)")
-    p.add_argument("-m", "--metric", action="append", help="metric, e.g. ndcg@10 (repeatable)")
+    p.add_argument(
+        "-m",
+        "--metric",
+        action="append",
+        help="metric, e.g. ndcg@10 or trec_eval's ndcg_cut_10, P_5, recip_rank (repeatable); "
+        "output is keyed by the names given",
+    )
     p.add_argument("--per-query", action="store_true", help="also print per-query scores")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument(
@@ -82,6 +95,123 @@ def add_eval(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="score judged queries missing from the run as 0 (trec_eval -c)",
     )
+    p.add_argument(
+        "-l",
+        "--relevance-level",
+        type=int,
+        default=1,
+        help="minimum grade counted relevant by binary measures (trec_eval -l)",
+    )
+
+
+# ------------------------------------------------------------------------------ compare
+
+# exit status by decision (compare; redecide --exit-code); 2 is a usage or input error
+EXIT_STATUS = {"promote": 0, "hold": 3, "rollback": 4}
+
+
+def _compare_gates(args: argparse.Namespace, policy: Any) -> list[Any]:
+    """One paired gate per metric: candidate run vs baseline run on the judged queries (a query
+    missing from a run scores 0 there, as with trec_eval -c)."""
+    from guardrails.fingerprint import fingerprint_file
+    from guardrails.gates import evaluate_gate
+    from guardrails.golden import load_trec_qrels, load_trec_run
+    from guardrails.metrics import parse_metric
+    from guardrails.metrics.ranking import evaluate_ranking, per_query_ids
+
+    qrels = load_trec_qrels(args.qrels)
+    paths = {"baseline": args.baseline, "candidate": args.candidate}
+    qids = per_query_ids(qrels, relevance_level=args.relevance_level)
+    asked = list(dict.fromkeys(args.metric or ["ndcg@10", "recall@100"]))
+    canonical = {name: parse_metric(name).name for name in asked}
+    scores = {
+        side: evaluate_ranking(
+            qrels,
+            load_trec_run(path),
+            sorted(set(canonical.values())),
+            qids=qids,
+            relevance_level=args.relevance_level,
+        )
+        for side, path in paths.items()
+    }
+    golden = {str(args.qrels): fingerprint_file(args.qrels)}
+    artifacts = [
+        {"component": "run", "role": side, "fingerprint": fingerprint_file(p), "path": str(p)}
+        for side, p in paths.items()
+    ]
+    overrides = {"max_drop": args.max_drop, "min_gain": args.min_gain}
+    gates = []
+    for name in asked:
+        gate = evaluate_gate(
+            args.kind,
+            canonical[name],
+            candidate=scores["candidate"][canonical[name]],
+            baseline=scores["baseline"][canonical[name]],
+            policy=policy,
+            name=f"compare:{name}",
+            ids=qids,
+            overrides=overrides,
+        )
+        gates.append(replace(gate, golden=golden, extra={**gate.extra, "artifacts": artifacts}))
+    return gates
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    import time
+
+    from guardrails.policy import load_policy
+    from guardrails.provenance import collect_provenance
+    from guardrails.report.markdown import summary_lines
+    from guardrails.verdict import decide, write_verdict
+
+    started = time.time()
+    policy = load_policy(args.config, args.policy)
+    gates = _compare_gates(args, policy)
+    provenance = collect_provenance(Path.cwd(), gates, (), started, policy.seed)
+    verdict = decide(gates, replace(policy, required=()), provenance=provenance)
+    if args.verdict:
+        write_verdict(verdict, args.verdict)
+    if args.report:
+        from guardrails.report.html import render_html
+        from guardrails.verdict import atomic_write_text
+
+        atomic_write_text(args.report, render_html(verdict))
+    if args.json:
+        print(json.dumps(verdict.to_dict(), indent=2, sort_keys=True))
+    else:
+        print("\n".join(summary_lines(verdict)))
+    return EXIT_STATUS[verdict.decision.value]
+
+
+@command(
+    "compare",
+    "paired gates of a candidate run against a baseline run on the same qrels: a verdict, "
+    "exit 0 promote, 3 hold, 4 rollback, 2 bad input",
+)
+def add_compare(p: argparse.ArgumentParser) -> None:
+    p.add_argument("qrels", type=Path, help="TREC qrels (qid iter docid rel) or BEIR tsv")
+    p.add_argument("baseline", type=Path, help="the production run (TREC run format)")
+    p.add_argument("candidate", type=Path, help="the candidate run (TREC run format)")
+    p.add_argument(
+        "-m",
+        "--metric",
+        action="append",
+        help="ranking metric, e.g. ndcg@10, mrr@10 or trec_eval's ndcg_cut_10 (repeatable; "
+        "default ndcg@10 and recall@100)",
+    )
+    p.add_argument("--kind", choices=["noninferior", "superior"], default="noninferior")
+    p.add_argument("--max-drop", type=float, default=None, help="non-inferiority margin")
+    p.add_argument("--min-gain", type=float, default=None, help="superiority margin")
+    p.add_argument("--policy", default=None, help="policy name (default: the configured one)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=Path("pyproject.toml"),
+        help="pyproject.toml with [tool.guardrails] (absent: the built-in default policy)",
+    )
+    p.add_argument("--verdict", type=Path, default=None, help="write the verdict JSON here")
+    p.add_argument("--report", type=Path, default=None, help="write the HTML report here")
+    p.add_argument("--json", action="store_true", help="print the verdict as JSON")
     p.add_argument(
         "-l",
         "--relevance-level",
@@ -136,7 +266,7 @@ def run_redecide(args: argparse.Namespace) -> int:
         print(json.dumps(verdict.to_dict(), indent=2, sort_keys=True))
     else:
         print("\n".join(summary_lines(verdict)))
-    return {"promote": 0, "hold": 3, "rollback": 4}[verdict.decision.value] if args.exit_code else 0
+    return EXIT_STATUS[verdict.decision.value] if args.exit_code else 0
 
 
 @command("redecide", "re-decide a verdict under another policy from its per-sample scores")

@@ -299,3 +299,109 @@ def test_redecide_and_report_show_components(tmp_path: Path, capsys: pytest.Capt
     assert "| embedder | ✅ **PROMOTE** | all 1 gates of component 'embedder' passed" in text
     assert "| generator | ❌ **ROLLBACK** | gate generation failed" in text
     assert text.index("### Decision per component") < text.index("| gate | metric |")
+
+
+def test_eval_accepts_trec_eval_names_and_answers_with_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    pytrec_eval = pytest.importorskip("pytrec_eval")
+    qrels, run = _random_case(3)
+    _write_qrels(qrels, tmp_path / "qrels.txt")
+    write_trec_run(run, tmp_path / "run.txt")
+    names = ["P_5", "ndcg_cut_10", "recip_rank", "recall_100", "map_cut_10", "p@5"]
+    args = ["eval", str(tmp_path / "qrels.txt"), str(tmp_path / "run.txt"), "--json"]
+    assert main([*args, *(a for n in names for a in ("-m", n))]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert list(out["mean"]) == sorted(names)  # keyed by the names given, none renamed
+    measures = {"P_5", "ndcg_cut_10", "recip_rank", "recall_100", "map_cut_10"}
+    ref = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run)
+    for name in measures:
+        want = np.mean([ref[q][name] for q in ref])
+        assert out["mean"][name] == pytest.approx(want, abs=1e-9), name
+    assert out["mean"]["p@5"] == out["mean"]["P_5"]
+
+
+# ------------------------------------------------------------------------------ compare
+
+
+def _dbpedia_runs(folder: Path, out: Path) -> dict[str, Path]:
+    """Three real runs over the public DBpedia-Entity sample, as TREC files:
+    ``title`` (query/title token overlap), ``tfidf`` (TF-IDF cosine over title and text, a
+    clearly better retriever) and ``reversed`` (title's top 100 in reverse, clearly worse)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    beir = load_beir(folder)
+    ids = sorted(beir.corpus)
+    qids = sorted(beir.queries)
+    tokens = {d: set(beir.corpus[d].title.lower().split()) for d in ids}
+    title = {}
+    for q in qids:
+        words = set(beir.queries[q].lower().split())
+        scores = {d: float(len(words & tokens[d])) for d in ids}
+        title[q] = dict(sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:100])
+    vectorizer = TfidfVectorizer(sublinear_tf=True).fit(beir.corpus[d].full_text for d in ids)
+    docs = vectorizer.transform([beir.corpus[d].full_text for d in ids])
+    sims = (vectorizer.transform([beir.queries[q] for q in qids]) @ docs.T).toarray()
+    tfidf = {
+        q: {ids[j]: float(sims[i, j]) for j in np.argsort(-sims[i])[:100]}
+        for i, q in enumerate(qids)
+    }
+    reversed_ = {q: {d: float(r) for r, d in enumerate(docs_)} for q, docs_ in title.items()}
+    paths = {}
+    for name, run in (("title", title), ("tfidf", tfidf), ("reversed", reversed_)):
+        paths[name] = out / f"{name}.run"
+        write_trec_run(run, paths[name])
+    return paths
+
+
+def test_compare_real_runs_promotes_better_rolls_back_worse(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    pytest.importorskip("sklearn")
+    folder = shared_data / "dbpedia_entity_sample"
+    runs = _dbpedia_runs(folder, tmp_path)
+    qrels = str(folder / "qrels" / "test.tsv")
+    config = ["--config", str(tmp_path / "absent.toml")]  # the built-in default policy
+    outcomes = {}
+    for name, base, cand in (
+        ("better", "title", "tfidf"),
+        ("worse", "title", "reversed"),
+        ("same", "title", "title"),
+    ):
+        verdict = tmp_path / f"{name}.json"
+        args = [qrels, str(runs[base]), str(runs[cand]), "--verdict", str(verdict), *config]
+        outcomes[name] = main(["compare", *args])
+        data = json.loads(verdict.read_text())
+        print(name, [(g["name"], round(g["delta"], 4), g["status"]) for g in data["gates"]])
+        assert [g["name"] for g in data["gates"]] == ["compare:ndcg@10", "compare:recall@100"]
+    printed = capsys.readouterr().out
+    assert outcomes == {"better": 0, "worse": 4, "same": 0}, printed
+    superior = main(
+        [
+            "compare",
+            qrels,
+            str(runs["title"]),
+            str(runs["tfidf"]),
+            "--kind",
+            "superior",
+            "-m",
+            "ndcg_cut_10",
+            *config,
+        ]
+    )
+    assert superior == 0
+
+
+def test_compare_exit_statuses_hold_and_bad_input(tmp_path: Path, capsys) -> None:
+    qrels, run = _random_case(1, n_q=12)
+    _write_qrels(qrels, tmp_path / "qrels.txt")
+    write_trec_run(run, tmp_path / "base.run")
+    rng = np.random.default_rng(7)
+    noisy = {q: {d: float(rng.normal()) for d in docs} for q, docs in run.items()}
+    write_trec_run(noisy, tmp_path / "cand.run")
+    args = [str(tmp_path / "qrels.txt"), str(tmp_path / "base.run"), str(tmp_path / "cand.run")]
+    config = ["--config", str(tmp_path / "absent.toml")]
+    assert main(["compare", *args, *config]) == 3  # 12 queries of noise: cannot tell: hold
+    assert main(["compare", *args, "-m", "ndgc@10", *config]) == 2
+    assert "did you mean 'ndcg@10'" in capsys.readouterr().err
+    assert main(["compare", args[0], args[1], str(tmp_path / "missing.run"), *config]) == 2
