@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from guardrails.components.adapter import check_adapter_dir as _check_adapter_dir
+from guardrails.components.device import resolve_device
 from guardrails.components.store import SQLiteStore
 from guardrails.errors import ComponentError
 from guardrails.fingerprint import (
@@ -140,7 +141,7 @@ class Embedder:
         path: str | Path,
         adapter: str | Path | None = None,
         *,
-        device: str = "cpu",
+        device: str = "auto",
         batch_size: int = 64,
         normalize: bool = True,
         cache_dir: str | Path | None = None,
@@ -237,7 +238,9 @@ def _load_model(model_dir: Path, adapter_dir: Path | None, device: str) -> Any:
     from sentence_transformers import SentenceTransformer
 
     try:
-        model = SentenceTransformer(str(model_dir), device=device, local_files_only=True)
+        model = SentenceTransformer(
+            str(model_dir), device=resolve_device(device), local_files_only=True
+        )
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ComponentError(f"cannot load embedder path={str(model_dir)!r}: {exc}") from exc
     if adapter_dir is not None:

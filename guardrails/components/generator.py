@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from guardrails.components.adapter import check_adapter_dir as _check_adapter_dir
+from guardrails.components.device import resolve_device
 from guardrails.components.memo import ResultCache, input_key
 from guardrails.errors import ComponentError
 from guardrails.fingerprint import fingerprint_json, fingerprint_parts
@@ -229,7 +230,7 @@ def _load_model(path: Path, adapter: Path | None, device: str, dtype: str) -> An
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         where = f"adapter path={str(adapter)!r}" if adapter else f"generator path={str(path)!r}"
         raise ComponentError(f"cannot load {where}: {exc}") from exc
-    return model.to(device).eval()
+    return model.to(resolve_device(device)).eval()
 
 
 def _dir_fingerprint(path: Path) -> str:
@@ -274,7 +275,7 @@ class Generator:
         path: str | Path,
         adapter: str | Path | None = None,
         *,
-        device: str = "cpu",
+        device: str = "auto",
         max_new_tokens: int = 64,
         dtype: str = "float32",
         system_prompt: str = SYSTEM_PROMPT,

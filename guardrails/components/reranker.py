@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from guardrails.components.adapter import check_adapter_dir as _check_adapter_dir
+from guardrails.components.device import resolve_device
 from guardrails.components.memo import ResultCache, input_key
 from guardrails.errors import ComponentError
 from guardrails.fingerprint import fingerprint_dir, fingerprint_json, fingerprint_parts
@@ -119,7 +120,7 @@ class Reranker:
         *,
         batch_size: int = 32,
         max_length: int = 256,
-        device: str = "cpu",
+        device: str = "auto",
         cache: ResultCache | None = None,
     ) -> Reranker:
         """Load the cross-encoder at ``path`` (+ LoRA ``adapter``), offline.
@@ -246,7 +247,7 @@ def _plan(
     return plan
 
 
-def load_cross_encoder(path: Path, *, device: str = "cpu", max_length: int = 256) -> Any:
+def load_cross_encoder(path: Path, *, device: str = "auto", max_length: int = 256) -> Any:
     """A ``CrossEncoder`` from a local folder, offline, truncating pairs to ``max_length``."""
     check_ml_stack()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -254,7 +255,7 @@ def load_cross_encoder(path: Path, *, device: str = "cpu", max_length: int = 256
 
     _check_model_dir(path)
     try:
-        model = CrossEncoder(str(path), device=device, local_files_only=True)
+        model = CrossEncoder(str(path), device=resolve_device(device), local_files_only=True)
     except (OSError, ValueError, KeyError) as exc:
         raise ComponentError(f"cannot load reranker path={str(path)!r}: {exc}") from exc
     if model.num_labels != 1:

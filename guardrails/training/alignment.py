@@ -330,7 +330,8 @@ def _policy(
 
 
 def _args(cls: Any, config: Any, output_dir: str, progress: bool, **extra: Any) -> Any:
-    """A trl config ``cls`` with the shared CPU settings, beta, loss type and ``extra``."""
+    """A trl config ``cls`` with the shared settings (device, seeds, schedule), beta, loss
+    type and ``extra``."""
     from guardrails.training.generator import trl_args
 
     return trl_args(

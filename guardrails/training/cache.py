@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -65,8 +65,13 @@ class CandidateArtifact:
 
 
 def _config_dict(config: Any) -> dict[str, Any]:
+    """The config's identity: every field but those marked ``identity=False`` (the device)."""
     if is_dataclass(config) and not isinstance(config, type):
-        return asdict(config)
+        values = asdict(config)
+        for f in fields(config):
+            if f.metadata.get("identity") is False:
+                values.pop(f.name)
+        return values
     if isinstance(config, Mapping):
         return dict(config)
     raise TrainingError(f"training config must be a dataclass or a mapping, got {config!r:.80}")

@@ -9,16 +9,18 @@ Every config shares the :class:`TrainingConfig` fields (seed, optimiser, length,
 ``A ∈ R^{r×k}`` (Hu et al., 2021, "LoRA", arXiv:2106.09685); ``target_modules`` names the
 linear layers that get one. ``max_steps > 0`` overrides ``epochs`` (the transformers rule).
 
-Defaults fit a 2-core CPU in minutes. :class:`RetrieverTrainingConfig`'s defaults are tuned on
-the bundled demo (see ``benchmarks/demo_retriever_adapter.py``).
+``device`` (default ``auto``: CUDA when torch sees one) picks where to train; it is left out
+of the fingerprint. Defaults fit a 2-core CPU in minutes. :class:`RetrieverTrainingConfig`'s
+defaults are tuned on the bundled demo (see ``benchmarks/demo_retriever_adapter.py``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
-from guardrails.errors import TrainingError
+from guardrails.components.device import check_device
+from guardrails.errors import ComponentError, TrainingError
 
 __all__ = [
     "CONFIG_TYPES",
@@ -66,8 +68,15 @@ class TrainingConfig:
     weight_decay: float = 0.0
     gradient_accumulation_steps: int = 1
     logging_steps: int = 5
+    # where to train: auto (CUDA when present), cpu, cuda, cuda:N, mps. Not part of the
+    # candidate's identity (see guardrails.training.cache): the same recipe on another device.
+    device: str = field(default="auto", metadata={"identity": False})
 
     def __post_init__(self) -> None:
+        try:
+            check_device(self.device)
+        except ComponentError as exc:
+            raise TrainingError(f"{type(self).__name__}: {exc}") from None
         _check_positive(
             self,
             "learning_rate",

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from guardrails.components.device import resolve_device
 from guardrails.errors import GoldenDataError, TrainingError
 from guardrails.fingerprint import fingerprint_json
 from guardrails.golden import Document, _jsonl, _str_list, _text_field, load_corpus
@@ -191,8 +192,8 @@ def _lora(config: GeneratorSFTConfig | GeneratorCPTConfig) -> Any:
 
 
 def trl_args(cls: Any, config: Any, output_dir: str, progress: bool, **extra: Any) -> Any:
-    """A trl / transformers training-arguments ``cls`` with our seeded CPU float32 settings
-    (shared by the SFT, CPT and alignment trainers) plus ``extra`` fields."""
+    """A trl / transformers training-arguments ``cls`` with our seeded float32 settings on
+    ``config.device`` (shared by the SFT, CPT and alignment trainers) plus ``extra`` fields."""
     return cls(
         output_dir=output_dir,
         seed=config.seed,
@@ -207,7 +208,7 @@ def trl_args(cls: Any, config: Any, output_dir: str, progress: bool, **extra: An
         lr_scheduler_type="linear",
         logging_steps=config.logging_steps,
         logging_first_step=True,
-        use_cpu=True,
+        use_cpu=resolve_device(config.device) == "cpu",
         bf16=False,
         fp16=False,
         gradient_checkpointing=False,

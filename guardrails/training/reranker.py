@@ -308,7 +308,7 @@ def _load_for_training(base_dir: str | Path, config: RerankerTrainingConfig) -> 
     from guardrails.components.reranker import load_cross_encoder
 
     _seed_everything(config.seed)  # the LoRA init draws from the global generator
-    return load_cross_encoder(Path(base_dir), max_length=config.max_length)
+    return load_cross_encoder(Path(base_dir), device=config.device, max_length=config.max_length)
 
 
 def _seed_everything(seed: int) -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from guardrails.components.device import resolve_device
 from guardrails.errors import GoldenDataError, TrainingError
 from guardrails.fingerprint import fingerprint_dir, fingerprint_json
 from guardrails.golden import Document, _jsonl, _text_field
@@ -126,7 +127,7 @@ def train_retriever_adapter(
     """Train a LoRA adapter on the embedder at ``base_path``; save it (peft format) in
     ``out_dir``; return the loss curve ``[(step, loss), ...]`` from the trainer's log history.
 
-    Seeded by ``config.seed`` (LoRA init, batch order). Runs on CPU.
+    Seeded by ``config.seed`` (LoRA init, batch order). Trains on ``config.device``.
     """
     config = config or RetrieverTrainingConfig()
     if len(triplets) < 2:
@@ -152,7 +153,9 @@ def _model_with_lora(base_path: Path, config: RetrieverTrainingConfig) -> Any:
 
     set_seed(config.seed)  # LoRA's A matrices are drawn at add_adapter time
     try:
-        model = SentenceTransformer(str(base_path), device="cpu", local_files_only=True)
+        model = SentenceTransformer(
+            str(base_path), device=resolve_device(config.device), local_files_only=True
+        )
     except (OSError, ValueError, KeyError) as exc:
         raise TrainingError(f"cannot load base embedder path={str(base_path)!r}: {exc}") from exc
     model.max_seq_length = config.max_length
@@ -208,7 +211,7 @@ def _arguments(config: RetrieverTrainingConfig, scratch: str, progress: bool) ->
         output_dir=scratch,
         seed=config.seed,
         data_seed=config.seed,
-        use_cpu=True,
+        use_cpu=resolve_device(config.device) == "cpu",
         num_train_epochs=config.epochs,
         max_steps=config.max_steps,
         per_device_train_batch_size=config.batch_size,
