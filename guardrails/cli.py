@@ -39,6 +39,29 @@ def command(
     return wrap
 
 
+# ------------------------------------------------------------------------------ shared
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=Path("pyproject.toml"),
+        help="pyproject.toml with [tool.guardrails] (default ./pyproject.toml; absent: the "
+        "built-in default policy)",
+    )
+
+
+def _add_relevance_level(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-l",
+        "--relevance-level",
+        type=int,
+        default=1,
+        help="minimum grade counted relevant by binary measures (trec_eval -l)",
+    )
+
+
 # --------------------------------------------------------------------------------- eval
 
 
@@ -95,13 +118,7 @@ def add_eval(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="score judged queries missing from the run as 0 (trec_eval -c)",
     )
-    p.add_argument(
-        "-l",
-        "--relevance-level",
-        type=int,
-        default=1,
-        help="minimum grade counted relevant by binary measures (trec_eval -l)",
-    )
+    _add_relevance_level(p)
 
 
 # ------------------------------------------------------------------------------ compare
@@ -203,22 +220,11 @@ def add_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-drop", type=float, default=None, help="non-inferiority margin")
     p.add_argument("--min-gain", type=float, default=None, help="superiority margin")
     p.add_argument("--policy", default=None, help="policy name (default: the configured one)")
-    p.add_argument(
-        "--config",
-        type=Path,
-        default=Path("pyproject.toml"),
-        help="pyproject.toml with [tool.guardrails] (absent: the built-in default policy)",
-    )
+    _add_config(p)
     p.add_argument("--verdict", type=Path, default=None, help="write the verdict JSON here")
     p.add_argument("--report", type=Path, default=None, help="write the HTML report here")
     p.add_argument("--json", action="store_true", help="print the verdict as JSON")
-    p.add_argument(
-        "-l",
-        "--relevance-level",
-        type=int,
-        default=1,
-        help="minimum grade counted relevant by binary measures (trec_eval -l)",
-    )
+    _add_relevance_level(p)
 
 
 # ------------------------------------------------------------------------------- report
@@ -273,12 +279,7 @@ def run_redecide(args: argparse.Namespace) -> int:
 def add_redecide(p: argparse.ArgumentParser) -> None:
     p.add_argument("verdict", type=Path)
     p.add_argument("--policy", required=True, help="policy name in [tool.guardrails.policies]")
-    p.add_argument(
-        "--config",
-        type=Path,
-        default=Path("pyproject.toml"),
-        help="pyproject.toml holding the policies (default: ./pyproject.toml)",
-    )
+    _add_config(p)
     p.add_argument("-o", "--output", type=Path, default=None, help="write the new verdict")
     p.add_argument("--json", action="store_true")
     p.add_argument("--exit-code", action="store_true", help="exit 0 promote, 3 hold, 4 rollback")
@@ -407,12 +408,7 @@ def add_drift(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", type=Path, required=True, help="log (JSONL/Parquet) or .npy")
     p.add_argument("--current", type=Path, required=True, help="log (JSONL/Parquet) or .npy")
     p.add_argument("--policy", default=None, help="policy whose alpha / psi max to use")
-    p.add_argument(
-        "--config",
-        type=Path,
-        default=Path("pyproject.toml"),
-        help="pyproject.toml with [tool.guardrails] (default: ./pyproject.toml)",
-    )
+    _add_config(p)
     p.add_argument("--json", action="store_true", help="print JSON (with 2-D projections)")
 
 
