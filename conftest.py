@@ -184,7 +184,7 @@ def simulated_logs(production_embedder: Any) -> tuple[Path, Path]:
     logs = ADAPTERS / "logs"
     reference, current = logs / "reference.jsonl", logs / "current.jsonl"
     if not (reference.is_file() and current.is_file()):
-        from guardrails.simulator import demo_config, write_simulated_logs
+        from guardrails.demo.simulator import demo_config, write_simulated_logs
 
         write_simulated_logs(logs, demo_config(), GOLDEN, production_embedder)
     return reference, current
@@ -192,7 +192,7 @@ def simulated_logs(production_embedder: Any) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="session")
 def drift_windows(simulated_logs: tuple[Path, Path]) -> tuple[Any, Any]:
-    from guardrails.drift_report import load_window
+    from guardrails.monitoring.drift import load_window
 
     return load_window(simulated_logs[0]), load_window(simulated_logs[1])
 
@@ -200,8 +200,8 @@ def drift_windows(simulated_logs: tuple[Path, Path]) -> tuple[Any, Any]:
 @pytest.fixture(scope="session")
 def trigger_decision(drift_windows: tuple[Any, Any]) -> Any:
     """Drift + signals of the two windows -> which components to retrain, and why."""
-    from guardrails.drift_report import compare_windows
-    from guardrails.triggers import decide_triggers, load_trigger_policy, window_pair
+    from guardrails.monitoring.drift import compare_windows
+    from guardrails.monitoring.triggers import decide_triggers, load_trigger_policy, window_pair
 
     reference, current = drift_windows
     report = compare_windows(reference, current, projections=False)
@@ -232,7 +232,7 @@ def curated(
 ) -> dict[str, Any]:
     """Training sets curated from the current logs, decontaminated against every held-out
     golden query and QA question, written with datasheets to ``adapters/datasets/``."""
-    from guardrails.curation import curate, write_dataset
+    from guardrails.training.curation import curate, write_dataset
 
     held_out = [q for g in retrieval_golden.values() for q in g.texts()]
     held_out += [e.question for s in qa_golden.values() for e in s.examples]

@@ -35,8 +35,8 @@ import numpy as np
 
 from guardrails.components.embedder import Embedder, EmbeddingCache, minilm_path
 from guardrails.components.index import IndexConfig, VectorIndex
+from guardrails.components.reembed import ReembedReport, apply_reembed, batch_reembed, plan_reembed
 from guardrails.components.stack import ensure_index
-from guardrails.reembed import ReembedReport, apply_reembed, batch_reembed, plan_reembed
 
 DBPEDIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dbpedia_entity_sample"
 GOAL = 0.03

@@ -305,7 +305,7 @@ def _reembed_corpus(paths: Sequence[Path]) -> dict[str, str]:
 def run_reembed(args: argparse.Namespace) -> int:
     from guardrails.components.embedder import Embedder, EmbeddingCache, minilm_path
     from guardrails.components.index import VectorIndex
-    from guardrails.reembed import apply_reembed, most_retrieved, plan_reembed
+    from guardrails.components.reembed import apply_reembed, most_retrieved, plan_reembed
 
     if args.refresh_hot and args.hot_from_logs is None:
         print("guardrails: --refresh-hot needs --hot-from-logs", file=sys.stderr)
@@ -316,7 +316,7 @@ def run_reembed(args: argparse.Namespace) -> int:
     index.check_embedder(embedder.fingerprint)  # refuse before planning, dry run included
     hot: list[str] = []
     if args.hot_from_logs is not None:
-        from guardrails.logs import read_logs
+        from guardrails.monitoring.logs import read_logs
 
         hot = most_retrieved(read_logs(args.hot_from_logs).records, args.refresh_hot)
     plan = plan_reembed(index, corpus, hot_ids=hot, refresh_hot=args.refresh_hot)
@@ -360,7 +360,7 @@ def add_reembed(p: argparse.ArgumentParser) -> None:
 
 def _drift_decision(reference: object, current: object, report: object, args) -> object:
     """Trigger decision when both sides are logs (signals need records), else None."""
-    from guardrails.triggers import decide_triggers, load_trigger_policy, window_pair
+    from guardrails.monitoring.triggers import decide_triggers, load_trigger_policy, window_pair
 
     ref_batch, cur_batch = reference.batch, current.batch  # type: ignore[attr-defined]
     if ref_batch is None or cur_batch is None or not ref_batch.records or not cur_batch.records:
@@ -372,7 +372,7 @@ def _drift_decision(reference: object, current: object, report: object, args) ->
 
 
 def run_drift(args: argparse.Namespace) -> int:
-    from guardrails.drift_report import (
+    from guardrails.monitoring.drift import (
         DriftThresholds,
         compare_windows,
         load_window,

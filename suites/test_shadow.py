@@ -28,7 +28,7 @@ MEMORY_RATIO = 1.5  # the shadow may need at most this multiple of production's 
 @pytest.fixture(scope="session")
 def traffic(retrieval_golden: dict[str, Any], logged_queries: list[str]) -> list[tuple[str, str]]:
     """The mirrored sample: every golden query, then logged production queries."""
-    from guardrails.shadow import traffic_sample
+    from guardrails.components.shadow import traffic_sample
 
     golden = [(q, g.queries[q]) for g in retrieval_golden.values() for q in g.query_ids]
     return traffic_sample(golden, logged_queries, size=len(golden) + 100)
@@ -41,7 +41,7 @@ def replay(
     production_retriever: Any,
     shadow_retriever: Any,
 ) -> Any:
-    from guardrails.shadow import replay_traffic
+    from guardrails.components.shadow import replay_traffic
 
     return replay_traffic(
         production_retriever,
@@ -54,7 +54,7 @@ def replay(
 @pytest.fixture(scope="session")
 def serving_memory(production_retriever: Any, shadow_retriever: Any) -> dict[str, dict[str, int]]:
     """Bytes each side holds to serve: index + embedder parameters and buffers."""
-    from guardrails.shadow import serving_memory_bytes
+    from guardrails.components.shadow import serving_memory_bytes
 
     return {
         "production": serving_memory_bytes(production_retriever),
@@ -132,7 +132,7 @@ def test_shadow_throughput(
 ) -> None:
     """Batch throughput (queries/s, embed + search) of the shadow is non-inferior to
     production's over the whole traffic sample, paired by repeat."""
-    from guardrails.shadow import measure_throughput
+    from guardrails.components.shadow import measure_throughput
 
     tp = measure_throughput(
         production_retriever,

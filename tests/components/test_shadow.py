@@ -9,10 +9,7 @@ import pytest
 
 from guardrails.components.embedder import Embedder, EmbeddingCache
 from guardrails.components.index import IndexConfig
-from guardrails.components.stack import build_retriever, ensure_index, index_folder
-from guardrails.errors import ComponentError, FingerprintMismatch
-from guardrails.registry import Registry
-from guardrails.shadow import (
+from guardrails.components.shadow import (
     block_quantiles,
     measure_throughput,
     model_memory_bytes,
@@ -20,6 +17,9 @@ from guardrails.shadow import (
     serving_memory_bytes,
     traffic_sample,
 )
+from guardrails.components.stack import build_retriever, ensure_index, index_folder
+from guardrails.errors import ComponentError, FingerprintMismatch
+from guardrails.registry import Registry
 
 TEXTS = {
     f"d{i}": f"the {w} machine proof number {i} of class {c}"

@@ -42,7 +42,7 @@ import numpy as np
 
 from guardrails.errors import GoldenDataError
 from guardrails.fingerprint import fingerprint_json
-from guardrails.logs import Feedback, Hit, LogRecord, write_logs
+from guardrails.monitoring.logs import Feedback, Hit, LogRecord, write_logs
 
 __all__ = [
     "COMPLAINT_TEMPLATES",

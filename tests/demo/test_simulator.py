@@ -10,9 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from guardrails.logs import read_logs
-from guardrails.signals import compute_signals, rising_topics, token_jaccard
-from guardrails.simulator import (
+from guardrails.demo.simulator import (
     COMPLAINT_TEMPLATES,
     ComplaintSurge,
     EmbeddingShift,
@@ -22,8 +20,10 @@ from guardrails.simulator import (
     simulate,
     write_simulated_logs,
 )
+from guardrails.monitoring.logs import read_logs
+from guardrails.monitoring.signals import compute_signals, rising_topics, token_jaccard
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+GOLDEN = Path(__file__).resolve().parents[2] / "golden"
 DAY = timedelta(hours=12)
 pytestmark = pytest.mark.skipif(not (GOLDEN / "payments").is_dir(), reason="demo golden absent")
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from guardrails.curation import (
+from guardrails.monitoring.logs import Feedback, Hit, LogRecord
+from guardrails.training.curation import (
     Row,
     TopicFilter,
     balance,
@@ -24,7 +25,6 @@ from guardrails.curation import (
     sft_pairs,
     write_dataset,
 )
-from guardrails.logs import Feedback, Hit, LogRecord
 
 T = 1772323200.0
 
@@ -218,7 +218,7 @@ texts = st.lists(st.text(alphabet="ab cd", max_size=12), max_size=25)
 @settings(max_examples=60, deadline=None)
 @given(texts, st.sampled_from([0.5, 0.8, 1.0]))
 def test_near_duplicates_idempotent_and_pairwise_distinct(items, threshold) -> None:
-    from guardrails.curation import _jaccard, _tokens
+    from guardrails.training.curation import _jaccard, _tokens
 
     keep = near_duplicates(items, threshold)
     kept = [items[i] for i in keep]
@@ -248,7 +248,7 @@ def test_balance_equalises_groups(labels, seed) -> None:
 
 
 def test_decontamination_drops_held_out_queries_and_counts_them() -> None:
-    from guardrails.curation import Row, decontaminate, prepare
+    from guardrails.training.curation import Row, decontaminate, prepare
 
     rows = [
         Row({"query": q}, q)

@@ -1,17 +1,17 @@
 """Retrain triggers: schedule, threshold and event findings -> which components to retrain.
 
 :func:`decide_triggers` compares the reference and current window signals
-(:class:`~guardrails.signals.WindowSignals`) and reads a drift report
-(:class:`~guardrails.drift_report.DriftReport`). Each finding has a kind, a signal, a
+(:class:`~guardrails.monitoring.signals.WindowSignals`) and reads a drift report
+(:class:`~guardrails.monitoring.drift.DriftReport`). Each finding has a kind, a signal, a
 message quoting the numbers, and the components it sends to retraining:
 
 * **schedule**: ``now - last_retrain > max-age-days`` -> retriever, reranker, generator.
 * **threshold**: CTR drop beyond ``ctr-drop`` with a one-sided two-proportion z-test at
   ``alpha`` -> reranker when the query embeddings are stable, else retriever; norm PSI alarm
   -> retriever (re-embed and re-index); complaint-rate rise beyond ``complaint-rise`` (z-test)
-  or a rising complaint topic (:func:`~guardrails.signals.rising_topics`) -> generator and
-  alignment; hallucination-rate rise -> generator and alignment; latency p95 of a stage up by
-  ``latency-p95-ratio`` or more -> no component (an operations alert, reported).
+  or a rising complaint topic (:func:`~guardrails.monitoring.signals.rising_topics`) ->
+  generator and alignment; hallucination-rate rise -> generator and alignment; latency p95 of a
+  stage up by ``latency-p95-ratio`` or more -> no component (an operations alert, reported).
 * **event**: a new domain (the drift report's ``novel_share`` alarm: a coherent group of current
   queries far from every reference cluster) -> retriever, reranker, generator; an error-rate
   rise beyond ``error-rise`` (z-test) -> no component (operations).
@@ -204,7 +204,7 @@ def _ctr(ref: Any, cur: Any, embeddings_stable: bool, policy: TriggerPolicy) -> 
 
 
 def _complaints(ref: Any, cur: Any, policy: TriggerPolicy) -> list[Finding]:
-    from guardrails.signals import rising_topics
+    from guardrails.monitoring.signals import rising_topics
 
     out = []
     message = _rise("complaint_rate", ref, cur, policy.complaint_rise, policy)
@@ -279,7 +279,7 @@ def decide_triggers(
 ) -> TriggerDecision:
     """Findings of every trigger (see the module docstring) and the components to retrain.
 
-    Signals are one :class:`~guardrails.signals.WindowSignals` per side, both from one
+    Signals are one :class:`~guardrails.monitoring.signals.WindowSignals` per side, both from one
     complaint-topic model (:func:`window_pair`); ``drift_report`` may be None (no embeddings).
     """
     now = now or datetime.now(timezone.utc)
@@ -295,9 +295,9 @@ def decide_triggers(
 
 
 def window_pair(reference: Sequence[Any], current: Sequence[Any], **kwargs: Any) -> tuple[Any, Any]:
-    """One :class:`~guardrails.signals.WindowSignals` per side with ONE complaint-topic model
-    fitted on both sides' complaints (so :func:`rising_topics` can compare them)."""
-    from guardrails.signals import compute_signals, fit_complaint_topics
+    """One :class:`~guardrails.monitoring.signals.WindowSignals` per side with ONE complaint-topic
+    model fitted on both sides' complaints (so :func:`rising_topics` can compare them)."""
+    from guardrails.monitoring.signals import compute_signals, fit_complaint_topics
 
     complaints = [r.complaint for r in (*reference, *current) if r.complaint]
     topics = kwargs.pop("topics", None)

@@ -48,8 +48,8 @@ from typing import Any
 import numpy as np
 
 from guardrails.errors import LogDataError, MetricError
-from guardrails.logs import LogBatch, LogError, read_logs
 from guardrails.metrics import drift
+from guardrails.monitoring.logs import LogBatch, LogError, read_logs
 
 __all__ = [
     "DriftReport",

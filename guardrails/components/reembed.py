@@ -167,7 +167,7 @@ def most_retrieved(records: Iterable[Any], n: int) -> list[str]:
     """The ``n`` doc ids retrieved most often over ``records`` (objects with ``.retrieved``).
 
     Counts one per appearance in a record's ``retrieved`` list; ties are broken by doc id so
-    the answer is deterministic. Works on :class:`guardrails.logs.LogRecord` and on any
+    the answer is deterministic. Works on :class:`guardrails.monitoring.logs.LogRecord` and on any
     object whose ``retrieved`` holds ``{"doc_id", "score"}`` dicts.
     """
     if n <= 0:

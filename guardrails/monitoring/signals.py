@@ -39,7 +39,7 @@ import numpy as np
 
 from guardrails.errors import MetricError
 from guardrails.fingerprint import fingerprint_json
-from guardrails.logs import LATENCY_STAGES, Feedback, LogBatch, LogRecord, to_columns
+from guardrails.monitoring.logs import LATENCY_STAGES, Feedback, LogBatch, LogRecord, to_columns
 
 __all__ = [
     "ComplaintTopics",

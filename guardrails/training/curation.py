@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from guardrails.fingerprint import fingerprint_json
-from guardrails.logs import Feedback, LogRecord
+from guardrails.monitoring.logs import Feedback, LogRecord
 
 __all__ = [
     "CuratedDataset",

@@ -36,7 +36,7 @@ def make_embedder() -> CharEmbedder:
 
 
 def test_ray_summary_and_drift_equal_in_process(local_ray, tmp_path) -> None:
-    from guardrails.scaleout import ray_compare_embeddings, ray_summarize_like
+    from guardrails.monitoring.scaleout import ray_compare_embeddings, ray_summarize_like
 
     rng = np.random.default_rng(0)
     ref = rng.standard_normal((3000, 12)).astype(np.float32)
@@ -66,7 +66,7 @@ def test_ray_summary_and_drift_equal_in_process(local_ray, tmp_path) -> None:
 
 
 def test_ray_reembed_keeps_input_order(local_ray) -> None:
-    from guardrails.scaleout import ray_reembed
+    from guardrails.monitoring.scaleout import ray_reembed
 
     texts = [f"{'a' * (i % 5)} text {i}" for i in range(50)]
     out = ray_reembed(texts, make_embedder, batch_size=7)
@@ -75,8 +75,9 @@ def test_ray_reembed_keeps_input_order(local_ray) -> None:
 
 def test_ray_is_never_imported_by_default() -> None:
     code = (
-        "import sys, guardrails.drift_report, guardrails.triggers, guardrails.curation, "
-        "guardrails.scaleout; print('ray' in sys.modules)"
+        "import sys, guardrails.monitoring.drift, guardrails.monitoring.triggers, "
+        "guardrails.training.curation, "
+        "guardrails.monitoring.scaleout; print('ray' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

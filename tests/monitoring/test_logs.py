@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from guardrails.errors import LogDataError
-from guardrails.logs import (
+from guardrails.monitoring.logs import (
     LOG_SCHEMA_VERSION,
     Feedback,
     Hit,

@@ -7,21 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from guardrails.drift_report import compare_windows
-from guardrails.errors import PolicyError
-from guardrails.simulator import (
+from guardrails.demo.simulator import (
     ComplaintSurge,
     LatencyRegression,
     NewDomainLaunch,
 )
-from guardrails.triggers import (
+from guardrails.errors import PolicyError
+from guardrails.monitoring.drift import compare_windows
+from guardrails.monitoring.triggers import (
     TriggerPolicy,
     decide_triggers,
     load_trigger_policy,
     parse_trigger_policy,
     window_pair,
 )
-from tests.test_drift_report import AT, LSAEmbedder, simulated
+from tests.monitoring.test_drift import AT, LSAEmbedder, simulated
 
 NOW = datetime(2026, 3, 2, tzinfo=timezone.utc)
 

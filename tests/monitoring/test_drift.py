@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 
 from guardrails.cli import main
-from guardrails.drift_report import (
+from guardrails.demo.simulator import EmbeddingShift, NewDomainLaunch, SimulationConfig, simulate
+from guardrails.errors import MetricError
+from guardrails.monitoring.drift import (
     DriftThresholds,
     compare_windows,
     load_window,
     profile_reference,
 )
-from guardrails.errors import MetricError
-from guardrails.logs import LogBatch, write_logs
-from guardrails.simulator import EmbeddingShift, NewDomainLaunch, SimulationConfig, simulate
+from guardrails.monitoring.logs import LogBatch, write_logs
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+GOLDEN = Path(__file__).resolve().parents[2] / "golden"
 AT = timedelta(hours=12)
 
 

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from guardrails.errors import MetricError
-from guardrails.logs import Feedback, Hit, LogRecord
-from guardrails.signals import (
+from guardrails.monitoring.logs import Feedback, Hit, LogRecord
+from guardrails.monitoring.signals import (
     compute_signals,
     content_tokens,
     fit_complaint_topics,

@@ -21,15 +21,15 @@ from hypothesis import strategies as st
 from guardrails.cli import main
 from guardrails.components.embedder import Embedder, EmbeddingCache, content_hash
 from guardrails.components.index import IndexConfig, VectorIndex
-from guardrails.components.stack import corpus_fingerprint, ensure_index
-from guardrails.errors import ComponentError, FingerprintMismatch
-from guardrails.logs import Hit
-from guardrails.reembed import (
+from guardrails.components.reembed import (
     apply_reembed,
     batch_reembed,
     most_retrieved,
     plan_reembed,
 )
+from guardrails.components.stack import corpus_fingerprint, ensure_index
+from guardrails.errors import ComponentError, FingerprintMismatch
+from guardrails.monitoring.logs import Hit
 from tests.components.conftest import WORDS, tiny_hf_dir, tiny_st_path
 
 __all__ = ["tiny_hf_dir", "tiny_st_path"]

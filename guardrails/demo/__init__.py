@@ -1,0 +1,2 @@
+"""What the bundled demo deployment (Larkspur) needs that configuration cannot say: the
+production-log simulator. Nothing else in the package depends on it."""
