@@ -177,9 +177,9 @@ def run_compare(args: argparse.Namespace) -> int:
     import time
 
     from guardrails.policy import load_policy
-    from guardrails.provenance import collect_provenance
     from guardrails.report.markdown import summary_lines
     from guardrails.verdict import decide, write_verdict
+    from guardrails.verdict.provenance import collect_provenance
 
     started = time.time()
     policy = load_policy(args.config, args.policy)

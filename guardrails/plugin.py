@@ -255,7 +255,7 @@ def _record_outcome(state: SessionState, report: pytest.TestReport) -> None:
 
 def build_verdict(config: pytest.Config) -> Verdict:
     """Decide from what the session recorded (gates sorted by name for determinism)."""
-    from guardrails.provenance import collect_provenance
+    from guardrails.verdict.provenance import collect_provenance
 
     state = config.stash[STATE]
     gates = sorted(state.gates.values(), key=lambda g: (g.name, g.nodeid))

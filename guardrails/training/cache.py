@@ -22,7 +22,7 @@ from typing import Any
 
 from guardrails.errors import TrainingError
 from guardrails.fingerprint import fingerprint_json
-from guardrails.provenance import library_versions
+from guardrails.verdict.provenance import library_versions
 
 __all__ = [
     "RECORD_FILE",

@@ -24,160 +24,40 @@ under another policy without running any model. Files are written atomically.
 from __future__ import annotations
 
 import fnmatch
-import json
-import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from enum import Enum
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from guardrails.errors import VerdictError
-from guardrails.gates import COMPARATIVE, GateResult, Status, evaluate_gate, restatus
 from guardrails.policy import Policy
+from guardrails.verdict.schema import (
+    COMPARATIVE,
+    Decision,
+    GateResult,
+    Status,
+    TestOutcome,
+    Verdict,
+)
 
 __all__ = [
-    "SCHEMA_VERSION",
-    "Decision",
-    "TestOutcome",
-    "Verdict",
-    "atomic_write_text",
+    "adjust",
     "decide",
-    "load_verdict",
     "redecide",
-    "write_verdict",
+    "restatus",
 ]
 
-SCHEMA_VERSION = 1
 
-
-class Decision(str, Enum):
-    PROMOTE = "promote"
-    ROLLBACK = "rollback"
-    HOLD = "hold"
-
-
-@dataclass(frozen=True)
-class TestOutcome:
-    """What happened to one test: ``outcome`` is passed / failed / error / skipped;
-    ``failure`` says why it failed: ``gate`` (a gate's status carries it), ``assertion`` (a
-    plain regression test failed) or ``error`` (it crashed: no evidence either way)."""
-
-    __test__ = False  # not a pytest test class, despite the name
-
-    nodeid: str
-    outcome: str
-    failure: str = ""
-    message: str = ""
-    duration: float = 0.0
-    gate_names: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Verdict:
-    decision: Decision
-    reason: str
-    gates: tuple[GateResult, ...]
-    policy: Mapping[str, Any]
-    tests: tuple[TestOutcome, ...] = ()
-    provenance: Mapping[str, Any] = field(default_factory=dict)
-    reasons: tuple[str, ...] = ()
-    components: Mapping[str, dict[str, Any]] = field(default_factory=dict)
-    """``{component: {"decision", "reason", "reasons", "gates"}}``; empty without components."""
-
-    def promotable(self) -> list[str]:
-        """Components whose own decision is promote (in the policy's order)."""
-        return [c for c, d in self.components.items() if d["decision"] == Decision.PROMOTE.value]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "decision": self.decision.value,
-            "reason": self.reason,
-            "reasons": list(self.reasons),
-            "components": {
-                name: {**c, "reasons": list(c["reasons"]), "gates": list(c["gates"])}
-                for name, c in self.components.items()
-            },
-            "policy": dict(self.policy),
-            "seed": self.policy.get("seed"),
-            "gates": [_finite(g.to_dict()) for g in self.gates],
-            "tests": [t.__dict__ | {"gate_names": list(t.gate_names)} for t in self.tests],
-            "provenance": _finite(dict(self.provenance)),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str = "<verdict>") -> Verdict:
-        _validate(data, source)
-        try:
-            gates = tuple(GateResult.from_dict(g) for g in data["gates"])
-            tests = tuple(
-                TestOutcome(**{**t, "gate_names": tuple(t.get("gate_names", ()))})
-                for t in data.get("tests", [])
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise VerdictError(f"{source}: malformed gate or test entry: {exc}") from None
-        return cls(
-            Decision(data["decision"]),
-            data["reason"],
-            gates,
-            data.get("policy", {}),
-            tests,
-            data.get("provenance", {}),
-            tuple(data.get("reasons", ())),
-            {name: dict(c) for name, c in data.get("components", {}).items()},
-        )
-
-
-def _finite(obj: Any) -> Any:
-    """JSON has no NaN / inf: write them as null."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, Mapping):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
-
-
-def _validate(data: Any, source: str) -> None:
-    if not isinstance(data, Mapping):
-        raise VerdictError(f"{source}: a verdict is a JSON object, got {type(data).__name__}")
-    version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise VerdictError(
-            f"{source}: schema_version={version!r}; this guardrails reads "
-            f"schema_version={SCHEMA_VERSION}"
-        )
-    for key, kind in (("decision", str), ("reason", str), ("gates", list)):
-        if not isinstance(data.get(key), kind):
-            raise VerdictError(f"{source}: key {key!r} missing or not a {kind.__name__}")
-    if data["decision"] not in {d.value for d in Decision}:
-        raise VerdictError(
-            f"{source}: decision={data['decision']!r}; allowed values: "
-            f"{[d.value for d in Decision]}"
-        )
-    components = data.get("components", {})  # optional: older verdicts have none
-    if not isinstance(components, Mapping):
-        raise VerdictError(f"{source}: key 'components' must be an object of component -> entry")
-    for name, entry in components.items():
-        key = f"components.{name}"
-        if not isinstance(entry, Mapping):
-            raise VerdictError(f"{source}: key {key!r} must be an object")
-        if entry.get("decision") not in {d.value for d in Decision}:
-            raise VerdictError(
-                f"{source}: {key}.decision={entry.get('decision')!r}; allowed values: "
-                f"{[d.value for d in Decision]}"
-            )
-        for field_, kind in (("reason", str), ("reasons", list), ("gates", list)):
-            if not isinstance(entry.get(field_), kind):
-                raise VerdictError(
-                    f"{source}: key '{key}.{field_}' missing or not a {kind.__name__}"
-                )
+def restatus(result: GateResult, p_adjusted: float | None) -> GateResult:
+    """The result re-decided with a Holm-adjusted p-value (passes are unaffected)."""
+    if result.kind not in COMPARATIVE and result.kind != "no_drift":
+        return replace(result, p_adjusted=p_adjusted)
+    if result.passed or p_adjusted is None:
+        return replace(result, p_adjusted=p_adjusted)
+    status = Status.FAILED if p_adjusted < result.alpha else Status.INCONCLUSIVE
+    if result.kind == "no_drift" and status is Status.INCONCLUSIVE:
+        status = Status.PASSED  # a drift alarm needs significance; without it, no alarm
+    return replace(result, p_adjusted=p_adjusted, status=status)
 
 
 def adjust(gates: Sequence[GateResult]) -> list[GateResult]:
@@ -330,6 +210,8 @@ def _short(g: GateResult) -> str:
 
 def redecide(verdict: Verdict, policy: Policy) -> Verdict:
     """Judge a stored verdict's per-sample scores under ``policy`` (no model is run)."""
+    from guardrails.gates.evaluate import evaluate_gate  # gates import this package
+
     gates = []
     for g in verdict.gates:
         if g.kind in COMPARATIVE and g.per_sample.get("candidate") is not None:
@@ -360,45 +242,3 @@ def redecide(verdict: Verdict, policy: Policy) -> Verdict:
             gates.append(g)
     provenance = {**verdict.provenance, "redecided_from": verdict.policy.get("name")}
     return decide(gates, policy, verdict.tests, provenance)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder + fsync + os.replace."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_verdict(verdict: Verdict, path: str | Path) -> Path:
-    """Write the verdict JSON atomically (sorted keys, so equal verdicts are equal bytes)."""
-    text = json.dumps(verdict.to_dict(), indent=2, sort_keys=True, allow_nan=False)
-    atomic_write_text(path, text + "\n")
-    return Path(path)
-
-
-def load_verdict(path: str | Path) -> Verdict:
-    """Read and validate a verdict JSON file."""
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise VerdictError(f"{p}: verdict file not found") from None
-    except json.JSONDecodeError as exc:
-        raise VerdictError(f"{p}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    return Verdict.from_dict(data, str(p))
