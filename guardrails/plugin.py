@@ -27,7 +27,6 @@ from guardrails.verdict import Decision, TestOutcome, Verdict, decide, write_ver
 
 GATE_KEY = "guardrails_gate"
 FAILURE_KEY = "guardrails_failure"
-COMPONENTS = ("retriever", "reranker", "generator", "alignment")
 
 
 @dataclass
@@ -86,33 +85,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         default=None,
         help="candidate artifact (adapter / model folder) to judge",
-    )
-    for component in COMPONENTS:
-        group.addoption(
-            f"--guardrails-candidate-{component}",
-            metavar="PATH",
-            default=None,
-            help=f"use this {component} adapter as the candidate instead of training",
-        )
-    group.addoption(
-        "--guardrails-shadow-index",
-        metavar="KIND",
-        default="hnsw",
-        choices=("flat", "hnsw", "ivf"),
-        help="index type of the shadow index (default: hnsw)",
-    )
-    group.addoption(
-        "--guardrails-shadow-share",
-        metavar="SHARE",
-        type=float,
-        default=1.0,
-        help="share of replayed traffic routed to the shadow (0 < share <= 1)",
-    )
-    group.addoption(
-        "--guardrails-no-train",
-        action="store_true",
-        default=False,
-        help="train no candidate: judge only the candidates given by option (else A/A)",
     )
     group.addoption(
         "--guardrails-apply",

