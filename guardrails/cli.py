@@ -227,6 +227,23 @@ def add_compare(p: argparse.ArgumentParser) -> None:
     _add_relevance_level(p)
 
 
+# --------------------------------------------------------------------------------- init
+
+
+def run_init(args: argparse.Namespace) -> int:
+    from guardrails.scaffold import init_project
+
+    for path in init_project(args.folder):
+        print(f"wrote {path}")
+    print(f"next: cd {args.folder} && pytest   (writes out/verdict.json and out/verdict.html)")
+    return 0
+
+
+@command("init", "write a starter project (policy, tiny golden set, two runs, a suite)")
+def add_init(p: argparse.ArgumentParser) -> None:
+    p.add_argument("folder", nargs="?", type=Path, default=Path("."), help="default: here")
+
+
 # ------------------------------------------------------------------------------- report
 
 
