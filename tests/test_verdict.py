@@ -367,3 +367,14 @@ def test_redecide_computes_components_under_the_new_policy() -> None:
     assert stricter.components["generator"]["decision"] == "rollback"
     assert stricter.components["embedder"]["decision"] == "promote"
     assert stricter.decision is Decision.ROLLBACK
+
+
+def test_a_required_pattern_with_a_typo_holds_and_names_the_close_gate() -> None:
+    from dataclasses import replace
+
+    policy = replace(POLICY, required=("retrieval-paymnts:*", "shadow-*"))
+    verdict = decide([_gate("retrieval-payments:ndcg@10", 0.0)], policy)
+    assert verdict.decision is Decision.HOLD
+    typo, absent = [r for r in verdict.reasons if r.startswith("required gate")]
+    assert "did you mean 'retrieval-payments:ndcg@10'?" in typo
+    assert "did you mean" not in absent  # nothing close: no guess

@@ -23,6 +23,7 @@ under another policy without running any model. Files are written atomically.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -119,6 +120,14 @@ def _missing_required(gates: Sequence[GateResult], policy: Policy) -> list[str]:
     return [p for p in policy.required if not any(fnmatch.fnmatchcase(n, p) for n in names)]
 
 
+def _closest(pattern: str, gates: Sequence[GateResult]) -> str:
+    """``"; did you mean 'name'?"`` when a gate that ran has a name close to the pattern (a
+    typo in ``required`` otherwise holds every release with no hint why)."""
+    names = sorted({g.name for g in gates})
+    close = difflib.get_close_matches(pattern.rstrip("*?"), names, n=1, cutoff=0.75)
+    return f"; did you mean {close[0]!r}? (no gate matches the pattern)" if close else ""
+
+
 def _judge(
     gates: Sequence[GateResult],
     tests: Sequence[TestOutcome],
@@ -147,7 +156,10 @@ def _judge(
         for t in tests
         if t.outcome == "error" or (t.outcome == "failed" and t.failure == "error")
     ]
-    hold += [f"required gate {p!r} did not run (skipped, errored or missing)" for p in missing]
+    hold += [
+        f"required gate {p!r} did not run (skipped, errored or missing){_closest(p, gates)}"
+        for p in missing
+    ]
     if not ran and not rollback:
         hold.insert(0, no_gate)
     if rollback:
