@@ -451,21 +451,30 @@ def load_beir(
 
 
 def load_beir_domains(
-    root: str | Path, domains: Sequence[str], *, split: str = "test", strict: bool = True
+    root: str | Path | None,
+    domains: Sequence[str] | Mapping[str, str | Path],
+    *,
+    split: str = "test",
+    strict: bool = True,
 ) -> dict[str, RetrievalSet]:
-    """One golden set per domain folder under ``root``, each over the whole knowledge base
-    (every domain's ``corpus.jsonl``): what a shared index holds and is judged on."""
-    base = Path(root)
-    corpora = [base / d / "corpus.jsonl" for d in domains]
+    """One golden set per domain, each over the whole knowledge base (every domain's
+    ``corpus.jsonl``): what a shared index holds and is judged on. ``domains`` maps each name to
+    its BEIR folder, or names folders under ``root``."""
+    if isinstance(domains, Mapping):
+        folders = {d: Path(folder) for d, folder in domains.items()}
+    else:
+        if root is None:
+            raise GoldenDataError("<domains>", None, "domain names need a root folder")
+        folders = {d: Path(root) / d for d in domains}
     return {
         d: load_beir(
-            base / d,
+            folder,
             split,
             name=f"{d}-retrieval",
             strict=strict,
-            extra_corpora=[c for c in corpora if c.parent.name != d],
+            extra_corpora=[f / "corpus.jsonl" for o, f in folders.items() if o != d],
         )
-        for d in domains
+        for d, folder in folders.items()
     }
 
 

@@ -23,6 +23,7 @@ import pytest
 from guardrails.errors import GateError, GuardrailsError, PolicyError
 from guardrails.gates import Gate, GateResult
 from guardrails.policy import Policy, load_policy
+from guardrails.stack import StackConfig, load_stack
 from guardrails.verdict import Decision, TestOutcome, Verdict, decide, write_verdict
 
 GATE_KEY = "guardrails_gate"
@@ -35,6 +36,7 @@ class SessionState:
 
     policy: Policy
     verdict_path: Path | None
+    stack: StackConfig | None = None
     started: float = field(default_factory=time.time)
     gates: dict[tuple[str, str], GateResult] = field(default_factory=dict)
     outcomes: dict[str, TestOutcome] = field(default_factory=dict)
@@ -123,6 +125,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "guardrails: a release-gate test (guardrails)")
     try:
         policy = load_policy(_config_path(config), config.getoption("--guardrails-policy"))
+        stack = load_stack(_config_path(config) or config.rootpath / "pyproject.toml")
     except (PolicyError, GuardrailsError) as exc:
         raise pytest.UsageError(f"guardrails: {exc}") from None
     seed = config.getoption("--guardrails-seed")
@@ -133,7 +136,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
         policy = replace(policy, seed=seed)
     verdict = config.getoption("--guardrails-verdict")
-    config.stash[STATE] = SessionState(policy, Path(verdict) if verdict else None)
+    config.stash[STATE] = SessionState(policy, Path(verdict) if verdict else None, stack)
     if not _is_worker(config):
         config.pluginmanager.register(VerdictPlugin(config), "guardrails-verdict")
 
@@ -155,6 +158,40 @@ def pytest_report_header(config: pytest.Config) -> str:
 def guardrails_policy(pytestconfig: pytest.Config) -> Policy:
     """The policy this session judges by."""
     return pytestconfig.stash[STATE].policy
+
+
+@pytest.fixture(scope="session")
+def guardrails_stack(pytestconfig: pytest.Config) -> StackConfig:
+    """The ``[tool.guardrails.stack]`` section: the deployment's domains and artifact folder."""
+    stack = pytestconfig.stash[STATE].stack
+    assert stack is not None  # loaded in pytest_configure
+    return stack
+
+
+@pytest.hookimpl(trylast=True)  # after @parametrize marks: ids read "[<mark>-<domain>]"
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that takes a ``domain`` argument runs once per configured domain (ids = names),
+    so suites never name a domain."""
+    if "domain" not in metafunc.fixturenames or _parametrized(metafunc, "domain"):
+        return
+    stack = metafunc.config.stash[STATE].stack
+    names = stack.names() if stack is not None else ()
+    if not names:
+        raise pytest.UsageError(
+            f"guardrails: {metafunc.definition.nodeid} takes a 'domain' but "
+            "[tool.guardrails.stack.domains] declares none"
+        )
+    metafunc.parametrize("domain", names, ids=list(names))
+
+
+def _parametrized(metafunc: pytest.Metafunc, name: str) -> bool:
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0] if mark.args else mark.kwargs.get("argnames", ())
+        if isinstance(names, str):
+            names = [n.strip() for n in names.split(",")]
+        if name in names:
+            return True
+    return False
 
 
 @pytest.fixture

@@ -79,9 +79,10 @@ __all__ = [
     "load_policies",
     "load_policy",
     "parse_policies",
+    "read_guardrails_table",
 ]
 
-_TOP_KEYS = {"policy", "seed", "n-resamples", "policies", "triggers", "components"}
+_TOP_KEYS = {"policy", "seed", "n-resamples", "policies", "triggers", "components", "stack"}
 _POLICY_KEYS = {
     "alpha",
     "power",
@@ -201,7 +202,7 @@ def load_policy(pyproject: str | Path | None, name: str | None = None) -> Policy
     With no file or no ``[tool.guardrails]`` table the built-in ``default`` policy is
     returned (alpha 0.05, no limits: gates must then pass their limits explicitly).
     """
-    table = _read_table(pyproject)
+    table = read_guardrails_table(pyproject)
     policies = parse_policies(table, source=str(pyproject))
     chosen = (
         name
@@ -224,7 +225,7 @@ def load_policy(pyproject: str | Path | None, name: str | None = None) -> Policy
 
 def load_policies(pyproject: str | Path | None) -> dict[str, Policy]:
     """All named policies of a pyproject file."""
-    table = _read_table(pyproject)
+    table = read_guardrails_table(pyproject)
     return parse_policies(table, source=str(pyproject))
 
 
@@ -253,7 +254,8 @@ def _root(table: Mapping[str, Any], source: str) -> Policy:
     )
 
 
-def _read_table(pyproject: str | Path | None) -> Mapping[str, Any]:
+def read_guardrails_table(pyproject: str | Path | None) -> Mapping[str, Any]:
+    """The ``[tool.guardrails]`` table of a pyproject file ({} when the file or table is absent)."""
     if pyproject is None or not Path(pyproject).is_file():
         return {}
     try:

@@ -1,6 +1,7 @@
 """Fixtures of the bundled demo deployment (Larkspur: payments + devices help centres).
 
-This file is the template a team copies: point ``GOLDEN`` at your golden sets, the embedder
+This file is the template a team copies: declare your domains and golden sets in
+``[tool.guardrails.stack]`` (pyproject.toml), point the embedder / reranker / generator
 fixtures at your models, and the suites in ``suites/`` run unchanged. It loads for
 ``pytest suites/`` only (not for the library's own ``tests/``), and owns the options only the
 demo reads (candidates given by path, the shadow index, no training). Fixtures build nothing
@@ -16,11 +17,22 @@ from typing import Any
 
 import pytest
 
+from guardrails.stack import load_stack
+
 ROOT = Path(__file__).resolve().parents[1]
-GOLDEN = ROOT / "golden"
-ADAPTERS = ROOT / "adapters"
-DOMAINS = ("payments", "devices")
-ESTABLISHED, NEW = DOMAINS  # the domain in production for a year; the one that just launched
+STACK = load_stack(ROOT / "pyproject.toml")  # [tool.guardrails.stack]: domains and artifacts
+ADAPTERS = STACK.artifacts
+DOMAINS = STACK.names()
+# The demo's training recipes take one established domain (replayed against forgetting) and one
+# new domain (the candidates are trained for it); the suites themselves take any domains.
+if len(STACK.names("established")) != 1 or len(STACK.names("new")) != 1:
+    roles = {n: d.role for n, d in STACK.domains.items()}
+    raise pytest.UsageError(
+        "the demo's recipes need one established and one new domain in "
+        f"[tool.guardrails.stack.domains]; got {roles}"
+    )
+(ESTABLISHED,), (NEW,) = STACK.names("established"), STACK.names("new")
+GOLDEN = STACK.domains[NEW].golden.parent  # the folder the demo's trainers read domains from
 CURATED_LIMIT = 100  # curated click triplets added to the new domain's golden triplets
 REPLAY = 100  # established-domain triplets replayed against forgetting
 
@@ -63,7 +75,7 @@ def retrieval_golden() -> dict[str, Any]:
     """Per-domain golden retrieval sets over the whole knowledge base (all domains' docs)."""
     from guardrails.golden import load_beir_domains
 
-    return load_beir_domains(GOLDEN, DOMAINS)
+    return load_beir_domains(None, {d: STACK.domains[d].golden for d in DOMAINS})
 
 
 @pytest.fixture(scope="session")
@@ -326,9 +338,10 @@ def retriever_adapter(
         if r.get("positive") in new_domain and r.get("negative") in corpus
     ][:CURATED_LIMIT]
     # replay a share of the established domain's triplets so the adapter does not forget it
-    replay = (GOLDEN / ESTABLISHED / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    replay = (STACK.domains[ESTABLISHED].golden / "train.jsonl").read_text(encoding="utf-8")
+    replay = replay.splitlines()
     rows += [json.loads(line) for line in replay[:REPLAY] if line.strip()]
-    data = _merged_jsonl(f"retriever-{NEW}", GOLDEN / NEW / "train.jsonl", rows)
+    data = _merged_jsonl(f"retriever-{NEW}", STACK.domains[NEW].golden / "train.jsonl", rows)
     return ensure_retriever_candidate(minilm_path(), data, corpus, root=ADAPTERS).path
 
 
@@ -398,7 +411,7 @@ def qa_golden() -> dict[str, Any]:
 
     from guardrails.golden import load_qa
 
-    sets = {d: load_qa(GOLDEN / d / "qa.jsonl", name=f"{d}-qa") for d in DOMAINS}
+    sets = {d: load_qa(STACK.domains[d].qa, name=f"{d}-qa") for d in DOMAINS}
     if QA_LIMIT <= 0:
         return sets
     return {d: replace(s, examples=s.examples[:QA_LIMIT]) for d, s in sets.items()}
@@ -408,7 +421,7 @@ def qa_golden() -> dict[str, Any]:
 def canaries() -> dict[str, Any]:
     from guardrails.golden import load_canaries
 
-    return {d: load_canaries(GOLDEN / d / "canaries.jsonl", name=f"{d}-canaries") for d in DOMAINS}
+    return {d: load_canaries(STACK.domains[d].canaries, name=f"{d}-canaries") for d in DOMAINS}
 
 
 @pytest.fixture(scope="session")
@@ -453,7 +466,8 @@ def candidate_generator(
 
     adapter = _given(pytestconfig, "generator")
     if adapter is None and "generator" in retrain:
-        examples = load_sft_pairs(GOLDEN / NEW / "qa_train.jsonl", retrieval_golden[NEW].corpus)
+        qa_train = STACK.domains[NEW].golden / "qa_train.jsonl"
+        examples = load_sft_pairs(qa_train, retrieval_golden[NEW].corpus)
         adapter = ensure_generator_candidate("sft", smollm2, examples, root=ADAPTERS).path
     if adapter is None:
         return production_generator
@@ -497,7 +511,7 @@ def preference_split(domain: str) -> tuple[Any, Any]:
 
     from guardrails.golden import load_preferences
 
-    full = load_preferences(GOLDEN / domain / "preferences.jsonl")
+    full = load_preferences(STACK.domains[domain].preferences)
     return (
         replace(full, name=f"{domain}-preferences-train", pairs=full.pairs[:60]),
         replace(full, name=f"{domain}-preferences-heldout", pairs=full.pairs[60:]),

@@ -6,12 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 
-DOMAINS = ("payments", "devices")
-
-
-@pytest.mark.parametrize("domain", DOMAINS)
 def test_preference_margin(
     gate: Any,
     production_generator: Any,

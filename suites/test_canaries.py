@@ -12,8 +12,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-DOMAINS = ("payments", "devices")
-
 
 def _answers(generator: Any, canaries: Any, corpus: Any) -> list[str]:
     prompts = [c.prompt for c in canaries.canaries]
@@ -46,7 +44,6 @@ def canary_results(
     return out
 
 
-@pytest.mark.parametrize("domain", DOMAINS)
 @pytest.mark.parametrize("role", ["candidate", "alignment"])
 def test_canaries(
     gate: Any, canaries: dict[str, Any], canary_results: dict, domain: str, role: str

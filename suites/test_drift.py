@@ -1,7 +1,8 @@
 """Drift and retrain-trigger gates on the demo's simulated production logs.
 
-Reference = the day before ``devices`` launches, current = the day after (written once into
-``adapters/logs/`` by the simulator, query vectors from the production embedder).
+Reference = the production window before the change, current = the one after (the demo writes
+them once into ``adapters/logs/`` with its simulator; query vectors from the production
+embedder).
 """
 
 from __future__ import annotations

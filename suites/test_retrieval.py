@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-DOMAINS = ("payments", "devices")
 DEPTH = 100
 
 
@@ -46,7 +45,6 @@ def _examples(golden: Any, production: dict, candidate: dict) -> dict[str, dict[
     }
 
 
-@pytest.mark.parametrize("domain", DOMAINS)
 @pytest.mark.parametrize("metric", ["ndcg@10", "mrr@10", "recall@10"])
 def test_retrieval_noninferior(
     gate: Any,
@@ -70,7 +68,6 @@ def test_retrieval_noninferior(
     )
 
 
-@pytest.mark.parametrize("domain", DOMAINS)
 def test_retrieval_floor(
     gate: Any, retrieval_golden: dict[str, Any], retrieval_runs: dict, domain: str
 ) -> None:

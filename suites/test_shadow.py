@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-DOMAINS = ("payments", "devices")
 # Throughput repeats: with the exact sign-flip test the smallest p-value is 2**-repeats, and a
 # failure must survive Holm across the run's ~30 gates (0.05 / 30 ~ 0.0017): 10 repeats.
 THROUGHPUT_REPEATS = 10
@@ -68,7 +67,6 @@ def _record(gate: Any, production: Any, shadow: Any) -> None:
             gate.record(artifact={"component": component, "role": role, "fingerprint": fp})
 
 
-@pytest.mark.parametrize("domain", DOMAINS)
 def test_shadow_golden_quality(
     gate: Any,
     replay: Any,

@@ -1,0 +1,129 @@
+"""The deployment under test as configuration: ``[tool.guardrails.stack]`` -> :class:`StackConfig`.
+
+The first part of the stack a team declares is its product areas, one table per domain, any
+names; the suites read them from here, so no suite names a domain::
+
+    [tool.guardrails.stack]
+    artifacts = "adapters"            # candidates, indexes, caches, registry land here
+
+    [tool.guardrails.stack.domains.billing]
+    golden = "golden/billing"         # BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv
+    role = "established"              # in production: candidates must not forget it
+    qa = "golden/billing/qa.jsonl"    # optional; default <golden>/qa.jsonl
+    canaries = "golden/billing/canaries.jsonl"        # optional; default <golden>/canaries.jsonl
+    preferences = "golden/billing/preferences.jsonl"  # optional; default <golden>/preferences.jsonl
+
+    [tool.guardrails.stack.domains.devices]
+    golden = "golden/devices"
+    role = "new"                      # just launched: candidates are trained for it
+
+``role`` is ``established`` (default: judged by non-inferiority, so forgetting shows) or ``new``
+(a candidate trained for it must show a gain). Relative paths are relative to the pyproject's
+folder. Every mistake raises :class:`~guardrails.errors.PolicyError` naming the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from guardrails.errors import PolicyError
+
+__all__ = ["ROLES", "DomainConfig", "StackConfig", "load_stack", "parse_stack"]
+
+ROLES = ("established", "new")
+_STACK_KEYS = {"artifacts", "domains"}
+_DOMAIN_KEYS = {"golden", "role", "qa", "canaries", "preferences"}
+_DEFAULT_FILES = {
+    "qa": "qa.jsonl",
+    "canaries": "canaries.jsonl",
+    "preferences": "preferences.jsonl",
+}
+
+
+@dataclass(frozen=True)
+class DomainConfig:
+    """One product area: its golden folder, its role and its QA / canary / preference files."""
+
+    name: str
+    golden: Path
+    role: str = "established"
+    qa: Path | None = None
+    canaries: Path | None = None
+    preferences: Path | None = None
+
+    @property
+    def is_new(self) -> bool:
+        return self.role == "new"
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """The ``[tool.guardrails.stack]`` section: where artifacts land and the domains, in order."""
+
+    root: Path
+    artifacts: Path
+    domains: Mapping[str, DomainConfig] = field(default_factory=dict)
+
+    def names(self, role: str | None = None) -> tuple[str, ...]:
+        """Domain names in configuration order, all or those with ``role``."""
+        return tuple(n for n, d in self.domains.items() if role is None or d.role == role)
+
+
+def parse_stack(
+    table: Mapping[str, Any], root: Path, source: str = "pyproject.toml"
+) -> StackConfig:
+    """Validate a ``[tool.guardrails.stack]`` table; paths resolve against ``root``."""
+    where = "[tool.guardrails.stack]"
+    _check(table, _STACK_KEYS, where, source)
+    raw = table.get("domains", {})
+    if not isinstance(raw, Mapping):
+        raise PolicyError(f"{source}: {where} domains must be a table of named domains")
+    domains = {name: _domain(name, body, root, source) for name, body in raw.items()}
+    artifacts = table.get("artifacts", "adapters")
+    if not isinstance(artifacts, str) or not artifacts:
+        raise PolicyError(f"{source}: {where} artifacts={artifacts!r} must be a folder path")
+    return StackConfig(root, root / artifacts, domains)
+
+
+def load_stack(pyproject: str | Path | None) -> StackConfig:
+    """The stack section of ``pyproject`` (no domains when the file or the section is absent)."""
+    from guardrails.policy import read_guardrails_table
+
+    path = Path(pyproject) if pyproject is not None else None
+    root = path.parent if path is not None else Path.cwd()
+    table = read_guardrails_table(path).get("stack", {})
+    if not isinstance(table, Mapping):
+        raise PolicyError(f"{path}: [tool.guardrails.stack] must be a table")
+    return parse_stack(table, root, str(path))
+
+
+def _domain(name: str, body: Any, root: Path, source: str) -> DomainConfig:
+    where = f"[tool.guardrails.stack.domains.{name}]"
+    if not isinstance(body, Mapping):
+        raise PolicyError(f"{source}: {where} must be a table")
+    _check(body, _DOMAIN_KEYS, where, source)
+    golden = body.get("golden")
+    if not isinstance(golden, str) or not golden:
+        raise PolicyError(f"{source}: {where} golden={golden!r}: give the BEIR folder's path")
+    role = body.get("role", "established")
+    if role not in ROLES:
+        raise PolicyError(f"{source}: {where} role={role!r}; allowed values: {list(ROLES)}")
+    folder = root / golden
+    files = {}
+    for key, default in _DEFAULT_FILES.items():
+        value = body.get(key)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise PolicyError(f"{source}: {where} {key}={value!r} must be a file path")
+        files[key] = root / value if value else folder / default
+    return DomainConfig(name, folder, role, **files)
+
+
+def _check(table: Mapping[str, Any], allowed: set[str], where: str, source: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise PolicyError(
+            f"{source}: {where} unknown key(s) {unknown}; allowed keys: {sorted(allowed)}"
+        )
