@@ -48,6 +48,12 @@ class SessionState:
 STATE = pytest.StashKey[SessionState]()
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from guardrails import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("guardrails", "release gates (guardrails)")
     group.addoption(
@@ -273,6 +279,26 @@ def build_verdict(config: pytest.Config) -> Verdict:
     return decide(gates, state.policy, tests, provenance)
 
 
+def _hooked(config: pytest.Config, verdict: Verdict) -> Verdict:
+    """The verdict a ``pytest_guardrails_decide`` implementation returns, if any (recorded in
+    the provenance), else ``verdict``."""
+    from dataclasses import replace
+
+    impls = config.pluginmanager.hook.pytest_guardrails_decide.get_hookimpls()
+    override = config.hook.pytest_guardrails_decide(verdict=verdict, config=config)
+    if override is None:
+        return verdict
+    if not isinstance(override, Verdict):
+        raise pytest.UsageError(
+            f"guardrails: pytest_guardrails_decide returned {type(override).__name__}, "
+            "not a guardrails.verdict.Verdict (or None)"
+        )
+    who = [impl.plugin_name for impl in impls]
+    original = {"decision": verdict.decision.value, "reason": verdict.reason}
+    provenance = {**override.provenance, "decide_hooks": who, "rules_decided": original}
+    return replace(override, provenance=provenance)
+
+
 class VerdictPlugin:
     """Per-session hooks (registered in ``pytest_configure``, like junitxml's LogXML)."""
 
@@ -292,10 +318,13 @@ class VerdictPlugin:
         state = self.state
         if not state.gates and state.verdict_path is None:
             return
-        state.verdict = verdict = build_verdict(self.config)
+        state.verdict = verdict = _hooked(self.config, build_verdict(self.config))
         if state.verdict_path is not None:
             write_verdict(verdict, state.verdict_path)
         state.report_path = _write_report(self.config, verdict, state.verdict_path)
+        self.config.hook.pytest_guardrails_verdict_written(
+            verdict=verdict, path=state.verdict_path, report=state.report_path, config=self.config
+        )
         if verdict.decision is not Decision.PROMOTE and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.config.getoption("--guardrails-apply"):
