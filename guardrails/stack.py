@@ -49,10 +49,10 @@ class DomainConfig:
 
     name: str
     golden: Path
+    qa: Path
+    canaries: Path
+    preferences: Path
     role: str = "established"
-    qa: Path | None = None
-    canaries: Path | None = None
-    preferences: Path | None = None
 
     @property
     def is_new(self) -> bool:
@@ -118,7 +118,7 @@ def _domain(name: str, body: Any, root: Path, source: str) -> DomainConfig:
         if value is not None and (not isinstance(value, str) or not value):
             raise PolicyError(f"{source}: {where} {key}={value!r} must be a file path")
         files[key] = root / value if value else folder / default
-    return DomainConfig(name, folder, role, **files)
+    return DomainConfig(name, folder, role=role, **files)
 
 
 def _check(table: Mapping[str, Any], allowed: set[str], where: str, source: str) -> None:

