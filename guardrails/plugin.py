@@ -174,6 +174,37 @@ def guardrails_stack(pytestconfig: pytest.Config) -> StackConfig:
     return stack
 
 
+def _configured(config: pytest.Config, component: str, role: str) -> Any:
+    from guardrails.stack import build_component
+
+    stack = config.stash[STATE].stack
+    spec = stack.components.get(component) if stack is not None else None
+    if spec is None:
+        raise PolicyError(
+            f"no [tool.guardrails.stack.{component}] factory is configured, and no conftest "
+            f"fixture provides {role}_{component}"
+        )
+    return build_component(spec, role)
+
+
+@pytest.fixture(scope="session")
+def production_generator(pytestconfig: pytest.Config) -> Any:
+    """The generator ``[tool.guardrails.stack.generator]`` builds (a conftest fixture of the
+    same name takes precedence)."""
+    return _configured(pytestconfig, "generator", "production")
+
+
+@pytest.fixture(scope="session")
+def candidate_generator(pytestconfig: pytest.Config, production_generator: Any) -> Any:
+    """The candidate: the generator options updated by ``[...generator.candidate]``;
+    production itself when there is no candidate table (an A/A run)."""
+    stack = pytestconfig.stash[STATE].stack
+    spec = stack.components.get("generator") if stack is not None else None
+    if spec is None or spec.candidate is None:
+        return production_generator
+    return _configured(pytestconfig, "generator", "candidate")
+
+
 @pytest.hookimpl(trylast=True)  # after @parametrize marks: ids read "[<mark>-<domain>]"
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A test that takes a ``domain`` argument runs once per configured domain (ids = names),

@@ -1,7 +1,9 @@
 """The deployment under test as configuration: ``[tool.guardrails.stack]`` -> :class:`StackConfig`.
 
-The first part of the stack a team declares is its product areas, one table per domain, any
-names; the suites read them from here, so no suite names a domain::
+A team declares its product areas, one table per domain, any names (the suites read them
+from here, so no suite names a domain), and the components it serves itself, each built by a
+factory that returns an object satisfying the component's Protocol
+(:mod:`guardrails.components.protocols`)::
 
     [tool.guardrails.stack]
     artifacts = "adapters"            # candidates, indexes, caches, registry land here
@@ -17,6 +19,13 @@ names; the suites read them from here, so no suite names a domain::
     golden = "golden/devices"
     role = "new"                      # just launched: candidates are trained for it
 
+    [tool.guardrails.stack.generator]  # the production_generator / candidate_generator fixtures
+    factory = "guardrails.components.remote:OpenAICompatibleGenerator"
+    url = "http://serving.internal:8000/v1"   # every other key is a keyword argument
+    model = "help-centre-v7"
+    [tool.guardrails.stack.generator.candidate]  # overrides for the candidate (absent: A/A)
+    model = "help-centre-v8-rc1"
+
 ``role`` is ``established`` (default: judged by non-inferiority, so forgetting shows) or ``new``
 (a candidate trained for it must show a gain). Relative paths are relative to the pyproject's
 folder. Every mistake raises :class:`~guardrails.errors.PolicyError` naming the key.
@@ -24,6 +33,7 @@ folder. Every mistake raises :class:`~guardrails.errors.PolicyError` naming the 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,10 +41,20 @@ from typing import Any
 
 from guardrails.errors import PolicyError
 
-__all__ = ["ROLES", "DomainConfig", "StackConfig", "load_stack", "parse_stack"]
+__all__ = [
+    "ROLES",
+    "ComponentSpec",
+    "DomainConfig",
+    "StackConfig",
+    "build_component",
+    "load_stack",
+    "parse_stack",
+]
 
 ROLES = ("established", "new")
-_STACK_KEYS = {"artifacts", "domains"}
+# component name -> the Protocol (guardrails.components.protocols) its factory must satisfy
+PROTOCOLS = {"generator": "TextGenerator"}
+_STACK_KEYS = {"artifacts", "domains", *PROTOCOLS}
 _DOMAIN_KEYS = {"golden", "role", "qa", "canaries", "preferences"}
 _DEFAULT_FILES = {
     "qa": "qa.jsonl",
@@ -60,12 +80,25 @@ class DomainConfig:
 
 
 @dataclass(frozen=True)
+class ComponentSpec:
+    """A component built by ``factory`` ("package.module:callable") with ``options`` as keyword
+    arguments; the candidate with ``options`` updated by ``candidate`` (none: A/A)."""
+
+    component: str
+    factory: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    candidate: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class StackConfig:
-    """The ``[tool.guardrails.stack]`` section: where artifacts land and the domains, in order."""
+    """The ``[tool.guardrails.stack]`` section: where artifacts land, the domains in order, and
+    the components built from factories."""
 
     root: Path
     artifacts: Path
     domains: Mapping[str, DomainConfig] = field(default_factory=dict)
+    components: Mapping[str, ComponentSpec] = field(default_factory=dict)
 
     def names(self, role: str | None = None) -> tuple[str, ...]:
         """Domain names in configuration order, all or those with ``role``."""
@@ -85,7 +118,57 @@ def parse_stack(
     artifacts = table.get("artifacts", "adapters")
     if not isinstance(artifacts, str) or not artifacts:
         raise PolicyError(f"{source}: {where} artifacts={artifacts!r} must be a folder path")
-    return StackConfig(root, root / artifacts, domains)
+    components = {c: _component(c, table[c], source) for c in PROTOCOLS if c in table}
+    return StackConfig(root, root / artifacts, domains, components)
+
+
+def build_component(spec: ComponentSpec, role: str = "production") -> Any:
+    """Call ``spec.factory`` with the options of ``role`` (``production`` or ``candidate``) and
+    check the result against the component's Protocol; :class:`PolicyError` names the factory."""
+    from guardrails.components import protocols
+
+    options = dict(spec.options)
+    if role == "candidate":
+        options.update(spec.candidate or {})
+    module, _, attr = spec.factory.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise PolicyError(
+            f"{spec.component} factory={spec.factory!r} cannot be imported: {exc}"
+        ) from None
+    try:
+        built = factory(**options)
+    except TypeError as exc:
+        raise PolicyError(
+            f"{spec.component} factory={spec.factory!r} refused options {sorted(options)}: {exc}"
+        ) from None
+    protocol = getattr(protocols, PROTOCOLS[spec.component])
+    if not isinstance(built, protocol):
+        raise PolicyError(
+            f"{spec.component} factory={spec.factory!r} built a {type(built).__name__}, which is "
+            f"not a {protocol.__name__} (see guardrails.components.protocols)"
+        )
+    return built
+
+
+def _component(name: str, body: Any, source: str) -> ComponentSpec:
+    where = f"[tool.guardrails.stack.{name}]"
+    if not isinstance(body, Mapping):
+        raise PolicyError(f"{source}: {where} must be a table")
+    factory = body.get("factory")
+    if not isinstance(factory, str) or ":" not in factory:
+        raise PolicyError(f"{source}: {where} factory={factory!r}: give 'package.module:callable'")
+    candidate = body.get("candidate")
+    if candidate is not None and not isinstance(candidate, Mapping):
+        raise PolicyError(f"{source}: {where} candidate must be a table of option overrides")
+    options = {_kwarg(k): v for k, v in body.items() if k not in ("factory", "candidate")}
+    overrides = None if candidate is None else {_kwarg(k): v for k, v in candidate.items()}
+    return ComponentSpec(name, factory, options, overrides)
+
+
+def _kwarg(key: str) -> str:
+    return key.replace("-", "_")
 
 
 def load_stack(pyproject: str | Path | None) -> StackConfig:

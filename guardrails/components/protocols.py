@@ -1,0 +1,31 @@
+"""What a component must offer the suites, as Protocols: a team's own serving stack (an HTTP
+endpoint, vLLM, an OpenAI-compatible server) plugs in by implementing one, and is named in
+``[tool.guardrails.stack.<component>] factory = "package.module:callable"``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["TextGenerator"]
+
+
+@runtime_checkable
+class TextGenerator(Protocol):
+    """A generator the generation and canary suites can judge.
+
+    ``fingerprint`` names what answers (model, adapter, prompt, decoding): equal fingerprints
+    mean equal answers, so results may be cached and a verdict can say what it judged.
+    ``generate`` answers each question from its context passages, in input order.
+    """
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        contexts: Sequence[Sequence[str]] | None = None,
+        **options: Any,
+    ) -> list[str]: ...
