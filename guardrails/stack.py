@@ -19,6 +19,14 @@ factory that returns an object satisfying the component's Protocol
     golden = "golden/devices"
     role = "new"                      # just launched: candidates are trained for it
 
+    [tool.guardrails.stack.embedder]   # production_embedder / candidate_embedder, retrievers
+    factory = "guardrails.components.embedder:Embedder.load"
+    path = "models/e5-small"
+    [tool.guardrails.stack.embedder.candidate]
+    adapter = "adapters/retriever/e5-lora"
+    [tool.guardrails.stack.index]
+    kind = "flat"                     # flat, hnsw or ivf
+
     [tool.guardrails.stack.generator]  # the production_generator / candidate_generator fixtures
     factory = "guardrails.components.remote:OpenAICompatibleGenerator"
     url = "http://serving.internal:8000/v1"   # every other key is a keyword argument
@@ -53,8 +61,9 @@ __all__ = [
 
 ROLES = ("established", "new")
 # component name -> the Protocol (guardrails.components.protocols) its factory must satisfy
-PROTOCOLS = {"generator": "TextGenerator"}
-_STACK_KEYS = {"artifacts", "domains", *PROTOCOLS}
+PROTOCOLS = {"embedder": "TextEmbedder", "generator": "TextGenerator"}
+INDEX_KINDS = ("flat", "hnsw", "ivf")
+_STACK_KEYS = {"artifacts", "domains", "index", *PROTOCOLS}
 _DOMAIN_KEYS = {"golden", "role", "qa", "canaries", "preferences"}
 _DEFAULT_FILES = {
     "qa": "qa.jsonl",
@@ -99,6 +108,7 @@ class StackConfig:
     artifacts: Path
     domains: Mapping[str, DomainConfig] = field(default_factory=dict)
     components: Mapping[str, ComponentSpec] = field(default_factory=dict)
+    index_kind: str = "flat"
 
     def names(self, role: str | None = None) -> tuple[str, ...]:
         """Domain names in configuration order, all or those with ``role``."""
@@ -119,7 +129,19 @@ def parse_stack(
     if not isinstance(artifacts, str) or not artifacts:
         raise PolicyError(f"{source}: {where} artifacts={artifacts!r} must be a folder path")
     components = {c: _component(c, table[c], source) for c in PROTOCOLS if c in table}
-    return StackConfig(root, root / artifacts, domains, components)
+    return StackConfig(root, root / artifacts, domains, components, _index_kind(table, source))
+
+
+def _index_kind(table: Mapping[str, Any], source: str) -> str:
+    where = "[tool.guardrails.stack.index]"
+    index = table.get("index", {})
+    if not isinstance(index, Mapping):
+        raise PolicyError(f"{source}: {where} must be a table")
+    _check(index, {"kind"}, where, source)
+    kind = index.get("kind", "flat")
+    if kind not in INDEX_KINDS:
+        raise PolicyError(f"{source}: {where} kind={kind!r}; allowed values: {list(INDEX_KINDS)}")
+    return str(kind)
 
 
 def build_component(spec: ComponentSpec, role: str = "production") -> Any:
@@ -132,7 +154,9 @@ def build_component(spec: ComponentSpec, role: str = "production") -> Any:
         options.update(spec.candidate or {})
     module, _, attr = spec.factory.partition(":")
     try:
-        factory = getattr(importlib.import_module(module), attr)
+        factory: Any = importlib.import_module(module)
+        for part in attr.split("."):  # "package.module:Class.method" is allowed
+            factory = getattr(factory, part)
     except (ImportError, AttributeError) as exc:
         raise PolicyError(
             f"{spec.component} factory={spec.factory!r} cannot be imported: {exc}"

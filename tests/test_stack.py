@@ -104,3 +104,12 @@ def test_a_bad_stack_section_is_a_usage_error(pytester: pytest.Pytester) -> None
     result = pytester.runpytest("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*golden=None: give the BEIR folder's path*"])
+
+
+def test_index_kind_is_checked(tmp_path: Path) -> None:
+    assert parse_stack({}, tmp_path).index_kind == "flat"
+    assert parse_stack({"index": {"kind": "hnsw"}}, tmp_path).index_kind == "hnsw"
+    with pytest.raises(
+        PolicyError, match=r"kind='annoy'; allowed values: \['flat', 'hnsw', 'ivf'\]"
+    ):
+        parse_stack({"index": {"kind": "annoy"}}, tmp_path)

@@ -39,7 +39,7 @@ from guardrails.fingerprint import (
 )
 from guardrails.ml_stack import check_ml_stack
 
-__all__ = ["Embedder", "EmbeddingCache", "content_hash", "minilm_path"]
+__all__ = ["Embedder", "EmbeddingCache", "content_hash", "load_minilm", "minilm_path"]
 
 # Model cards are documentation, not identity: a regenerated README must not change a fingerprint.
 _NOT_IDENTITY = ("README.md",)
@@ -111,6 +111,12 @@ def _pooling_mode(model: Any) -> str:
         if callable(legacy):
             return str(legacy())
     return "none"
+
+
+def load_minilm(adapter: str | Path | None = None, **options: Any) -> Embedder:
+    """all-MiniLM-L6-v2 from its wheel (+ ``adapter``): a factory for
+    ``[tool.guardrails.stack.embedder] factory = "guardrails.components.embedder:load_minilm"``."""
+    return Embedder.load(minilm_path(), adapter, **options)
 
 
 class Embedder:

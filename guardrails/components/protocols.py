@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["TextGenerator"]
+import numpy as np
+
+__all__ = ["TextEmbedder", "TextGenerator"]
 
 
 @runtime_checkable
@@ -29,3 +31,22 @@ class TextGenerator(Protocol):
         contexts: Sequence[Sequence[str]] | None = None,
         **options: Any,
     ) -> list[str]: ...
+
+
+@runtime_checkable
+class TextEmbedder(Protocol):
+    """An embedder the retrieval and shadow suites can index with and query.
+
+    ``encode_documents`` / ``encode_queries`` return float32 arrays ``(n, dim)`` (unit-norm rows
+    for the inner-product indexes); ``cache`` is an optional
+    :class:`~guardrails.components.embedder.EmbeddingCache` keyed by ``fingerprint``.
+    """
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def encode_queries(self, texts: Sequence[str], **options: Any) -> np.ndarray: ...
+
+    def encode_documents(
+        self, texts: Sequence[str], cache: Any = None, **options: Any
+    ) -> np.ndarray: ...
