@@ -189,8 +189,8 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.verdict:
         write_verdict(verdict, args.verdict)
     if args.report:
+        from guardrails.atomic import atomic_write_text
         from guardrails.report.html import render_html
-        from guardrails.verdict import atomic_write_text
 
         atomic_write_text(args.report, render_html(verdict))
     if args.json:
@@ -248,7 +248,8 @@ def add_init(p: argparse.ArgumentParser) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from guardrails.verdict import atomic_write_text, load_verdict
+    from guardrails.atomic import atomic_write_text
+    from guardrails.verdict import load_verdict
 
     verdict = load_verdict(args.verdict)
     if args.format == "markdown":

@@ -386,7 +386,7 @@ def load_trec_run(path: str | Path) -> dict[str, dict[str, float]]:
 
 def write_trec_run(run: Run, path: str | Path, tag: str = "guardrails") -> None:
     """Write a run in TREC format (rank by score descending), atomically."""
-    from guardrails.verdict import atomic_write_text
+    from guardrails.atomic import atomic_write_text
 
     lines = []
     for qid in sorted(run):

@@ -32,15 +32,13 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from guardrails.atomic import atomic_folder
 from guardrails.components.adapter import check_adapter_dir as _check_adapter_dir
 from guardrails.components.device import resolve_device
 from guardrails.components.memo import ResultCache, input_key
@@ -141,15 +139,10 @@ def _import_gguf(gguf: Path, target: Path) -> None:
     model = _plain_copy(loaded)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id or tokenizer.eos_token_id
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_folder(target) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         _check_chat_template(tmp, tokenizer.chat_template)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _plain_copy(loaded: Any) -> Any:

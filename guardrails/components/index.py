@@ -25,9 +25,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
@@ -36,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from guardrails.atomic import atomic_folder
 from guardrails.errors import ComponentError, FingerprintMismatch
 from guardrails.fingerprint import fingerprint_bytes, fingerprint_json, fingerprint_parts
 
@@ -380,15 +378,9 @@ class VectorIndex:
         """
         faiss = _faiss()
         target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-        try:
+        with atomic_folder(target) as tmp:
             faiss.write_index(_canonical(self._index, self.config), str(tmp / INDEX_FILE))
             _write_json(tmp / MANIFEST_FILE, self.manifest())
-            _swap_in(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return target
 
     @classmethod
@@ -435,21 +427,6 @@ def _write_json(path: Path, obj: Any) -> None:
         json.dump(obj, f, sort_keys=True, indent=1, ensure_ascii=False)
         f.flush()
         os.fsync(f.fileno())
-
-
-def _swap_in(tmp: Path, target: Path) -> None:
-    """Rename ``tmp`` to ``target``; an existing ``target`` is moved aside, then deleted."""
-    if not target.exists():
-        os.replace(tmp, target)
-        return
-    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-    os.replace(target, old)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        os.replace(old, target)  # put the previous index back
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 # manifest key -> accepted JSON types

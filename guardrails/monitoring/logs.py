@@ -41,12 +41,9 @@ Bad lines are never dropped silently: :class:`LogBatch.errors` lists each as
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -56,6 +53,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from guardrails.atomic import atomic_path
 from guardrails.errors import LogDataError
 
 __all__ = [
@@ -521,23 +519,10 @@ def read_logs(paths: str | Path | Sequence[str | Path], *, strict: bool = False)
 # ----------------------------------------------------------------------------- writing
 
 
-@contextlib.contextmanager
-def _atomic_path(path: Path) -> Iterator[Path]:
-    """A temp path beside ``path``, moved over it (``os.replace``) only on success."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def write_logs(records: Iterable[LogRecord], path: str | Path) -> Path:
     """Write records atomically: Parquet for ``.parquet``, gzip for ``.gz``, else JSONL."""
     target = Path(path)
-    with _atomic_path(target) as tmp:
+    with atomic_path(target) as tmp:
         if _is_parquet(target):
             _write_parquet(records, tmp)
         else:

@@ -11,8 +11,6 @@ and renames it into place; the others wait and load.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, is_dataclass
@@ -20,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from guardrails.atomic import atomic_folder
 from guardrails.errors import TrainingError
 from guardrails.fingerprint import fingerprint_json
 from guardrails.verdict.provenance import library_versions
@@ -142,8 +141,7 @@ def _train_into(
     train: Callable[[Path], Any],
     seed: int | None,
 ) -> TrainingRecord:
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_folder(folder) as tmp:  # a partial folder of a crashed run is replaced whole
         start = time.perf_counter()
         out = train(tmp)
         curve, extra = (
@@ -168,10 +166,4 @@ def _train_into(
         (tmp / RECORD_FILE).write_text(
             json.dumps(asdict(record), indent=2, sort_keys=True), encoding="utf-8"
         )
-        if folder.exists():
-            shutil.rmtree(folder)  # a partial folder without a record: a crashed earlier run
-        tmp.rename(folder)
-        return load_record(folder)  # as a later load sees it (JSON: tuples become lists)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    return load_record(folder)  # as a later load sees it (JSON: tuples become lists)

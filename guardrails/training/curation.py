@@ -508,7 +508,7 @@ def curate(
 def write_dataset(dataset: CuratedDataset, out_dir: str | Path) -> Path:
     """Write ``<name>.jsonl`` and ``<name>.datasheet.json`` (each atomically); return the
     JSONL path."""
-    from guardrails.verdict import atomic_write_text
+    from guardrails.atomic import atomic_write_text
 
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
