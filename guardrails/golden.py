@@ -57,6 +57,9 @@ __all__ = [
     "load_qa",
     "load_trec_qrels",
     "load_trec_run",
+    "read_jsonl",
+    "str_list",
+    "text_field",
     "write_trec_run",
 ]
 
@@ -200,7 +203,7 @@ class PreferenceSet:
 # ----------------------------------------------------------------------------- readers
 
 
-def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, object)`` for each non-blank line; errors name ``path:line``."""
     if not path.is_file():
         raise GoldenDataError(path, None, "file not found")
@@ -221,7 +224,7 @@ def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield lineno, obj
 
 
-def _text_field(
+def text_field(
     obj: Mapping[str, Any],
     key: str,
     path: Path,
@@ -246,7 +249,7 @@ def _text_field(
     return value
 
 
-def _str_list(obj: Mapping[str, Any], key: str, path: Path, lineno: int) -> tuple[str, ...]:
+def str_list(obj: Mapping[str, Any], key: str, path: Path, lineno: int) -> tuple[str, ...]:
     value = obj.get(key, [])
     if isinstance(value, str):
         value = [value]
@@ -266,11 +269,11 @@ def load_corpus(path: str | Path) -> dict[str, Document]:
     p = Path(path)
     corpus: dict[str, Document] = {}
     seen: dict[str, int] = {}
-    for lineno, obj in _jsonl(p):
-        doc_id = _text_field(obj, "_id", p, lineno)
+    for lineno, obj in read_jsonl(p):
+        doc_id = text_field(obj, "_id", p, lineno)
         _unique(seen, doc_id, p, lineno)
-        text = _text_field(obj, "text", p, lineno, required=False)
-        title = _text_field(obj, "title", p, lineno, required=False)
+        text = text_field(obj, "text", p, lineno, required=False)
+        title = text_field(obj, "title", p, lineno, required=False)
         if not (text.strip() or title.strip()):
             raise GoldenDataError(p, lineno, f"document {doc_id!r} has neither text nor title")
         meta = obj.get("metadata") or {}
@@ -284,10 +287,10 @@ def _load_queries(path: Path) -> tuple[dict[str, str], dict[str, dict[str, Any]]
     queries: dict[str, str] = {}
     meta: dict[str, dict[str, Any]] = {}
     seen: dict[str, int] = {}
-    for lineno, obj in _jsonl(path):
-        qid = _text_field(obj, "_id", path, lineno)
+    for lineno, obj in read_jsonl(path):
+        qid = text_field(obj, "_id", path, lineno)
         _unique(seen, qid, path, lineno)
-        queries[qid] = _text_field(obj, "text", path, lineno)
+        queries[qid] = text_field(obj, "text", path, lineno)
         if isinstance(obj.get("metadata"), dict):
             meta[qid] = obj["metadata"]
     return queries, meta
@@ -525,16 +528,16 @@ def load_qa(path: str | Path, *, name: str | None = None) -> QASet:
     p = Path(path)
     examples: list[QAExample] = []
     seen: dict[str, int] = {}
-    for lineno, obj in _jsonl(p):
-        qa_id = _text_field(obj, "id", p, lineno, required=False) or f"{p.stem}-{lineno}"
+    for lineno, obj in read_jsonl(p):
+        qa_id = text_field(obj, "id", p, lineno, required=False) or f"{p.stem}-{lineno}"
         _unique(seen, qa_id, p, lineno)
-        question = _text_field(obj, "question", p, lineno)
-        answers = _str_list(obj, "answers", p, lineno) or _str_list(obj, "answer", p, lineno)
+        question = text_field(obj, "question", p, lineno)
+        answers = str_list(obj, "answers", p, lineno) or str_list(obj, "answer", p, lineno)
         if not answers or not all(a.strip() for a in answers):
             raise GoldenDataError(
                 p, lineno, f"QA {qa_id!r} needs at least one non-empty reference in 'answers'"
             )
-        examples.append(QAExample(qa_id, question, answers, _str_list(obj, "context", p, lineno)))
+        examples.append(QAExample(qa_id, question, answers, str_list(obj, "context", p, lineno)))
     return QASet(
         name or p.stem, str(p), tuple(examples), fingerprint_json([e.__dict__ for e in examples])
     )
@@ -545,8 +548,8 @@ def load_canaries(path: str | Path, *, name: str | None = None) -> CanarySet:
     p = Path(path)
     canaries: list[Canary] = []
     seen: dict[str, int] = {}
-    for lineno, obj in _jsonl(p):
-        cid = _text_field(obj, "id", p, lineno)
+    for lineno, obj in read_jsonl(p):
+        cid = text_field(obj, "id", p, lineno)
         _unique(seen, cid, p, lineno)
         canaries.append(_canary(obj, cid, p, lineno))
     return CanarySet(
@@ -575,16 +578,16 @@ def _canary(obj: Mapping[str, Any], cid: str, p: Path, lineno: int) -> Canary:
             raise GoldenDataError(
                 p, lineno, f"pattern={pattern!r} is not a valid regex: {exc}"
             ) from None
-    expect = _str_list(obj, "expect", p, lineno)
+    expect = str_list(obj, "expect", p, lineno)
     if kind is CanaryKind.FACTUAL and not expect:
         raise GoldenDataError(p, lineno, f"factual canary {cid!r} needs 'expect' substrings")
     return Canary(
         cid,
         kind,
-        _text_field(obj, "prompt", p, lineno),
+        text_field(obj, "prompt", p, lineno),
         expect,
         pattern if isinstance(pattern, str) else None,
-        _str_list(obj, "context", p, lineno),
+        str_list(obj, "context", p, lineno),
     )
 
 
@@ -603,10 +606,10 @@ def load_preferences(path: str | Path, *, name: str | None = None) -> Preference
     """Read preference pairs ``{"prompt", "chosen", "rejected"}`` (extra keys kept as metadata)."""
     p = Path(path)
     pairs = []
-    for lineno, obj in _jsonl(p):
-        prompt = _text_field(obj, "prompt", p, lineno)
-        chosen = _text_field(obj, "chosen", p, lineno)
-        rejected = _text_field(obj, "rejected", p, lineno)
+    for lineno, obj in read_jsonl(p):
+        prompt = text_field(obj, "prompt", p, lineno)
+        chosen = text_field(obj, "chosen", p, lineno)
+        rejected = text_field(obj, "rejected", p, lineno)
         if chosen == rejected:
             raise GoldenDataError(p, lineno, "chosen and rejected are identical")
         meta = {k: v for k, v in obj.items() if k not in ("prompt", "chosen", "rejected")}

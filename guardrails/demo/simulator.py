@@ -28,7 +28,6 @@ after ``start``): :class:`NewDomainLaunch`, :class:`LatencyRegression`,
 from __future__ import annotations
 
 import functools
-import json
 import math
 import random
 import re
@@ -42,6 +41,7 @@ import numpy as np
 
 from guardrails.errors import GoldenDataError
 from guardrails.fingerprint import fingerprint_json
+from guardrails.golden import read_jsonl
 from guardrails.monitoring.logs import Feedback, Hit, LogRecord, write_logs
 
 __all__ = [
@@ -272,16 +272,13 @@ def _train_queries(path: Path, doc_topic: Mapping[str, str]) -> list[_Query]:
     if not path.is_file():
         return []
     out = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            obj = json.loads(line)
-            pos, neg = obj.get("positive"), obj.get("negative")
-            if pos not in doc_topic:
-                raise GoldenDataError(path, lineno, f"positive={pos!r} is not in the corpus")
-            grades = {pos: 2, **({neg: 0} if neg in doc_topic else {})}
-            out.append(_Query(None, obj["query"], doc_topic[pos], grades))
+    for lineno, obj in read_jsonl(path):
+        pos: Any = obj.get("positive")
+        neg: Any = obj.get("negative")
+        if pos not in doc_topic:
+            raise GoldenDataError(path, lineno, f"positive={pos!r} is not in the corpus")
+        grades = {pos: 2, **({neg: 0} if neg in doc_topic else {})}
+        out.append(_Query(None, obj["query"], doc_topic[pos], grades))
     return out
 
 

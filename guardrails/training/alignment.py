@@ -49,10 +49,10 @@ from guardrails.golden import (
     Canary,
     CanarySet,
     PreferenceSet,
-    _jsonl,
-    _text_field,
     load_canaries,
     load_preferences,
+    read_jsonl,
+    text_field,
 )
 from guardrails.ml_stack import check_ml_stack
 from guardrails.training.config import DPOConfig, GRPOConfig, KTOConfig
@@ -171,9 +171,9 @@ def load_kto_examples(
     p = Path(path)
     docs = _resolve_corpus(p, corpus)
     out = []
-    for lineno, obj in _jsonl(p):
-        prompt = _text_field(obj, "prompt", p, lineno)
-        completion = _text_field(obj, "completion", p, lineno)
+    for lineno, obj in read_jsonl(p):
+        prompt = text_field(obj, "prompt", p, lineno)
+        completion = text_field(obj, "completion", p, lineno)
         label = obj.get("label")
         if not isinstance(label, bool):
             raise GoldenDataError(p, lineno, f"label={label!r} must be true or false")

@@ -29,7 +29,7 @@ from typing import Any
 from guardrails.components.device import resolve_device
 from guardrails.errors import GoldenDataError, TrainingError
 from guardrails.fingerprint import fingerprint_json
-from guardrails.golden import Document, _jsonl, _str_list, _text_field, load_corpus
+from guardrails.golden import Document, load_corpus, read_jsonl, str_list, text_field
 from guardrails.ml_stack import check_ml_stack
 from guardrails.training.config import GeneratorCPTConfig, GeneratorSFTConfig
 
@@ -88,11 +88,11 @@ def load_sft_pairs(path: str | Path, corpus: Corpus | str | Path | None = None) 
     p = Path(path)
     docs = _resolve_corpus(p, corpus)
     examples = []
-    for lineno, obj in _jsonl(p):
-        prompt = _text_field(obj, "prompt", p, lineno)
-        answer = _text_field(obj, "answer", p, lineno)
+    for lineno, obj in read_jsonl(p):
+        prompt = text_field(obj, "prompt", p, lineno)
+        answer = text_field(obj, "answer", p, lineno)
         texts = []
-        for doc_id in _str_list(obj, "context", p, lineno):
+        for doc_id in str_list(obj, "context", p, lineno):
             text = _passage(docs, doc_id)
             if text is None:
                 raise GoldenDataError(

@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 
 from guardrails.errors import GoldenDataError, TrainingError
 from guardrails.fingerprint import fingerprint_dir, fingerprint_json
-from guardrails.golden import _jsonl
+from guardrails.golden import read_jsonl
 from guardrails.ml_stack import check_ml_stack
 from guardrails.training.cache import CandidateArtifact, ensure_candidate
 from guardrails.training.config import RerankerTrainingConfig
@@ -228,7 +228,7 @@ def load_triplet_ids(path: str | Path) -> list[dict[str, str]]:
     """
     p = Path(path)
     rows = []
-    for lineno, obj in _jsonl(p):
+    for lineno, obj in read_jsonl(p):
         bad = [k for k in ("query", "positive", "negative") if not isinstance(obj.get(k), str)]
         if bad:
             raise GoldenDataError(p, lineno, f"triplet needs string fields {bad}")

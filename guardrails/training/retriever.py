@@ -29,7 +29,7 @@ from typing import Any
 from guardrails.components.device import resolve_device
 from guardrails.errors import GoldenDataError, TrainingError
 from guardrails.fingerprint import fingerprint_dir, fingerprint_json
-from guardrails.golden import Document, _jsonl, _text_field
+from guardrails.golden import Document, read_jsonl, text_field
 from guardrails.ml_stack import check_ml_stack
 from guardrails.training.cache import CandidateArtifact, ensure_candidate
 from guardrails.training.config import RetrieverTrainingConfig
@@ -64,7 +64,7 @@ class Triplet:
 def load_triplets(path: str | Path, corpus: Mapping[str, Document]) -> list[Triplet]:
     """Read a triplets JSONL and resolve doc ids to ``full_text``; errors name ``path:line``."""
     p = Path(path)
-    triplets = [_triplet(obj, corpus, p, lineno) for lineno, obj in _jsonl(p)]
+    triplets = [_triplet(obj, corpus, p, lineno) for lineno, obj in read_jsonl(p)]
     if not triplets:
         raise GoldenDataError(p, None, "no triplets; add lines {query, positive, negative}")
     return triplets
@@ -73,7 +73,7 @@ def load_triplets(path: str | Path, corpus: Mapping[str, Document]) -> list[Trip
 def _triplet(
     obj: Mapping[str, Any], corpus: Mapping[str, Document], path: Path, lineno: int
 ) -> Triplet:
-    query = _text_field(obj, "query", path, lineno)
+    query = text_field(obj, "query", path, lineno)
     positive, negative = (
         _document(obj, key, corpus, path, lineno) for key in ("positive", "negative")
     )
@@ -87,7 +87,7 @@ def _triplet(
 def _document(
     obj: Mapping[str, Any], key: str, corpus: Mapping[str, Document], path: Path, lineno: int
 ) -> Document:
-    doc_id = _text_field(obj, key, path, lineno)
+    doc_id = text_field(obj, key, path, lineno)
     if doc_id not in corpus:
         raise GoldenDataError(
             path,
