@@ -16,8 +16,10 @@ from typing import Any
 __all__ = [
     "fingerprint_bytes",
     "fingerprint_dir",
+    "fingerprint_dir_cached",
     "fingerprint_file",
     "fingerprint_json",
+    "fingerprint_model_dir",
     "fingerprint_parts",
 ]
 
@@ -55,6 +57,30 @@ def fingerprint_dir(path: str | Path, *, exclude: Iterable[str] = ()) -> str:
         rel = file.relative_to(root).as_posix()
         h.update(rel.encode() + b"\0" + fingerprint_file(file).encode() + b"\n")
     return _tag(h)
+
+
+_MEMO: dict[tuple[str, tuple[str, ...], tuple[int, int, int]], str] = {}
+
+
+def fingerprint_dir_cached(path: str | Path, *, exclude: Iterable[str] = ()) -> str:
+    """:func:`fingerprint_dir`, memoised for this process per (folder, ``exclude``, file count,
+    total size, newest mtime): a model folder is hashed once, again only after a write."""
+    root = Path(path).resolve()
+    stats = [p.stat() for p in root.rglob("*") if p.is_file()]
+    signature = (
+        len(stats),
+        sum(s.st_size for s in stats),
+        max((s.st_mtime_ns for s in stats), default=0),
+    )
+    key = (str(root), tuple(sorted(exclude)), signature)
+    if key not in _MEMO:
+        _MEMO[key] = fingerprint_dir(root, exclude=exclude)
+    return _MEMO[key]
+
+
+def fingerprint_model_dir(path: str | Path) -> str:
+    """Identity of a model or adapter folder: every file but the README (memoised)."""
+    return fingerprint_dir_cached(path, exclude=("README.md",))
 
 
 def fingerprint_json(obj: Any) -> str:

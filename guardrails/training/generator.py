@@ -327,7 +327,7 @@ def ensure_generator_candidate(
     Returns a :class:`~guardrails.training.cache.CandidateArtifact` whose ``path`` is the
     adapter folder under ``<root>/generator-<kind>/<fingerprint>/``.
     """
-    from guardrails.components.generator import _dir_fingerprint
+    from guardrails.fingerprint import fingerprint_model_dir
     from guardrails.training.cache import ensure_candidate
 
     if kind not in COMPONENTS:
@@ -345,7 +345,7 @@ def ensure_generator_candidate(
         COMPONENTS[kind],
         config,
         data_fingerprint=data_fp,
-        base_fingerprint=_dir_fingerprint(base),
+        base_fingerprint=fingerprint_model_dir(base),
         train=train,
         root=root,
         seed=config.seed,

@@ -14,7 +14,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from guardrails.components import embedder as embedder_module
 from guardrails.components.embedder import Embedder, EmbeddingCache, content_hash, minilm_path
 from guardrails.errors import ComponentError
 
@@ -127,14 +126,16 @@ def test_folder_hash_is_computed_once_per_mtime(
 
     model = tmp_path / "model"
     shutil.copytree(tiny_st_path, model)
+    import guardrails.fingerprint as fingerprint_module
+
     calls: list[str] = []
-    real = embedder_module.fingerprint_dir
+    real = fingerprint_module.fingerprint_dir
 
     def counting(path: object, **kwargs: object) -> str:
         calls.append(str(path))
         return real(path, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(embedder_module, "fingerprint_dir", counting)
+    monkeypatch.setattr(fingerprint_module, "fingerprint_dir", counting)
     first = Embedder.load(model).fingerprint
     assert Embedder.load(model).fingerprint == first and len(calls) == 1
     config = model / "config_sentence_transformers.json"
