@@ -116,14 +116,13 @@ def drift_statistic(
     pooled permutation null; KL, JS and Wasserstein a permutation null over the pooled sample
     (subsampled to 20k per side, which bounds the cost, not the statistic).
     """
-    from scipy.stats import chi2
 
     from guardrails.metrics import drift
 
     n, m = len(reference), len(current)
     if metric == "psi":
         value = drift.psi(reference, current, bins=bins)
-        return float(value), float(chi2.sf(value * n * m / (n + m), bins - 1))
+        return float(value), drift.psi_p_value(value, n, m, bins)
     if metric == "ks":
         stat, p = drift.ks(reference, current)
         return float(stat), float(p)

@@ -64,6 +64,7 @@ __all__ = [
     "psi",
     "psi_alarm",
     "psi_critical_value",
+    "psi_p_value",
     "summarize_embeddings",
     "summarize_embeddings_like",
     "summarize_histogram",
@@ -311,6 +312,16 @@ def psi_critical_value(n_ref: int, n_cur: int, bins: int, alpha: float = 0.05) -
     if not 0.0 < alpha < 1.0:
         raise MetricError(f"alpha={alpha!r} must be in (0, 1)")
     return float(chi2.ppf(1.0 - alpha, bins - 1) * (1.0 / n_ref + 1.0 / n_cur))
+
+
+def psi_p_value(psi: float, n_ref: int, n_cur: int, bins: int) -> float:
+    """``P(chi2(B - 1) > n m / (n + m) psi)``: how often two samples of one distribution give a
+    PSI this large (the asymptotic null of :func:`psi_critical_value`)."""
+    from scipy.stats import chi2
+
+    if n_ref < 1 or n_cur < 1:
+        raise MetricError(f"n_ref={n_ref}, n_cur={n_cur}: both sample sizes must be >= 1")
+    return float(chi2.sf(psi * n_ref * n_cur / (n_ref + n_cur), bins - 1))
 
 
 def psi_alarm(

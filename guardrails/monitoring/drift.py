@@ -463,13 +463,11 @@ def _proportions(ref: np.ndarray, cur: np.ndarray, eps: float = 1e-4):
 
 def _binned_psi(name: str, ref: np.ndarray, cur: np.ndarray, n: int, m: int, t: DriftThresholds):
     """PSI of two count vectors (coarsened for small n) with its sample-size-aware alarm."""
-    from scipy.stats import chi2
-
     rc, cc = _coarsened(ref, cur, n, m)
     r, c = _proportions(rc, cc)
     value, bins = float(np.sum((c - r) * np.log(c / r))), rc.size
     critical = max(t.psi, drift.psi_critical_value(n, m, bins, t.alpha))
-    p = float(chi2.sf(value * n * m / (n + m), bins - 1))
+    p = drift.psi_p_value(value, n, m, bins)
     alarm = drift.psi_alarm(value, n, m, bins, t.psi, t.alpha)
     return DriftStatistic(name, value, critical, p, alarm, f"bins={bins}")
 

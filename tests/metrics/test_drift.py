@@ -455,3 +455,13 @@ def test_centroid_cosine_distance_equals_evidently_distance_method(shifted):
     ours = compare_embeddings(summarize_embeddings(ref, per_dim_ks=False), cur, per_dim_ks=False)
     score, _, _ = methods.distance(dist="cosine")(pd.DataFrame(cur), pd.DataFrame(ref))
     assert ours.centroid_cosine_distance == pytest.approx(score, rel=1e-4)
+
+
+@pytest.mark.parametrize(("n", "m", "bins"), [(200, 200, 10), (1000, 300, 20), (50, 5000, 5)])
+def test_psi_p_value_is_alpha_exactly_at_the_critical_value(n: int, m: int, bins: int) -> None:
+    from guardrails.metrics.drift import psi_critical_value, psi_p_value
+
+    for alpha in (0.01, 0.05, 0.2):
+        critical = psi_critical_value(n, m, bins, alpha)
+        assert psi_p_value(critical, n, m, bins) == pytest.approx(alpha, rel=1e-9)
+    assert psi_p_value(0.0, n, m, bins) == 1.0
