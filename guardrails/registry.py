@@ -491,6 +491,28 @@ class Registry:
             )
         return known
 
+    def register_as(
+        self,
+        component: str,
+        path: str | Path,
+        fingerprint: str,
+        alias: str | AliasName,
+        *,
+        kind: str | None = None,
+        parent: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Artifact:
+        """Register an artifact and point ``alias`` at it, except that ``production`` is only
+        bootstrapped (set when the component has none): once production exists it moves through
+        :meth:`promote` / :meth:`rollback` and their verdicts, never by registering."""
+        artifact = self.register(
+            kind or component, component, path, fingerprint, parent=parent, metadata=metadata
+        )
+        name = _alias_name(alias)
+        if name is not AliasName.PRODUCTION or self.resolve(component, name) is None:
+            self.set_alias(component, name, fingerprint)
+        return artifact
+
     def set_alias(
         self, component: str, alias: str | AliasName, fingerprint: str, actor: str | None = None
     ) -> Alias:

@@ -372,9 +372,7 @@ def production_reranker(registry: Registry, result_cache: ResultCache) -> Rerank
     reranker = Reranker.load(
         path, max_length=PRODUCTION_RERANKER_CONFIG.max_length, cache=result_cache
     )
-    registry.register("reranker", "reranker", str(path), reranker.fingerprint)
-    if registry.resolve("reranker", "production") is None:
-        registry.set_alias("reranker", "production", reranker.fingerprint)
+    registry.register_as("reranker", path, reranker.fingerprint, "production")
     return reranker
 
 
@@ -399,14 +397,13 @@ def candidate_reranker(
     reranker = Reranker.load(
         base, adapter=adapter, max_length=production_reranker.max_length, cache=result_cache
     )
-    registry.register(
+    registry.register_as(
         "reranker",
-        "reranker",
-        str(adapter),
+        adapter,
         reranker.fingerprint,
+        "candidate",
         parent=production_reranker.fingerprint,
     )
-    registry.set_alias("reranker", "candidate", reranker.fingerprint)
     return reranker
 
 
@@ -445,20 +442,12 @@ def smollm2() -> Path:
     return smollm2_path(ADAPTERS / "models")
 
 
-def _register_generator(
-    registry: Any, generator: Any, path: Path, alias: str, parent: str | None = None
-) -> None:
-    registry.register("generator", "generator", str(path), generator.fingerprint, parent=parent)
-    if alias != "production" or registry.resolve("generator", "production") is None:
-        registry.set_alias("generator", alias, generator.fingerprint)
-
-
 @pytest.fixture(scope="session")
 def production_generator(smollm2: Path, registry: Registry, result_cache: ResultCache) -> Generator:
     from guardrails.components.generator import Generator
 
     generator = Generator.load(smollm2, max_new_tokens=48, cache=result_cache)
-    _register_generator(registry, generator, smollm2, "production")
+    registry.register_as("generator", smollm2, generator.fingerprint, "production")
     return generator
 
 
@@ -485,9 +474,8 @@ def candidate_generator(
     if adapter is None:
         return production_generator
     generator = Generator.load(smollm2, adapter=adapter, max_new_tokens=48, cache=result_cache)
-    _register_generator(
-        registry, generator, Path(adapter), "candidate", parent=production_generator.fingerprint
-    )
+    parent = production_generator.fingerprint
+    registry.register_as("generator", adapter, generator.fingerprint, "candidate", parent=parent)
     return generator
 
 

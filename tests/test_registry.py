@@ -593,3 +593,16 @@ def test_bad_components_value_is_a_verdict_error(reg: Registry, components: Any,
         reg.promote(verdict, component="embedder")
     with pytest.raises(VerdictError, match=key):
         reg.promote_components(verdict)
+
+
+def test_register_as_bootstraps_production_once_and_moves_other_aliases(tmp_path: Path) -> None:
+    with Registry(tmp_path / "r.sqlite") as reg:
+        reg.register_as("embedder", "m1", "sha256:a", "production")
+        reg.register_as("embedder", "m2", "sha256:b", "production", parent="sha256:a")
+        assert reg.resolve("embedder", "production").fingerprint == "sha256:a"  # kept
+        reg.register_as("embedder", "m2", "sha256:b", "candidate")
+        reg.register_as("embedder", "m3", "sha256:c", "candidate")  # candidates move freely
+        assert reg.resolve("embedder", "candidate").fingerprint == "sha256:c"
+        assert reg.get("sha256:b").parent_fingerprint == "sha256:a"
+        with pytest.raises(RegistryError, match="unknown alias='staging'"):
+            reg.register_as("embedder", "m4", "sha256:d", "staging")

@@ -147,9 +147,5 @@ class Retriever:
             ),
         )
         for component, where, fp, parent, meta in items:
-            registry.register(component, component, str(where), fp, parent=parent, metadata=meta)
-            if alias == "production":
-                if registry.resolve(component, "production") is None:
-                    registry.set_alias(component, "production", fp)
-            else:
-                registry.set_alias(component, "shadow" if component == "index" else alias, fp)
+            name = "shadow" if component == "index" and alias != "production" else alias
+            registry.register_as(component, str(where), fp, name, parent=parent, metadata=meta)
