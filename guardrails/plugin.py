@@ -36,7 +36,7 @@ class SessionState:
 
     policy: Policy
     verdict_path: Path | None
-    stack: StackConfig | None = None
+    stack: StackConfig
     started: float = field(default_factory=time.time)
     gates: dict[tuple[str, str], GateResult] = field(default_factory=dict)
     outcomes: dict[str, TestOutcome] = field(default_factory=dict)
@@ -129,9 +129,10 @@ def _is_worker(config: pytest.Config) -> bool:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "guardrails: a release-gate test (guardrails)")
+    path = _config_path(config)
     try:
-        policy = load_policy(_config_path(config), config.getoption("--guardrails-policy"))
-        stack = load_stack(_config_path(config) or config.rootpath / "pyproject.toml")
+        policy = load_policy(path, config.getoption("--guardrails-policy"))
+        stack = load_stack(path)
     except (PolicyError, GuardrailsError) as exc:
         raise pytest.UsageError(f"guardrails: {exc}") from None
     seed = config.getoption("--guardrails-seed")
@@ -172,9 +173,7 @@ def guardrails_policy(pytestconfig: pytest.Config) -> Policy:
 @pytest.fixture(scope="session")
 def guardrails_stack(pytestconfig: pytest.Config) -> StackConfig:
     """The ``[tool.guardrails.stack]`` section: the deployment's domains and artifact folder."""
-    stack = pytestconfig.stash[STATE].stack
-    assert stack is not None  # loaded in pytest_configure
-    return stack
+    return pytestconfig.stash[STATE].stack
 
 
 @pytest.hookimpl(trylast=True)  # after @parametrize marks: ids read "[<mark>-<domain>]"
@@ -183,8 +182,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     so suites never name a domain."""
     if "domain" not in metafunc.fixturenames or _parametrized(metafunc, "domain"):
         return
-    stack = metafunc.config.stash[STATE].stack
-    names = stack.names() if stack is not None else ()
+    names = metafunc.config.stash[STATE].stack.names()
     if not names:
         raise pytest.UsageError(
             f"guardrails: {metafunc.definition.nodeid} takes a 'domain' but "
@@ -283,23 +281,31 @@ def build_verdict(config: pytest.Config) -> Verdict:
 
 
 def _hooked(config: pytest.Config, verdict: Verdict) -> Verdict:
-    """The verdict a ``pytest_guardrails_decide`` implementation returns, if any (recorded in
-    the provenance), else ``verdict``."""
+    """The verdict the first ``pytest_guardrails_decide`` implementation returns (in pluggy's
+    call order; recorded in the provenance with what the rules decided), else ``verdict``."""
     from dataclasses import replace
 
-    impls = config.pluginmanager.hook.pytest_guardrails_decide.get_hookimpls()
-    override = config.hook.pytest_guardrails_decide(verdict=verdict, config=config)
-    if override is None:
-        return verdict
-    if not isinstance(override, Verdict):
-        raise pytest.UsageError(
-            f"guardrails: pytest_guardrails_decide returned {type(override).__name__}, "
-            "not a guardrails.verdict.Verdict (or None)"
-        )
-    who = [impl.plugin_name for impl in impls]
-    original = {"decision": verdict.decision.value, "reason": verdict.reason}
-    provenance = {**override.provenance, "decide_hooks": who, "rules_decided": original}
-    return replace(override, provenance=provenance)
+    hook = config.pluginmanager.hook.pytest_guardrails_decide
+    for impl in reversed(hook.get_hookimpls()):  # pluggy calls the last registered first
+        if impl.hookwrapper or impl.wrapper:
+            continue
+        args = {"verdict": verdict, "config": config}
+        override = impl.function(**{name: args[name] for name in impl.argnames})
+        if override is None:
+            continue
+        if not isinstance(override, Verdict):
+            raise pytest.UsageError(
+                f"guardrails: pytest_guardrails_decide in {impl.plugin_name} returned "
+                f"{type(override).__name__}, not a guardrails.verdict.Verdict (or None)"
+            )
+        original = {"decision": verdict.decision.value, "reason": verdict.reason}
+        provenance = {
+            **override.provenance,
+            "decided_by_hook": impl.plugin_name,
+            "rules_decided": original,
+        }
+        return replace(override, provenance=provenance)
+    return verdict
 
 
 class VerdictPlugin:

@@ -52,7 +52,7 @@ def test_a_decide_hook_overrides_and_is_recorded(project: pytest.Pytester) -> No
     verdict = json.loads((project.path / "v.json").read_text())
     assert verdict["decision"] == "hold" and verdict["reason"] == "team rule: hold on Fridays"
     assert verdict["provenance"]["rules_decided"]["decision"] == "promote"
-    assert any("conftest" in name for name in verdict["provenance"]["decide_hooks"])
+    assert "conftest" in verdict["provenance"]["decided_by_hook"]
     assert (project.path / "posted.txt").read_text() == "hold v.json v.html"
 
 
@@ -60,12 +60,13 @@ def test_without_hooks_the_rules_decide(project: pytest.Pytester) -> None:
     result = project.runpytest("--guardrails-verdict=v.json", "-p", "no:cacheprovider")
     assert result.ret == 0
     verdict = json.loads((project.path / "v.json").read_text())
-    assert verdict["decision"] == "promote" and "decide_hooks" not in verdict["provenance"]
+    assert verdict["decision"] == "promote" and "decided_by_hook" not in verdict["provenance"]
 
 
 def test_a_decide_hook_returning_something_else_is_refused(project: pytest.Pytester) -> None:
     project.makeconftest("def pytest_guardrails_decide(verdict, config):\n    return 'promote'\n")
     result = project.runpytest("--guardrails-verdict=v.json", "-p", "no:cacheprovider")
     assert result.ret != 0
-    assert "pytest_guardrails_decide returned str" in result.stdout.str() + result.stderr.str()
+    output = result.stdout.str() + result.stderr.str()
+    assert "pytest_guardrails_decide in" in output and "returned str" in output
     assert not (project.path / "v.json").exists()

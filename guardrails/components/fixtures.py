@@ -18,8 +18,7 @@ from guardrails.stack import StackConfig
 def _configured(config: pytest.Config, component: str, role: str) -> Any:
     from guardrails.stack import build_component
 
-    stack = config.stash[STATE].stack
-    spec = stack.components.get(component) if stack is not None else None
+    spec = config.stash[STATE].stack.components.get(component)
     if spec is None:
         raise PolicyError(
             f"no [tool.guardrails.stack.{component}] factory is configured, and no conftest "
@@ -30,8 +29,7 @@ def _configured(config: pytest.Config, component: str, role: str) -> Any:
 
 def _candidate(config: pytest.Config, component: str, production: Any) -> Any:
     """The configured candidate, or ``production`` when there is no candidate table (A/A)."""
-    stack = config.stash[STATE].stack
-    spec = stack.components.get(component) if stack is not None else None
+    spec = config.stash[STATE].stack.components.get(component)
     if spec is None or spec.candidate is None:
         return production
     return _configured(config, component, "candidate")
