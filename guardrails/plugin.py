@@ -38,7 +38,10 @@ class SessionState:
     verdict_path: Path | None
     stack: StackConfig
     started: float = field(default_factory=time.time)
-    gates: dict[tuple[str, str], GateResult] = field(default_factory=dict)
+    gates: list[GateResult] = field(
+        default_factory=list
+    )  # every result: a re-run never replaces one
+    seen: dict[str, int] = field(default_factory=dict)  # nodeid -> gate results already taken
     outcomes: dict[str, TestOutcome] = field(default_factory=dict)
     verdict: Verdict | None = None
     applied: list[str] = field(default_factory=list)  # what --guardrails-apply did, for the summary
@@ -256,7 +259,7 @@ def _record_outcome(state: SessionState, report: pytest.TestReport) -> None:
         failure = str(next((v for k, v in report.user_properties if k == FAILURE_KEY), "error"))
         failure = failure if report.when == "call" else "error"
     lines = (report.longreprtext or "").strip().splitlines() if report.failed else []
-    gate_names = tuple(sorted(n for (node, n) in state.gates if node == report.nodeid))
+    gate_names = tuple(sorted({g.name for g in state.gates if g.nodeid == report.nodeid}))
     prev = state.outcomes.get(report.nodeid)
     duration = report.duration + (prev.duration if prev else 0.0)
     if prev is not None and _RANK[prev.outcome] >= _RANK[outcome]:
@@ -274,7 +277,7 @@ def build_verdict(config: pytest.Config) -> Verdict:
     from guardrails.verdict.provenance import collect_provenance
 
     state = config.stash[STATE]
-    gates = sorted(state.gates.values(), key=lambda g: (g.name, g.nodeid))
+    gates = sorted(state.gates, key=lambda g: (g.name, g.nodeid))
     tests = sorted(state.outcomes.values(), key=lambda t: t.nodeid)
     provenance = collect_provenance(config.rootpath, gates, tests, state.started, state.policy.seed)
     return decide(gates, state.policy, tests, provenance)
@@ -316,10 +319,13 @@ class VerdictPlugin:
         self.state = config.stash[STATE]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        for key, value in report.user_properties:
-            if key == GATE_KEY:
-                result = GateResult.from_dict(value)  # type: ignore[arg-type]
-                self.state.gates[(report.nodeid, result.name)] = result
+        # each phase's report carries the item's whole user_properties list so far: take only
+        # the gate results this test has not reported yet (a gate run twice is two results)
+        recorded = [value for key, value in report.user_properties if key == GATE_KEY]
+        seen = self.state.seen.get(report.nodeid, 0)
+        for value in recorded[seen:]:
+            self.state.gates.append(GateResult.from_dict(value))  # type: ignore[arg-type]
+        self.state.seen[report.nodeid] = max(seen, len(recorded))
         _record_outcome(self.state, report)
 
     @pytest.hookimpl(trylast=True)
@@ -393,21 +399,24 @@ def _registry_path(config: pytest.Config) -> Path:
 def _apply(config: pytest.Config, verdict: Verdict) -> None:
     """Switch registry aliases for a promote verdict (``--guardrails-apply``)."""
     from guardrails.registry import Registry
+    from guardrails.verdict.schema import verdict_document
 
     if verdict.provenance.get("artifacts"):
-        Registry(_registry_path(config)).promote(verdict.to_dict())
+        with Registry(_registry_path(config)) as registry:
+            registry.promote(verdict_document(verdict))
 
 
 def _apply_components(config: pytest.Config, verdict: Verdict) -> list[str]:
     """``--guardrails-apply`` on a non-promote verdict: switch only the components whose own
     decision is promote (one transaction); returns summary lines saying what happened."""
     from guardrails.registry import Registry
+    from guardrails.verdict.schema import verdict_document
 
     if not verdict.provenance.get("artifacts"):
         return ["guardrails apply: nothing switched: the verdict lists no artifacts"]
     try:
         with Registry(_registry_path(config)) as registry:
-            switches = registry.promote_components(verdict.to_dict())
+            switches = registry.promote_components(verdict_document(verdict))
     except GuardrailsError as exc:
         return [f"guardrails apply: nothing switched: {exc}"]
     return [

@@ -79,6 +79,7 @@ __all__ = [
     "load_policies",
     "load_policy",
     "parse_policies",
+    "policy_from_dict",
     "read_guardrails_table",
 ]
 
@@ -176,6 +177,48 @@ class Policy:
 
 DEFAULT_POLICY = Policy(name="default")
 
+_POLICY_RECORD_KEYS = {
+    "name",
+    "alpha",
+    "power",
+    "required",
+    "components",
+    "seed",
+    "n-resamples",
+    "metrics",
+    "gates",
+}
+_GATE_KEYS = {"max_drop": "max-drop", "min_gain": "min-gain"}
+
+
+def policy_from_dict(data: Any, *, source: str = "<verdict policy>") -> Policy:
+    """The policy a verdict recorded (:meth:`Policy.to_dict`), rebuilt and validated by the
+    same rules as a pyproject policy (a :class:`PolicyError` names the bad key)."""
+    if not isinstance(data, Mapping) or not isinstance(data.get("name"), str) or not data["name"]:
+        raise PolicyError(
+            f"{source}: a recorded policy is an object with a 'name'; got {data!r:.80}"
+        )
+    _check_keys(data, _POLICY_RECORD_KEYS, "policy", source)
+    name = data["name"]
+    body: dict[str, Any] = {k: v for k, v in data.items() if k not in ("name", "metrics", "gates")}
+    metrics, gates = data.get("metrics", {}), data.get("gates", {})
+    if not isinstance(metrics, Mapping) or not isinstance(gates, Mapping):
+        raise PolicyError(f"{source}: policy metrics and gates must be objects")
+    body["metrics"] = {
+        m: {k: v for k, v in t.items() if k != "metric" and v is not None}
+        if isinstance(t, Mapping)
+        else t
+        for m, t in metrics.items()
+    }
+    body["gates"] = {
+        g: {_GATE_KEYS.get(k, k): v for k, v in t.items() if v is not None}
+        if isinstance(t, Mapping)
+        else t
+        for g, t in gates.items()
+    }
+    return parse_policies({"policies": {name: body}}, source=source)[name]
+
+
 # Built-in limits every policy starts from (module docstring): by metric family, then by metric.
 BUILTIN_LIMITS: Mapping[str, Mapping[str, float]] = {
     "ranking": {"max_drop": 0.02, "min_gain": 0.0},
@@ -248,8 +291,10 @@ def _root(table: Mapping[str, Any], source: str) -> Policy:
     """The defaults every policy starts from: top-level seed, n-resamples and components."""
     return replace(
         DEFAULT_POLICY,
-        seed=_seed(table),
-        n_resamples=_n_resamples(table),
+        seed=_seed(table.get("seed", DEFAULT_POLICY.seed), "[tool.guardrails]", source),
+        n_resamples=_n_resamples(
+            table.get("n-resamples", DEFAULT_POLICY.n_resamples), "[tool.guardrails]", source
+        ),
         components=_components(table.get("components", {}), "[tool.guardrails]", source),
     )
 
@@ -300,9 +345,9 @@ def _build(
         ),
         metrics=metrics,
         gates=gates,
-        seed=int(body.get("seed", parent.seed)),
-        n_resamples=int(body.get("n-resamples", parent.n_resamples)),
-        description=str(body.get("description", "")),
+        seed=_seed(body.get("seed", parent.seed), where, source),
+        n_resamples=_n_resamples(body.get("n-resamples", parent.n_resamples), where, source),
+        description=_description(body.get("description", ""), where, source),
     )
 
 
@@ -422,18 +467,30 @@ def _prob(value: Any, key: str, where: str, source: str, *, upper: float = 0.5) 
     return number
 
 
-def _seed(table: Mapping[str, Any]) -> int:
-    seed = table.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise PolicyError(f"[tool.guardrails] seed={seed!r}; allowed values: an integer >= 0")
+def _seed(seed: Any, where: str, source: str) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise PolicyError(f"{source}: {where} seed={seed!r}; allowed values: an integer >= 0")
     return seed
 
 
-def _n_resamples(table: Mapping[str, Any]) -> int:
-    n = table.get("n-resamples", 10000)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 100:
-        raise PolicyError(f"[tool.guardrails] n-resamples={n!r}; allowed values: an integer >= 100")
+MIN_RESAMPLES = 1000
+MAX_RESAMPLES = 1_000_000
+
+
+def _n_resamples(n: Any, where: str, source: str) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or not MIN_RESAMPLES <= n <= MAX_RESAMPLES:
+        raise PolicyError(
+            f"{source}: {where} n-resamples={n!r}; allowed values: an integer from "
+            f"{MIN_RESAMPLES} to {MAX_RESAMPLES} (fewer resamples make the interval and the "
+            "p-value too coarse to decide at alpha)"
+        )
     return n
+
+
+def _description(value: Any, where: str, source: str) -> str:
+    if not isinstance(value, str):
+        raise PolicyError(f"{source}: {where} description={value!r}; allowed values: a string")
+    return value
 
 
 def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str, source: str) -> None:

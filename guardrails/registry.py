@@ -65,7 +65,6 @@ __all__ = [
 
 DEFAULT_REGISTRY_PATH = Path("adapters/registry.sqlite")
 BUSY_TIMEOUT_S = 30.0
-MAX_VERDICT_SCHEMA = 1
 TEST_SLEEP_ENV = "GUARDRAILS_REGISTRY_TEST_SLEEP_IN_TXN"
 
 
@@ -225,11 +224,15 @@ def _test_sleep_in_txn() -> None:
         time.sleep(float(seconds))
 
 
-# ---- verdict reading (only the keys the registry depends on) -------------------------------
+# ---- verdict reading: the one reader, then verification ------------------------------------
 
 
 def _read_verdict(verdict: str | Path | Mapping[str, Any]) -> _Verdict:
-    """Load and validate a verdict file or dict; sha256 of the file bytes or canonical JSON."""
+    """Read a verdict file or dict with the verdict package's reader and verify it
+    (:func:`guardrails.verdict.integrity.verify_verdict`: re-derived from its per-sample
+    evidence, signed when a key is configured); sha256 of the file bytes or canonical JSON."""
+    from guardrails.verdict.integrity import verify_verdict
+
     if isinstance(verdict, Mapping):
         data, source = dict(verdict), "<verdict dict>"
         sha = fingerprint_json(data).removeprefix("sha256:")
@@ -237,28 +240,34 @@ def _read_verdict(verdict: str | Path | Mapping[str, Any]) -> _Verdict:
         source = str(verdict)
         try:
             raw = Path(verdict).read_bytes()
-            data = json.loads(raw)
-        except (OSError, ValueError) as exc:
-            raise VerdictError(f"{source}: cannot read verdict JSON: {exc}") from exc
+        except OSError as exc:
+            raise VerdictError(
+                f"{source}: cannot read the verdict: {exc.strerror or exc}"
+            ) from None
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise VerdictError(f"{source}: not UTF-8 (byte {exc.start})") from None
+        except json.JSONDecodeError as exc:
+            raise VerdictError(f"{source}:{exc.lineno}: not valid JSON ({exc.msg})") from None
         sha = hashlib.sha256(raw).hexdigest()
-    return _validate_verdict(data, source, sha)
+    checked = verify_verdict(data, source)
+    arts = checked.provenance.get("artifacts")
+    if not isinstance(arts, list):
+        raise VerdictError(
+            f"{source}: key 'provenance.artifacts' must be a list; got {arts!r:.80}."
+        )
+    rows = tuple(
+        tuple(_check_keys(a, _ARTIFACT_KEYS, source, f"provenance.artifacts[{i}]."))
+        for i, a in enumerate(arts)
+    )
+    components = {
+        name: (str(entry["decision"]), str(entry.get("reason", "")))
+        for name, entry in checked.components.items()
+    }
+    return _Verdict(source, sha, checked.decision.value, checked.reason, rows, components)
 
 
-_VERDICT_KEYS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
-    (
-        "schema_version",
-        lambda v: type(v) is int and 1 <= v <= MAX_VERDICT_SCHEMA,
-        f"an int in 1..{MAX_VERDICT_SCHEMA}",
-    ),
-    (
-        "decision",
-        lambda v: v in ("promote", "rollback", "hold"),
-        "one of 'promote', 'rollback', 'hold'",
-    ),
-    ("reason", lambda v: isinstance(v, str), "a string"),
-    ("provenance", lambda v: isinstance(v, dict), "an object"),
-    ("provenance.artifacts", lambda v: isinstance(v, list), "a list"),
-)
 _ARTIFACT_KEYS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("component", lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
     ("role", lambda v: v in ("candidate", "baseline"), "'candidate' or 'baseline'"),
@@ -272,45 +281,16 @@ def _check_keys(
     source: str,
     prefix: str = "",
 ) -> list[Any]:
-    """Values of dotted ``keys`` in ``obj``; VerdictError naming the first bad key."""
+    """Values of ``keys`` in ``obj``; VerdictError naming the first bad key."""
     values = []
     for key, ok, what in keys:
-        value: Any = obj
-        for part in key.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
+        value = obj.get(key) if isinstance(obj, dict) else None
         if not ok(value):
             raise VerdictError(
-                f"{source}: key {prefix + key!r} must be {what}; got {prefix + key}={value!r}."
+                f"{source}: key {prefix + key!r} must be {what}; got {prefix + key}={value!r:.80}."
             )
         values.append(value)
     return values
-
-
-def _validate_verdict(data: Any, source: str, sha: str) -> _Verdict:
-    if not isinstance(data, dict):
-        raise VerdictError(f"{source}: a verdict is a JSON object; got {type(data).__name__}.")
-    _, decision, reason, _, arts = _check_keys(data, _VERDICT_KEYS, source)
-    rows = tuple(
-        tuple(_check_keys(a, _ARTIFACT_KEYS, source, f"provenance.artifacts[{i}]."))
-        for i, a in enumerate(arts)
-    )
-    return _Verdict(source, sha, decision, reason, rows, _verdict_components(data, source))
-
-
-def _verdict_components(data: dict[str, Any], source: str) -> dict[str, tuple[str, str]]:
-    """The optional per-component decisions: ``component -> (decision, reason)``."""
-    comps = data.get("components", {})
-    if not isinstance(comps, dict):
-        raise VerdictError(
-            f"{source}: key 'components' must be an object of component -> "
-            f'{{"decision": ...}}; got components={comps!r}.'
-        )
-    out = {}
-    for name, entry in comps.items():
-        (decision,) = _check_keys(entry, _VERDICT_KEYS[1:2], source, f"components.{name}.")
-        reason = entry.get("reason")
-        out[name] = (decision, reason if isinstance(reason, str) else "")
-    return out
 
 
 def _pairs(verdict: _Verdict, only: str | None) -> dict[str, tuple[str, str]]:

@@ -8,6 +8,7 @@ Set ``GUARDRAILS_REGISTRY_TEST_SLEEP_IN_TXN`` to make it linger inside its trans
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -29,20 +30,59 @@ def variant_fp(component: str, variant: str) -> str:
     return fingerprint_json({"component": component, "variant": variant})
 
 
+_SCORES = {  # per-sample (baseline, candidate) scores that make a gate decide each way
+    "promote": [(0.5 + 0.01 * (i % 7), 0.55 + 0.01 * (i % 7)) for i in range(20)],
+    "rollback": [(0.5 + 0.01 * (i % 7), 0.3 + 0.01 * (i % 7)) for i in range(20)],
+    "hold": [(0.5, 0.55), (0.6, 0.65)],  # two samples prove nothing: inconclusive
+}
+
+
 def verdict_for(
-    pairs: dict[str, tuple[str, str]], decision: str = "promote", reason: str = "gates passed"
+    pairs: dict[str, tuple[str, str]],
+    decision: str = "promote",
+    *,
+    components: dict[str, str] | None = None,
+    nonce: str | None = None,
 ) -> dict[str, Any]:
-    """A minimal verdict dict: ``pairs`` maps component -> (candidate, baseline)."""
+    """A real verdict dict (gates with per-sample scores, decided by the rules) whose
+    ``provenance.artifacts`` list ``pairs`` (component -> (candidate, baseline)).
+
+    Without ``components`` one gate per component decides ``decision``; with ``components``
+    (component -> decision) each component gets its own gate and the overall decision is
+    what the rules derive (``decision`` must then match it)."""
+    from guardrails.gates.evaluate import evaluate_gate
+    from guardrails.policy import parse_policies
+    from guardrails.verdict import decide
+
+    wanted = components or {c: decision for c in pairs}
+    table: dict[str, Any] = {"n-resamples": 1000, "policies": {"test": {}}}
+    if components:
+        table["components"] = {c: [f"{c}-*"] for c in components}
+    policy = parse_policies(table)["test"]
+    gates = []
+    for comp, want in sorted(wanted.items()):
+        base, cand = zip(*_SCORES[want], strict=True)
+        gates.append(
+            evaluate_gate(
+                "noninferior",
+                "ndcg@10",
+                candidate=cand,
+                baseline=base,
+                policy=policy,
+                name=f"{comp}-quality",
+            )
+        )
     arts = []
-    for comp, (cand, base) in sorted(pairs.items()):
-        arts.append({"component": comp, "role": "candidate", "fingerprint": cand})
-        arts.append({"component": comp, "role": "baseline", "fingerprint": base})
-    return {
-        "schema_version": 1,
-        "decision": decision,
-        "reason": reason,
-        "provenance": {"artifacts": arts},
-    }
+    for comp, (cand_fp, base_fp) in sorted(pairs.items()):
+        arts.append({"component": comp, "role": "candidate", "fingerprint": cand_fp})
+        arts.append({"component": comp, "role": "baseline", "fingerprint": base_fp})
+    provenance: dict[str, Any] = {"artifacts": arts}
+    if nonce is not None:
+        provenance["run"] = nonce
+    verdict = decide(gates, policy, provenance=provenance)
+    if verdict.decision.value != decision:
+        raise AssertionError(f"components {wanted} decide {verdict.decision.value}, not {decision}")
+    return json.loads(json.dumps(verdict.to_dict()))
 
 
 def seed(db: str | Path) -> None:
@@ -53,7 +93,7 @@ def seed(db: str | Path) -> None:
                 reg.register("adapter", comp, f"adapters/{comp}-{v}", variant_fp(comp, v))
             reg.set_alias(comp, "production", variant_fp(comp, "A"), actor="seed")
         pairs = {c: (variant_fp(c, "B"), variant_fp(c, "A")) for c in COMPONENTS}
-        reg.promote(verdict_for(pairs, reason="seed"), actor="seed")
+        reg.promote(verdict_for(pairs, nonce="seed"), actor="seed")
 
 
 def _other(component: str, fp: str) -> str:
@@ -69,7 +109,7 @@ def flip_all(reg: Registry, nonce: str) -> None:
         assert prod is not None
         pairs[comp] = (_other(comp, prod.fingerprint), prod.fingerprint)
         reg.set_alias(comp, "candidate", pairs[comp][0], actor="worker")
-    reg.promote(verdict_for(pairs, reason=f"flip {nonce}"), actor="worker")
+    reg.promote(verdict_for(pairs, nonce=f"flip {nonce}"), actor="worker")
 
 
 def churn(db: str | Path) -> None:

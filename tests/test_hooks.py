@@ -10,7 +10,7 @@ import pytest
 PYPROJECT = """
 [tool.guardrails]
 policy = "p"
-n-resamples = 500
+n-resamples = 1000
 [tool.guardrails.policies.p.metrics."ndcg@10"]
 max-drop = 0.05
 """

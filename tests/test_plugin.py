@@ -321,3 +321,64 @@ def test_apply_switches_nothing_when_no_component_is_promotable(
     result.stdout.fnmatch_lines(["  generator: ROLLBACK*"])
     assert "guardrails apply" not in result.stdout.str()
     assert _production(db) == {"embedder": "sha256:embedder-0", "generator": "sha256:generator-0"}
+
+
+def test_a_gate_rerun_after_failing_does_not_replace_the_failure(pytester: pytest.Pytester) -> None:
+    """A test that catches GateFailed and re-runs the gate under the same name: both results
+    reach the verdict and the failure rolls back (before: only the pass was kept -> PROMOTE)."""
+    pytester.makepyprojecttoml(PYPROJECT)
+    pytester.makepyfile(
+        """
+import numpy as np
+from guardrails.errors import GateFailed
+
+def test_sneaky(gate):
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 1, 200)
+    try:
+        gate.noninferior("ndcg@10", candidate=base - 0.3, baseline=base, name="quality")
+    except GateFailed:
+        gate.noninferior("ndcg@10", candidate=base, baseline=base, name="quality")
+"""
+    )
+    result = pytester.runpytest("--guardrails-verdict=v.json", "-p", "no:cacheprovider")
+    v = _verdict(pytester)
+    assert v["decision"] == "rollback"
+    assert [g["status"] for g in v["gates"]] == ["failed", "passed"]
+    assert any("recorded 2 times" in r for r in v["reasons"])
+    assert result.ret != 0
+
+
+def test_guardrails_promote_refuses_a_forged_plugin_verdict(
+    project: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The verdict the plugin writes is promotable as written; the same file with its
+    decision edited, or signed then altered, is refused by `guardrails promote`."""
+    from guardrails.registry import Registry
+
+    project.makepyfile(test_regression=REGRESSION)
+    result = project.runpytest("--guardrails-verdict=v.json", "-p", "no:cacheprovider")
+    assert _verdict(project)["decision"] == "rollback"
+    v = _verdict(project)
+    v["provenance"]["artifacts"] = [
+        {"component": "embedder", "role": "candidate", "fingerprint": "sha256:new"},
+        {"component": "embedder", "role": "baseline", "fingerprint": "sha256:old"},
+    ]
+    db = tmp_path_factory.mktemp("reg") / "r.sqlite"
+    with Registry(db) as reg:
+        reg.register("adapter", "embedder", "old", "sha256:old")
+        reg.register("adapter", "embedder", "new", "sha256:new")
+        reg.set_alias("embedder", "production", "sha256:old")
+    forged = project.path / "forged.json"
+    forged.write_text(json.dumps({**v, "decision": "promote"}))
+    run = subprocess.run(
+        [sys.executable, "-m", "guardrails.cli", "promote", str(forged), "--registry", str(db)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 2, run.stderr
+    assert "does not follow from its gates" in run.stderr
+    with Registry(db) as reg:
+        assert reg.resolve("embedder", "production").fingerprint == "sha256:old"
+    assert result.ret != 0

@@ -47,6 +47,12 @@ def test_named_policies_extend_and_override() -> None:
         ({"metrics": {"ndcg@10": {"maxdrop": 1}}}, "unknown key 'maxdrop'"),
         ({"extends": "nope"}, "unknown policies.p.extends 'nope'"),
         ({"extends": "p"}, "makes a cycle"),
+        ({"n-resamples": 2}, "n-resamples=2; allowed values: an integer from 1000"),
+        ({"n-resamples": 3.5}, "n-resamples=3.5; allowed values"),
+        ({"n-resamples": True}, "n-resamples=True; allowed values"),
+        ({"seed": -1}, "seed=-1; allowed values: an integer >= 0"),
+        ({"seed": "7"}, "seed='7'; allowed values"),
+        ({"description": 3}, "description=3; allowed values: a string"),
     ],
 )
 def test_bad_policy_names_key_and_allowed_values(body: dict, needle: str) -> None:
@@ -180,3 +186,44 @@ def test_a_gate_with_no_configuration_uses_the_builtin_margin() -> None:
         name="g",
     )
     assert result.limit == "max-drop 0.02" and result.status.value == "failed"
+
+
+@pytest.mark.parametrize("key", ["seed", "n-resamples"])
+def test_top_level_and_policy_level_keys_share_one_rule(key: str) -> None:
+    """The same bad value is refused at [tool.guardrails] and in a policy, with the same rule."""
+    bad = 2 if key == "n-resamples" else -3
+    with pytest.raises(PolicyError) as top:
+        parse_policies({key: bad, "policies": {"p": {}}})
+    with pytest.raises(PolicyError) as inner:
+        parse_policies({"policies": {"p": {key: bad}}})
+    rule = str(top.value).split("allowed values:")[1]
+    assert rule == str(inner.value).split("allowed values:")[1]
+    assert "[tool.guardrails.policies.p]" in str(inner.value)
+
+
+def test_a_recorded_policy_rebuilds_exactly_and_is_validated() -> None:
+    from guardrails.policy import policy_from_dict
+
+    policy = parse_policies(
+        {
+            "seed": 5,
+            "n-resamples": 3000,
+            "components": {"embedder": ["retrieval-*"]},
+            "policies": {
+                "p": {
+                    "alpha": 0.01,
+                    "required": ["retrieval-*"],
+                    "metrics": {"ndcg@10": {"max-drop": 0.03, "min": 0.2}},
+                    "gates": {"retrieval-x": {"min-gain": 0.01, "max-drop": 0.001}},
+                }
+            },
+        }
+    )["p"]
+    again = policy_from_dict(policy.to_dict())
+    assert again.to_dict() == policy.to_dict()
+    assert again.threshold("ndcg@10", "retrieval-x") == policy.threshold("ndcg@10", "retrieval-x")
+    forged = {**policy.to_dict(), "n-resamples": 2}
+    with pytest.raises(PolicyError, match="n-resamples=2"):
+        policy_from_dict(forged)
+    with pytest.raises(PolicyError, match="unknown key 'sneaky'"):
+        policy_from_dict({**policy.to_dict(), "sneaky": 1})

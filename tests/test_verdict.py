@@ -378,3 +378,52 @@ def test_a_required_pattern_with_a_typo_holds_and_names_the_close_gate() -> None
     typo, absent = [r for r in verdict.reasons if r.startswith("required gate")]
     assert "did you mean 'retrieval-payments:ndcg@10'?" in typo
     assert "did you mean" not in absent  # nothing close: no guess
+
+
+def test_redecide_reproduces_the_verdict_with_per_call_overrides() -> None:
+    """A limit given to the gate call (not in the policy) is stored with the gate, so the same
+    policy re-decides to the same verdict; before, redecide dropped it (HOLD -> ROLLBACK, or
+    "no max-drop")."""
+    bare = parse_policies({"policies": {"b": {"n-resamples": 2000}}})["b"]
+    rng = np.random.default_rng(3)
+    base = rng.uniform(0, 1, 80)
+    cand = base - 0.01 + rng.normal(0, 0.05, 80)
+    loose = evaluate_gate(
+        "noninferior",
+        "latency",
+        candidate=cand * 100,
+        baseline=base * 100,
+        policy=bare,
+        name="lat",
+        overrides={"max_drop": 5.0},
+    )
+    tight = evaluate_gate(
+        "noninferior",
+        "ndcg@10",
+        candidate=cand,
+        baseline=base,
+        policy=bare,
+        name="q",
+        overrides={"max_drop": 0.2},
+    )
+    v = decide([loose, tight], bare)
+    again = redecide(Verdict.from_dict(json.loads(json.dumps(v.to_dict()))), bare)
+    assert again.decision is v.decision
+    assert [g.to_dict() for g in again.gates] == [g.to_dict() for g in v.gates]
+    assert again.gates[0].overrides == {"max_drop": 5.0}
+
+
+def test_a_gate_without_per_sample_scores_cannot_be_redecided() -> None:
+    v = decide([_gate("g1", 0.0)], POLICY).to_dict()
+    v["gates"][0]["per_sample"] = {}
+    with pytest.raises(VerdictError, match="no per-sample scores"):
+        redecide(Verdict.from_dict(v), POLICY)
+
+
+def test_a_gate_name_recorded_twice_holds_and_the_worse_result_counts() -> None:
+    good, bad = _gate("g1", 0.0), _gate("g1", -0.3)
+    assert good.status is Status.PASSED and bad.status is Status.FAILED
+    both_pass = decide([good, _gate("g1", 0.0, seed=1)], POLICY)
+    assert both_pass.decision is Decision.HOLD
+    assert "gate name 'g1' was recorded 2 times" in both_pass.reason
+    assert decide([bad, good], POLICY).decision is Decision.ROLLBACK

@@ -68,6 +68,7 @@ def evaluate_drift_gate(
         method=f"{spec.name}-test",
         seed=run_seed,
         extra={"n_reference": len(ref), "n_current": len(cur), "bins": bins, **plots},
+        overrides={} if maximum is None else {"max": float(maximum)},
     )
 
 

@@ -145,6 +145,7 @@ def evaluate_gate(
         per_sample=_per_sample(ids_list, cand, base),
         worst=_worst(ids_list, cand, base, sign, worst_k),
         warnings=_warnings(kind, spec, threshold, mde, comp.n),
+        overrides={k: float(v) for k, v in (overrides or {}).items() if v is not None},
     )
 
 

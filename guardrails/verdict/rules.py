@@ -5,7 +5,9 @@ Rules of :func:`decide`, in order:
 1. a gate failed (after Holm adjustment of the failure p-values across the run's gates), or
    a test's assertion failed outside any gate ⇒ **rollback**;
 2. no gate ran; a required gate is missing, skipped or errored; a test errored; a gate is
-   inconclusive ⇒ **hold** (absence of evidence is not a pass);
+   inconclusive; two results carry the same gate name (a gate re-run after it failed, or two
+   tests that collide: the evidence is ambiguous, and a failed one still rolls back by rule 1)
+   ⇒ **hold** (absence of evidence is not a pass);
 3. otherwise ⇒ **promote**.
 
 When the policy has ``components`` (component name -> gate-name fnmatch patterns), the same
@@ -25,12 +27,14 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
+from guardrails.errors import VerdictError
 from guardrails.policy import Policy
 from guardrails.verdict.schema import (
     COMPARATIVE,
@@ -160,6 +164,13 @@ def _judge(
         f"required gate {p!r} did not run (skipped, errored or missing){_closest(p, gates)}"
         for p in missing
     ]
+    hold += [
+        f"gate name {name!r} was recorded {count} times (tests: "
+        f"{', '.join(sorted({g.nodeid or '?' for g in gates if g.name == name}))}): a gate's "
+        "name must be unique in a run; re-running a gate does not replace its first result"
+        for name, count in sorted(Counter(g.name for g in gates).items())
+        if count > 1
+    ]
     if not ran and not rollback:
         hold.insert(0, no_gate)
     if rollback:
@@ -221,32 +232,48 @@ def _short(g: GateResult) -> str:
 
 
 def redecide(verdict: Verdict, policy: Policy) -> Verdict:
-    """Judge a stored verdict's per-sample scores under ``policy`` (no model is run)."""
+    """Judge a stored verdict's per-sample scores under ``policy`` (no model is run).
+
+    Each gate is re-evaluated with the limits passed to its call (``overrides``), so under the
+    verdict's own policy the result is the original verdict. A paired or one-sample gate
+    without per-sample scores cannot be re-decided: :class:`VerdictError`.
+    """
     from guardrails.gates.evaluate import evaluate_gate  # gates import this package
 
     gates = []
     for g in verdict.gates:
-        if g.kind in COMPARATIVE and g.per_sample.get("candidate") is not None:
+        if g.kind in COMPARATIVE:
+            scores = g.per_sample.get("candidate")
+            if not scores or (g.kind != "at_least" and not g.per_sample.get("baseline")):
+                raise VerdictError(
+                    f"gate {g.name!r} has no per-sample scores ('per_sample' with "
+                    "'candidate'"
+                    + ("" if g.kind == "at_least" else " and 'baseline'")
+                    + "): its decision cannot be re-derived; re-run the gate"
+                )
             fresh = evaluate_gate(
                 g.kind,
                 g.metric,
-                candidate=g.per_sample["candidate"],
+                candidate=scores,
                 baseline=g.per_sample.get("baseline"),
                 policy=policy,
                 name=g.name,
                 ids=g.per_sample.get("ids"),
+                overrides=g.overrides,
             )
             gates.append(replace(fresh, nodeid=g.nodeid, golden=g.golden, extra=g.extra))
         elif g.kind == "no_drift":
             limits = policy.threshold(g.metric, g.name)
-            bound = limits.max if limits.max is not None else g.threshold
+            bound = g.overrides.get("max", limits.max if limits.max is not None else g.threshold)
             alpha = limits.alpha or policy.alpha
-            failed = g.candidate > bound and (g.p_value or 1.0) < alpha
+            failed = g.candidate > bound and (g.p_value if g.p_value is not None else 1.0) < alpha
             gates.append(
                 replace(
                     g,
                     threshold=bound,
+                    limit=f"max {bound:g} and significant at alpha={alpha:g}",
                     alpha=alpha,
+                    p_adjusted=None,
                     status=Status.FAILED if failed else Status.PASSED,
                 )
             )

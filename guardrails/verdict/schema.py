@@ -31,6 +31,7 @@ __all__ = [
     "Verdict",
     "atomic_write_text",
     "load_verdict",
+    "verdict_document",
     "write_verdict",
 ]
 
@@ -70,6 +71,8 @@ class GateResult:
     nodeid: str = ""
     golden: Mapping[str, str] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    overrides: Mapping[str, float] = field(default_factory=dict)
+    """Limits passed to this gate call (``max_drop=``...), so re-deciding reproduces it."""
 
     @property
     def passed(self) -> bool:
@@ -83,6 +86,7 @@ class GateResult:
         for key in ("candidate", "baseline", "delta", "p_value", "p_adjusted", "mde", "threshold"):
             out[key] = _json_float(out[key])
         out["worst"] = [dict(w) for w in self.worst]
+        out["overrides"] = dict(self.overrides)
         return out
 
     @classmethod
@@ -94,6 +98,7 @@ class GateResult:
             fields[key] = _nan(data[key])
         fields["worst"] = tuple(data.get("worst", ()))
         fields["warnings"] = tuple(data.get("warnings", ()))
+        fields["overrides"] = dict(data.get("overrides") or {})
         return cls(**fields)
 
     def message(self) -> str:
@@ -255,6 +260,15 @@ def _validate(data: Any, source: str) -> None:
             f"{source}: decision={data['decision']!r}; allowed values: "
             f"{[d.value for d in Decision]}"
         )
+    shapes: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
+        ("policy", Mapping, "an object"),
+        ("provenance", Mapping, "an object"),
+        ("tests", list, "a list"),
+        ("reasons", list, "a list"),
+    )
+    for key, shape, what in shapes:
+        if key in data and not isinstance(data[key], shape):
+            raise VerdictError(f"{source}: key {key!r} must be {what}; got {data[key]!r:.80}")
     components = data.get("components", {})  # optional: older verdicts have none
     if not isinstance(components, Mapping):
         raise VerdictError(f"{source}: key 'components' must be an object of component -> entry")
@@ -274,9 +288,19 @@ def _validate(data: Any, source: str) -> None:
                 )
 
 
+def verdict_document(verdict: Verdict) -> dict[str, Any]:
+    """The verdict as the JSON object written to disk: signed (an HMAC over its canonical
+    form, see :mod:`guardrails.verdict.integrity`) when ``$GUARDRAILS_VERDICT_KEY`` is set."""
+    from guardrails.verdict.integrity import sign_verdict, signing_key
+
+    data = verdict.to_dict()
+    key = signing_key()
+    return sign_verdict(data, key) if key is not None else data
+
+
 def write_verdict(verdict: Verdict, path: str | Path) -> Path:
     """Write the verdict JSON atomically (sorted keys, so equal verdicts are equal bytes)."""
-    text = json.dumps(verdict.to_dict(), indent=2, sort_keys=True, allow_nan=False)
+    text = json.dumps(verdict_document(verdict), indent=2, sort_keys=True, allow_nan=False)
     atomic_write_text(path, text + "\n")
     return Path(path)
 
