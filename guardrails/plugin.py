@@ -37,6 +37,7 @@ class SessionState:
     policy: Policy
     verdict_path: Path | None
     stack: StackConfig
+    config_path: Path | None = None  # the pyproject the policy and the stack came from
     started: float = field(default_factory=time.time)
     gates: list[GateResult] = field(
         default_factory=list
@@ -108,7 +109,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--guardrails-registry",
         metavar="PATH",
         default=None,
-        help="registry SQLite file (default: adapters/registry.sqlite)",
+        help="registry SQLite file (default: [tool.guardrails.stack] registry, else "
+        "<artifacts>/registry.sqlite)",
     )
 
 
@@ -146,7 +148,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
         policy = replace(policy, seed=seed)
     verdict = config.getoption("--guardrails-verdict")
-    config.stash[STATE] = SessionState(policy, Path(verdict) if verdict else None, stack)
+    config.stash[STATE] = SessionState(policy, Path(verdict) if verdict else None, stack, path)
     from guardrails.components import fixtures
 
     config.pluginmanager.register(fixtures, "guardrails-stack-fixtures")
@@ -389,11 +391,8 @@ def _short(fp: str) -> str:
 
 
 def _registry_path(config: pytest.Config) -> Path:
-    from guardrails.registry import DEFAULT_REGISTRY_PATH
-
-    return Path(
-        config.getoption("--guardrails-registry") or config.rootpath / DEFAULT_REGISTRY_PATH
-    )
+    option = config.getoption("--guardrails-registry")
+    return Path(option) if option else config.stash[STATE].stack.registry_path
 
 
 def _apply(config: pytest.Config, verdict: Verdict) -> None:

@@ -6,7 +6,12 @@ factory that returns an object satisfying the component's Protocol
 (:mod:`guardrails.components.protocols`)::
 
     [tool.guardrails.stack]
-    artifacts = "adapters"            # candidates, indexes, caches, registry land here
+    artifacts = "adapters"            # candidates, indexes, caches land here
+    registry = "adapters/registry.sqlite"   # default: <artifacts>/registry.sqlite
+
+    [tool.guardrails.stack.logs]       # production logs: drift_windows, trigger_decision, curated
+    reference = "logs/2026-11-w1.jsonl.gz"  # JSONL / .gz / .parquet (guardrails.monitoring.logs)
+    current = "logs/2026-11-w2.jsonl.gz"
 
     [tool.guardrails.stack.domains.billing]
     golden = "golden/billing"         # BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv
@@ -26,6 +31,10 @@ factory that returns an object satisfying the component's Protocol
     adapter = "adapters/retriever/e5-lora"
     [tool.guardrails.stack.index]
     kind = "flat"                     # flat, hnsw or ivf
+
+    [tool.guardrails.stack.reranker]   # production_reranker / candidate_reranker
+    factory = "guardrails.components.reranker:Reranker.load"
+    path = "models/my-cross-encoder"
 
     [tool.guardrails.stack.generator]  # the production_generator / candidate_generator fixtures
     factory = "guardrails.components.remote:OpenAICompatibleGenerator"
@@ -61,9 +70,10 @@ __all__ = [
 
 ROLES = ("established", "new")
 # component name -> the Protocol (guardrails.components.protocols) its factory must satisfy
-PROTOCOLS = {"embedder": "TextEmbedder", "generator": "TextGenerator"}
+PROTOCOLS = {"embedder": "TextEmbedder", "reranker": "TextReranker", "generator": "TextGenerator"}
 INDEX_KINDS = ("flat", "hnsw", "ivf")
-_STACK_KEYS = {"artifacts", "domains", "index", *PROTOCOLS}
+_STACK_KEYS = {"artifacts", "registry", "logs", "domains", "index", *PROTOCOLS}
+_LOG_KEYS = {"reference", "current"}
 _DOMAIN_KEYS = {"golden", "role", "qa", "canaries", "preferences"}
 _DEFAULT_FILES = {
     "qa": "qa.jsonl",
@@ -109,6 +119,14 @@ class StackConfig:
     domains: Mapping[str, DomainConfig] = field(default_factory=dict)
     components: Mapping[str, ComponentSpec] = field(default_factory=dict)
     index_kind: str = "flat"
+    registry: Path | None = None
+    """The registry's SQLite file (``None``: ``<artifacts>/registry.sqlite``)."""
+    logs: tuple[Path, Path] | None = None
+    """``(reference, current)`` production log windows, when configured."""
+
+    @property
+    def registry_path(self) -> Path:
+        return self.registry if self.registry is not None else self.artifacts / "registry.sqlite"
 
     def names(self, role: str | None = None) -> tuple[str, ...]:
         """Domain names in configuration order, all or those with ``role``."""
@@ -129,7 +147,37 @@ def parse_stack(
     if not isinstance(artifacts, str) or not artifacts:
         raise PolicyError(f"{source}: {where} artifacts={artifacts!r} must be a folder path")
     components = {c: _component(c, table[c], source) for c in PROTOCOLS if c in table}
-    return StackConfig(root, root / artifacts, domains, components, _index_kind(table, source))
+    registry = table.get("registry")
+    if registry is not None and (not isinstance(registry, str) or not registry):
+        raise PolicyError(f"{source}: {where} registry={registry!r} must be a file path")
+    return StackConfig(
+        root,
+        root / artifacts,
+        domains,
+        components,
+        _index_kind(table, source),
+        None if registry is None else root / registry,
+        _logs(table, root, source),
+    )
+
+
+def _logs(table: Mapping[str, Any], root: Path, source: str) -> tuple[Path, Path] | None:
+    where = "[tool.guardrails.stack.logs]"
+    logs = table.get("logs")
+    if logs is None:
+        return None
+    if not isinstance(logs, Mapping):
+        raise PolicyError(f"{source}: {where} must be a table with keys {sorted(_LOG_KEYS)}")
+    _check(logs, _LOG_KEYS, where, source)
+    paths = []
+    for key in ("reference", "current"):
+        value = logs.get(key)
+        if not isinstance(value, str) or not value:
+            raise PolicyError(
+                f"{source}: {where} {key}={value!r}: give the log file of the {key} window"
+            )
+        paths.append(root / value)
+    return paths[0], paths[1]
 
 
 def _index_kind(table: Mapping[str, Any], source: str) -> str:

@@ -25,8 +25,7 @@ if TYPE_CHECKING:  # fixtures are typed; the heavy modules load only when a fixt
     from guardrails.components.memo import ResultCache
     from guardrails.components.reranker import Reranker
     from guardrails.components.stack import Retriever
-    from guardrails.golden import CanarySet, PreferenceSet, QASet, RetrievalSet
-    from guardrails.monitoring.drift import Window
+    from guardrails.golden import PreferenceSet, QASet, RetrievalSet
     from guardrails.monitoring.triggers import TriggerDecision
     from guardrails.registry import Registry
 
@@ -110,16 +109,6 @@ def result_cache() -> ResultCache:
     from guardrails.components.memo import ResultCache
 
     return ResultCache(ADAPTERS / "cache")
-
-
-@pytest.fixture(scope="session")
-def registry(pytestconfig: pytest.Config) -> Registry:
-    """The deployment's registry (SQLite beside the adapters)."""
-    from guardrails.registry import Registry
-
-    path = pytestconfig.getoption("--guardrails-registry") or ADAPTERS / "registry.sqlite"
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return Registry(path)
 
 
 def _load_embedder(base: str | Path, adapter: str | Path | None) -> Embedder:
@@ -234,9 +223,10 @@ def shadow_retriever(
 
 
 @pytest.fixture(scope="session")
-def simulated_logs(production_embedder: Any) -> tuple[Path, Path]:
+def production_logs(production_embedder: Any) -> tuple[Path, Path]:
     """``(reference.jsonl, current.jsonl)`` production logs: the day before and the day after
-    ``devices`` launches (simulated once into ``adapters/logs/``; point this at real logs)."""
+    the new domain launches (simulated once into ``adapters/logs/``). A real deployment sets
+    ``[tool.guardrails.stack.logs]`` instead, and the library's fixture reads them."""
     logs = ADAPTERS / "logs"
     reference, current = logs / "reference.jsonl", logs / "current.jsonl"
     if not (reference.is_file() and current.is_file()):
@@ -247,56 +237,11 @@ def simulated_logs(production_embedder: Any) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
-def drift_windows(simulated_logs: tuple[Path, Path]) -> tuple[Window, Window]:
-    from guardrails.monitoring.drift import load_window
-
-    return load_window(simulated_logs[0]), load_window(simulated_logs[1])
-
-
-@pytest.fixture(scope="session")
-def trigger_decision(drift_windows: tuple[Window, Window]) -> TriggerDecision:
-    """Drift + signals of the two windows -> which components to retrain, and why."""
-    from guardrails.monitoring.drift import compare_windows
-    from guardrails.monitoring.triggers import decide_triggers, load_trigger_policy, window_pair
-
-    reference, current = drift_windows
-    report = compare_windows(reference, current, projections=False)
-    signals = window_pair(reference.batch.records, current.batch.records)
-    return decide_triggers(*signals, report, policy=load_trigger_policy(ROOT / "pyproject.toml"))
-
-
-@pytest.fixture(scope="session")
-def logged_queries(drift_windows: tuple[Window, Window]) -> list[str]:
-    """Queries of the current production window (the shadow replays them)."""
-    return list(drift_windows[1].queries)
-
-
-@pytest.fixture(scope="session")
 def retrain(pytestconfig: pytest.Config, trigger_decision: TriggerDecision) -> frozenset[str]:
     """Components the triggers ask to retrain (none with ``--guardrails-no-train``)."""
     if pytestconfig.getoption("--guardrails-no-train"):
         return frozenset()
     return frozenset(trigger_decision.components)
-
-
-@pytest.fixture(scope="session")
-def curated(
-    simulated_logs: tuple[Path, Path],
-    drift_windows: tuple[Any, Any],
-    retrieval_golden: dict[str, Any],
-    qa_golden: dict[str, Any],
-) -> dict[str, Any]:
-    """Training sets curated from the current logs, decontaminated against every held-out
-    golden query and QA question, written with datasheets to ``adapters/datasets/``."""
-    from guardrails.training.curation import curate, write_dataset
-
-    held_out = [q for g in retrieval_golden.values() for q in g.texts()]
-    held_out += [e.question for s in qa_golden.values() for e in s.examples]
-    records = drift_windows[1].batch.records
-    datasets = curate(records, sources=[str(simulated_logs[1])], exclude_texts=held_out)
-    for dataset in datasets.values():
-        write_dataset(dataset, ADAPTERS / "datasets")
-    return datasets
 
 
 def _merged_jsonl(name: str, golden_file: Path, rows: list[dict[str, Any]]) -> Path:
@@ -425,13 +370,6 @@ def qa_golden() -> dict[str, QASet]:
     if QA_LIMIT <= 0:
         return sets
     return {d: replace(s, examples=s.examples[:QA_LIMIT]) for d, s in sets.items()}
-
-
-@pytest.fixture(scope="session")
-def canaries() -> dict[str, CanarySet]:
-    from guardrails.golden import load_canaries
-
-    return {d: load_canaries(STACK.domains[d].canaries, name=f"{d}-canaries") for d in DOMAINS}
 
 
 @pytest.fixture(scope="session")

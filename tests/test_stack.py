@@ -3,6 +3,7 @@ the plugin parametrizing ``domain`` from it (pytester)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,117 @@ def test_index_kind_is_checked(tmp_path: Path) -> None:
         PolicyError, match=r"kind='annoy'; allowed values: \['flat', 'hnsw', 'ivf'\]"
     ):
         parse_stack({"index": {"kind": "annoy"}}, tmp_path)
+
+
+LOGS_PYPROJECT = """
+[tool.guardrails]
+n-resamples = 1000
+[tool.guardrails.stack]
+artifacts = "store"
+registry = "state/registry.sqlite"
+[tool.guardrails.stack.domains.alpha]
+golden = "golden/alpha"
+[tool.guardrails.stack.logs]
+reference = "logs/ref.jsonl"
+current = "logs/cur.jsonl"
+[tool.guardrails.stack.reranker]
+factory = "myreranker:Overlap"
+[tool.guardrails.stack.reranker.candidate]
+boost = 2.0
+"""
+
+RERANKER = '''
+class Overlap:
+    """Scores a document by the words it shares with the query (times ``boost``)."""
+
+    def __init__(self, boost=1.0):
+        self.boost = boost
+
+    @property
+    def fingerprint(self):
+        return f"overlap:{self.boost}"
+
+    def rerank_run(self, run, queries, docs, *, top_k=20):
+        out = {}
+        for qid, ranked in run.items():
+            words = set(queries[qid].split())
+            best = sorted(ranked, key=lambda d: -ranked[d])[:top_k]
+            out[qid] = {d: self.boost * len(words & set(docs[d].split())) for d in best}
+        return out
+'''
+
+LOGS_SUITE = """
+import json
+from pathlib import Path
+
+def test_logs_registry_reranker(drift_windows, trigger_decision, logged_queries, registry,
+                                production_reranker, candidate_reranker, canaries, curated):
+    reference, current = drift_windows
+    assert len(reference.batch.records) == 300 and len(current.batch.records) == 300
+    assert len(logged_queries) == 300
+    assert trigger_decision is not None
+    assert Path(registry.path).name == "registry.sqlite"
+    assert Path(registry.path).parent.name == "state"
+    assert production_reranker.fingerprint == "overlap:1.0"
+    assert candidate_reranker.fingerprint == "overlap:2.0"
+    run = production_reranker.rerank_run({"q": {"a": 1.0, "b": 0.5}}, {"q": "red fox"},
+                                         {"a": "blue sky", "b": "the red fox"})
+    assert run["q"]["b"] > run["q"]["a"]
+    assert set(canaries) == {"alpha"}
+    assert isinstance(curated, dict)
+"""
+
+
+def _log_lines(seed: int) -> str:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(300):
+        rows.append(
+            {
+                "timestamp": 1772323200 + 60 * i + seed * 86400,
+                "session_id": f"s{seed}-{i}",
+                "query": f"how do I reset device {i % 17}",
+                "query_embedding": [round(float(x), 5) for x in rng.normal(size=16)],
+                "domain": "alpha",
+                "latency_ms": {"total": float(rng.gamma(4.0, 50.0))},
+            }
+        )
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+def test_the_stack_provides_logs_triggers_registry_and_a_reranker(
+    pytester: pytest.Pytester,
+) -> None:
+    """Configuration alone (no conftest) gives the log windows, the triggers, the logged
+    queries, curated sets, the registry at its configured path, and a custom reranker built
+    by a factory (its candidate with the candidate table's options)."""
+    pytester.makepyprojecttoml(LOGS_PYPROJECT)
+    golden = pytester.path / "golden" / "alpha"
+    (golden / "qrels").mkdir(parents=True)
+    (golden / "corpus.jsonl").write_text('{"_id": "d1", "text": "reset by holding power"}\n')
+    (golden / "queries.jsonl").write_text('{"_id": "q1", "text": "how to reset"}\n')
+    (golden / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    (golden / "qa.jsonl").write_text('{"id": "a1", "question": "reset?", "answers": ["hold"]}\n')
+    (golden / "canaries.jsonl").write_text(
+        '{"id": "c1", "kind": "factual", "prompt": "reset?", "expect": ["hold"]}\n'
+    )
+    (pytester.path / "logs").mkdir()
+    (pytester.path / "logs" / "ref.jsonl").write_text(_log_lines(0))
+    (pytester.path / "logs" / "cur.jsonl").write_text(_log_lines(1))
+    pytester.makepyfile(myreranker=RERANKER, test_logs=LOGS_SUITE)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    assert result.ret == 0, result.stdout.str()
+    assert (pytester.path / "state" / "registry.sqlite").is_file()
+
+
+def test_logs_section_mistakes_name_the_key(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match=r"\[tool.guardrails.stack.logs\] current=None"):
+        parse_stack({"logs": {"reference": "a.jsonl"}}, tmp_path)
+    with pytest.raises(PolicyError, match=r"unknown key\(s\) \['window'\]"):
+        parse_stack({"logs": {"reference": "a", "current": "b", "window": 1}}, tmp_path)
+    with pytest.raises(PolicyError, match="registry=3 must be a file path"):
+        parse_stack({"registry": 3}, tmp_path)
+    stack = parse_stack({"artifacts": "out"}, tmp_path)
+    assert stack.registry_path == tmp_path / "out" / "registry.sqlite" and stack.logs is None

@@ -1,11 +1,14 @@
 """The stack's fixtures, built from ``[tool.guardrails.stack]`` (registered by the plugin at
 configure time). Every one can be overridden by a conftest fixture of the same name, as the
-bundled demo's ``suites/conftest.py`` does: golden sets and knowledge base from the domains,
-embedders and retrievers from ``embedder`` / ``index``, generators from ``generator``; a
-``candidate`` sub-table builds the candidate, its absence makes the run A/A."""
+bundled demo's ``suites/conftest.py`` does: golden sets, QA sets, canaries and knowledge base
+from the domains; embedders and retrievers from ``embedder`` / ``index``; rerankers from
+``reranker``; generators from ``generator``; the registry from ``registry``; log windows,
+retrain triggers, logged queries and curated training sets from ``logs``. A ``candidate``
+sub-table builds the candidate, its absence makes the run A/A."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -128,3 +131,105 @@ def candidate_generator(pytestconfig: pytest.Config, production_generator: Any) 
     """The candidate: the generator options updated by ``[...generator.candidate]``;
     production itself when there is no candidate table (an A/A run)."""
     return _candidate(pytestconfig, "generator", production_generator)
+
+
+@pytest.fixture(scope="session")
+def production_reranker(pytestconfig: pytest.Config) -> Any:
+    """The reranker ``[tool.guardrails.stack.reranker]`` builds."""
+    return _configured(pytestconfig, "reranker", "production")
+
+
+@pytest.fixture(scope="session")
+def candidate_reranker(pytestconfig: pytest.Config, production_reranker: Any) -> Any:
+    """The reranker built with ``[...reranker.candidate]`` overrides; production if none."""
+    return _candidate(pytestconfig, "reranker", production_reranker)
+
+
+@pytest.fixture(scope="session")
+def qa_golden(guardrails_stack: StackConfig) -> dict[str, Any]:
+    """``{domain: QASet}`` from each domain's ``qa`` file."""
+    from guardrails.golden import load_qa
+
+    return {n: load_qa(d.qa, name=f"{n}-qa") for n, d in guardrails_stack.domains.items()}
+
+
+@pytest.fixture(scope="session")
+def canaries(guardrails_stack: StackConfig) -> dict[str, Any]:
+    """``{domain: CanarySet}`` from each domain's ``canaries`` file."""
+    from guardrails.golden import load_canaries
+
+    return {
+        n: load_canaries(d.canaries, name=f"{n}-canaries")
+        for n, d in guardrails_stack.domains.items()
+    }
+
+
+@pytest.fixture(scope="session")
+def registry(pytestconfig: pytest.Config, guardrails_stack: StackConfig) -> Any:
+    """The deployment's registry: ``--guardrails-registry``, else the stack's ``registry``."""
+    from guardrails.registry import Registry
+
+    option = pytestconfig.getoption("--guardrails-registry")
+    path = Path(option) if option else guardrails_stack.registry_path
+    with Registry(path) as reg:
+        yield reg
+
+
+@pytest.fixture(scope="session")
+def production_logs(guardrails_stack: StackConfig) -> tuple[Path, Path]:
+    """``(reference, current)`` log files of ``[tool.guardrails.stack.logs]``."""
+    if guardrails_stack.logs is None:
+        raise PolicyError(
+            "no [tool.guardrails.stack.logs] reference / current is configured, and no "
+            "conftest fixture provides production_logs"
+        )
+    return guardrails_stack.logs
+
+
+@pytest.fixture(scope="session")
+def drift_windows(production_logs: tuple[Path, Path]) -> tuple[Any, Any]:
+    """The reference and current windows of the production logs."""
+    from guardrails.monitoring.drift import load_window
+
+    return load_window(production_logs[0]), load_window(production_logs[1])
+
+
+@pytest.fixture(scope="session")
+def trigger_decision(pytestconfig: pytest.Config, drift_windows: tuple[Any, Any]) -> Any:
+    """Drift + signals of the two windows -> which components to retrain, and why
+    (``[tool.guardrails.triggers]``)."""
+    from guardrails.monitoring.drift import compare_windows
+    from guardrails.monitoring.triggers import decide_triggers, load_trigger_policy, window_pair
+
+    reference, current = drift_windows
+    report = compare_windows(reference, current, projections=False)
+    signals = window_pair(reference.batch.records, current.batch.records)
+    policy = load_trigger_policy(pytestconfig.stash[STATE].config_path)
+    return decide_triggers(*signals, report, policy=policy)
+
+
+@pytest.fixture(scope="session")
+def logged_queries(drift_windows: tuple[Any, Any]) -> list[str]:
+    """Queries of the current production window (the shadow replays them)."""
+    return list(drift_windows[1].queries)
+
+
+@pytest.fixture(scope="session")
+def curated(
+    guardrails_stack: StackConfig,
+    production_logs: tuple[Path, Path],
+    drift_windows: tuple[Any, Any],
+    retrieval_golden: dict[str, Any],
+    qa_golden: dict[str, Any],
+) -> dict[str, Any]:
+    """Training sets curated from the current logs, decontaminated against every held-out
+    golden query and QA question, written with datasheets to ``<artifacts>/datasets/``."""
+    from guardrails.training.curation import curate, write_dataset
+
+    held_out = [q for g in retrieval_golden.values() for q in g.texts()]
+    held_out += [e.question for s in qa_golden.values() for e in s.examples]
+    records = drift_windows[1].batch.records
+    datasets = curate(records, sources=[str(production_logs[1])], exclude_texts=held_out)
+    for dataset in datasets.values():
+        write_dataset(dataset, guardrails_stack.artifacts / "datasets")
+    return datasets

@@ -4,12 +4,12 @@ endpoint, vLLM, an OpenAI-compatible server) plugs in by implementing one, and i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["TextEmbedder", "TextGenerator"]
+__all__ = ["TextEmbedder", "TextGenerator", "TextReranker"]
 
 
 @runtime_checkable
@@ -50,3 +50,25 @@ class TextEmbedder(Protocol):
     def encode_documents(
         self, texts: Sequence[str], cache: Any = None, **options: Any
     ) -> np.ndarray: ...
+
+
+@runtime_checkable
+class TextReranker(Protocol):
+    """A reranker the reranker suite can judge: re-scores each query's retrieved documents.
+
+    ``rerank_run`` takes a run ``{query_id: {doc_id: score}}``, the query texts and the
+    document texts, and returns a run of the ``top_k`` best documents per query by its own
+    scores (a cross-encoder, a hosted rerank endpoint, ...).
+    """
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def rerank_run(
+        self,
+        run: Mapping[str, Mapping[str, float]],
+        queries: Mapping[str, str],
+        docs: Mapping[str, str],
+        *,
+        top_k: int = ...,
+    ) -> dict[str, dict[str, float]]: ...

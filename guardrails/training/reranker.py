@@ -543,7 +543,7 @@ def ensure_production_reranker(
 
 
 def ensure_reranker_candidate(
-    domain: str = "devices",
+    domain: str,
     *,
     root: str | Path = "adapters",
     golden_dir: str | Path = "golden",
