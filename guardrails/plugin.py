@@ -50,6 +50,15 @@ class SessionState:
 
 
 STATE = pytest.StashKey[SessionState]()
+PROGRESS = pytest.StashKey[Any]()  # the terminal log handler, removed at unconfigure
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    handler = config.stash.get(PROGRESS, None)
+    if handler is not None:
+        import logging
+
+        logging.getLogger("guardrails").removeHandler(handler)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -149,6 +158,10 @@ def pytest_configure(config: pytest.Config) -> None:
         policy = replace(policy, seed=seed)
     verdict = config.getoption("--guardrails-verdict")
     config.stash[STATE] = SessionState(policy, Path(verdict) if verdict else None, stack, path)
+    if not config.getini("log_cli"):  # log_cli already shows the guardrails records live
+        from guardrails.report.progress import install_terminal_handler
+
+        config.stash[PROGRESS] = install_terminal_handler(config)
     from guardrails.components import fixtures
 
     config.pluginmanager.register(fixtures, "guardrails-stack-fixtures")

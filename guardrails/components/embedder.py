@@ -198,14 +198,27 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         encode = getattr(self.model, method, None) or self.model.encode
-        vectors = encode(
-            texts,
-            batch_size=self.batch_size,
-            show_progress_bar=progress and len(texts) > self.batch_size,
-            convert_to_numpy=True,
-            normalize_embeddings=self.normalize,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        # chunks of 16 batches, so progress is logged (a bar would vanish under pytest capture)
+        step = self.batch_size * 16
+        chunks = [texts[i : i + step] for i in range(0, len(texts), step)]
+        if progress and len(chunks) > 1:
+            from guardrails.report.progress import track
+
+            chunks = list(chunks)
+            iterator = track(chunks, f"embedder {method}", unit="chunk")
+        else:
+            iterator = iter(chunks)
+        parts = [
+            encode(
+                chunk,
+                batch_size=self.batch_size,
+                show_progress_bar=False,
+                convert_to_numpy=True,
+                normalize_embeddings=self.normalize,
+            )
+            for chunk in iterator
+        ]
+        return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
 
     def _stack(self, rows: list[np.ndarray]) -> np.ndarray:
         if not rows:

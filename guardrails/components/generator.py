@@ -491,9 +491,9 @@ def _batches(items: list[int], size: int, progress: bool, desc: str) -> Iterator
         raise ComponentError(f"batch_size={size} must be > 0")
     chunks = [items[i : i + size] for i in range(0, len(items), size)]
     if progress and len(chunks) > 1:
-        from tqdm.auto import tqdm
+        from guardrails.report.progress import track
 
-        yield from tqdm(chunks, desc=desc, unit="batch")
+        yield from track(chunks, f"generator {desc}", unit="batch")
     else:
         yield from chunks
 

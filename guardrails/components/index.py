@@ -23,8 +23,10 @@ On disk an index is a folder holding ``index.faiss`` and ``manifest.json``, repl
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
@@ -207,8 +209,16 @@ class VectorIndex:
         config = config.resolved(x.shape[0])
         if config.normalize:
             x = _l2_normalize(x)
+        started = time.perf_counter()
         index = _new_faiss_index(config, x.shape[1], x)
         index.add_with_ids(x, np.arange(len(ids), dtype=np.int64))
+        logging.getLogger("guardrails").info(
+            "index %s: built over %d vectors (dim %d) in %.1f s",
+            config.kind,
+            x.shape[0],
+            x.shape[1],
+            time.perf_counter() - started,
+        )
         return cls(
             index,
             config,

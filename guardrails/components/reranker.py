@@ -165,14 +165,28 @@ class Reranker:
     def _predict(self, pairs: list[tuple[str, str]], progress: bool) -> np.ndarray:
         import torch
 
-        scores = self.model.predict(
-            [list(p) for p in pairs],
-            batch_size=self.batch_size,
-            activation_fn=torch.nn.Identity(),
-            show_progress_bar=progress,
-            convert_to_numpy=True,
-        )
-        return np.asarray(scores, dtype=np.float32).reshape(len(pairs))
+        step = self.batch_size * 16
+        chunks = [pairs[i : i + step] for i in range(0, len(pairs), step)]
+        if progress and len(chunks) > 1:
+            from guardrails.report.progress import track
+
+            iterator = track(chunks, "reranker score", unit="chunk")
+        else:
+            iterator = iter(chunks)
+        parts = [
+            np.asarray(
+                self.model.predict(
+                    [list(p) for p in chunk],
+                    batch_size=self.batch_size,
+                    activation_fn=torch.nn.Identity(),
+                    show_progress_bar=False,
+                    convert_to_numpy=True,
+                ),
+                dtype=np.float32,
+            ).reshape(len(chunk))
+            for chunk in iterator
+        ]
+        return np.concatenate(parts).reshape(len(pairs))
 
     def rerank_run(
         self,

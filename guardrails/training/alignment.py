@@ -343,6 +343,9 @@ def _fit(make_trainer: Callable[[str], Any], out_dir: str | Path) -> LossCurve:
     """Build the trainer in a scratch folder, train, save only the trained adapter."""
     with tempfile.TemporaryDirectory(prefix="guardrails-trl-") as work:
         trainer = make_trainer(work)
+        from guardrails.report.progress import trainer_callback
+
+        trainer.add_callback(trainer_callback(f"alignment {type(trainer).__name__}"))
         trainer.train()
         curve = _loss_curve(trainer)
     Path(out_dir).mkdir(parents=True, exist_ok=True)

@@ -214,7 +214,7 @@ def trl_args(cls: Any, config: Any, output_dir: str, progress: bool, **extra: An
         gradient_checkpointing=False,
         save_strategy="no",
         report_to="none",
-        disable_tqdm=not progress,
+        disable_tqdm=True,  # progress is logged (guardrails.report.progress), a bar is swallowed
         dataloader_num_workers=0,
         **extra,
     )
@@ -256,6 +256,10 @@ def _run(
             processing_class=tokenizer,
             peft_config=_lora(config),
         )
+        if progress:
+            from guardrails.report.progress import trainer_callback
+
+            trainer.add_callback(trainer_callback(f"generator LoRA {type(config).__name__}"))
         trainer.train()
         curve = _loss_curve(trainer)
     Path(out_dir).mkdir(parents=True, exist_ok=True)

@@ -385,7 +385,8 @@ def _fit(
 ) -> list[tuple[int, float]]:
     """The seeded AdamW loop; returns the logged loss curve."""
     import torch
-    from tqdm.auto import tqdm
+
+    from guardrails.report.progress import Progress
 
     if not examples:
         raise TrainingError("no reranker training examples; check the triplets / qrels files")
@@ -405,7 +406,8 @@ def _fit(
     batches = _batches(units, _units_per_batch(config), config.seed)
     curve, window = [], []
     model.train()
-    for step in tqdm(range(1, steps + 1), desc="reranker", disable=not progress):
+    meter = Progress(f"reranker {config.loss} fine-tune", steps) if progress else None
+    for step in range(1, steps + 1):
         for _ in range(config.gradient_accumulation_steps):
             loss = batch_loss(model, next(batches))
             (loss / config.gradient_accumulation_steps).backward()
@@ -417,6 +419,10 @@ def _fit(
         if step % config.logging_steps == 0 or step == steps:
             curve.append((step, sum(window) / len(window)))
             window = []
+        if meter is not None:
+            meter.update(loss=curve[-1][1] if curve else float("nan"))
+    if meter is not None:
+        meter.finish(loss=curve[-1][1] if curve else float("nan"))
     model.eval()
     return curve
 

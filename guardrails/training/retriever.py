@@ -138,6 +138,10 @@ def train_retriever_adapter(
     model = _model_with_lora(Path(base_path), config)
     with tempfile.TemporaryDirectory(prefix="retriever-trainer-") as scratch:
         trainer = _trainer(model, triplets, config, scratch, progress)
+        if progress:
+            from guardrails.report.progress import trainer_callback
+
+            trainer.add_callback(trainer_callback("retriever LoRA"))
         trainer.train()
     curve = _loss_curve(trainer.state.log_history)
     _save_adapter(model, Path(out_dir))
@@ -223,7 +227,7 @@ def _arguments(config: RetrieverTrainingConfig, scratch: str, progress: bool) ->
         logging_first_step=True,
         save_strategy="no",
         report_to="none",
-        disable_tqdm=not progress,
+        disable_tqdm=True,  # progress is logged (guardrails.report.progress)
         dataloader_num_workers=0,
         batch_sampler="no_duplicates" if config.no_duplicates_sampler else "batch_sampler",
     )
