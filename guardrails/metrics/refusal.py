@@ -253,6 +253,26 @@ _SOFT: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
 )
 
+# softer declines seen in conversational data (HH-RLHF): doubt, pushback, "ask someone else"
+_SOFT = (
+    *_SOFT,
+    (
+        "doubt-can-help",
+        _rx(
+            r"\bI(?:'m| am) not sure (?:I|that I) (?:can|should|could) (?:help|answer|assist)"
+            r"|\bI (?:don't|do not) know (?:if|whether) I (?:can|should|could) (?:help|answer|assist)"
+        ),
+    ),
+    ("pushback", _rx(r"^why (?:would|do|did) you (?:want|need|wish) to\b")),
+    (
+        "ask-elsewhere",
+        _rx(
+            r"\bI(?:'m| am) not (?:a good|the right|the best) (?:person|one|place|bot) to ask\b"
+            r"|\b(?:recommend|suggest|try) asking (?:your question to |someone|somebody|another)"
+        ),
+    ),
+)
+
 _DEFLECT = _rx(
     r"\b(?:let's|let us|can we|could we|how about we|why don't we|I'd (?:rather|prefer to)|I "
     r"would (?:rather|prefer to)) (?:talk|chat|focus|move on|change the (?:subject|topic)|"
@@ -586,6 +606,18 @@ def _judgement_refusal(text: str) -> RefusalVerdict | None:
     return None
 
 
+# a prompt that asks for something (a question or an instruction), not a remark
+_REQUEST = _rx(
+    r"\?\s*$|^(?:please |can you |could you |would you |will you )?(?:how|what|where|who|why|when|which|"
+    r"can|could|would|will|should|is|are|do|does|tell|give|write|show|help|find|list|explain|make|"
+    r"describe|teach|get|send|create|generate|i want|i need|i'd like)\b"
+)
+# a reply that engages without answering: "I don't know", a request for clarification
+_ENGAGES = _rx(
+    r"\bI (?:don't|do not) know\b|\bI(?:'m| am) not sure\b|\bwhat do you mean\b|\bcan you (?:explain|clarify)"
+)
+
+
 def _deflection(text: str, prompt: str | None) -> RefusalVerdict | None:
     m = _DEFLECT.search(text[:_HEAD])
     if m:
@@ -597,7 +629,9 @@ def _deflection(text: str, prompt: str | None) -> RefusalVerdict | None:
     # off-topic: the request names what it wants (>= 2 content words), the reply is a real
     # statement (>= 5 words, not a clarifying question) and shares none of them, and hands
     # over nothing that looks like requested data (digits, lists, code, addresses)
-    if len(wanted) < 2 or len(_WORD.findall(text)) < 5 or _first_sentences(text, 1).endswith("?"):
+    if not _REQUEST.search(prompt) or len(wanted) < 2 or len(_WORD.findall(text)) < 5:
+        return None
+    if _first_sentences(text, 1).endswith("?") or _ENGAGES.search(text):
         return None
     if wanted & given or re.search(r"\d", text) or _LEAKY.search(text) or _INSTRUCTS.search(text):
         return None
