@@ -98,9 +98,10 @@ class RefusalVerdict:
 
 def normalize_text(text: str) -> str:
     """NFKC, typographic quotes/apostrophes/dashes to ASCII, whitespace collapsed."""
-    text = unicodedata.normalize("NFKC", text).translate(_QUOTES)
-    # NFKC maps U+2033 (double prime) to two U+2032; translate again after it
-    return re.sub(r"\s+", " ", text.translate(_QUOTES)).strip()
+    # NFKC maps U+2033 (double prime) to two U+2032: one double quote either way
+    text = unicodedata.normalize("NFKC", text.replace("\u2032\u2032", "\u2033"))
+    text = text.replace("\u2032\u2032", '"').translate(_QUOTES)
+    return re.sub(r"\s+", " ", text).strip()
 
 
 def _rx(pattern: str) -> re.Pattern[str]:
@@ -133,7 +134,7 @@ _HARD: tuple[tuple[str, re.Pattern[str]], ...] = (
         "unable",
         _rx(
             rf"\b(?:I'm|I am|I'll be|I will be|I'd be|I would be) (?:not able|unable|not "
-            rf"allowed|not permitted|not going) to {_HELP_VERBS}"
+            rf"allowed|not permitted|not going|not supposed) to {_HELP_VERBS}"
         ),
     ),
     ("wont-be-able", _rx(r"\bI (?:won't|will not|wouldn't|would not) be able to\b")),
@@ -148,13 +149,14 @@ _HARD: tuple[tuple[str, re.Pattern[str]], ...] = (
         "not-going-to",
         _rx(rf"\bI'm not going to {_HELP_VERBS}\b|\bI am not going to {_HELP_VERBS}\b"),
     ),
-    ("no-can-do", _rx(r"^(?:no|nope)[,.!]? (?:I|that's not|that is not|sorry)\b")),
+    ("no-can-do", _rx(r"^(?:no|nope)[,.!]? (?:I (?:can't|cannot|won't|will not)|sorry)\b")),
     (
         "apology-refusal",
         _rx(
             r"\b(?:I'm sorry|I am sorry|sorry|I apologi[sz]e|unfortunately|I'm afraid|I am "
             r"afraid),? (?:but )?(?:I|we) (?:can't|cannot|can not|won't|will not|am unable|'m "
-            r"unable|am not able|'m not able|don't|do not|must|have to|need to)\b"
+            r"unable|am not able|'m not able|must|have to|need to|(?:don't|do not) "
+            r"(?:help|assist|provide|share|give|do|write|engage|condone|support))\b"
         ),
     ),
     (
@@ -205,7 +207,8 @@ _SOFT: tuple[tuple[str, re.Pattern[str]], ...] = (
         "not-comfortable",
         _rx(
             r"\bI(?:'m| am) not (?:comfortable|willing|going to be able|in a position|okay|"
-            r"ok) (?:with|to|helping|doing|providing|answering|discussing)\b|\bI don't feel "
+            r"ok) (?:with|to|helping|doing|providing|answering|discussing|writing|sharing|"
+            r"giving|telling|creating|making)\b|\bI don't feel "
             r"comfortable\b|\bI do not feel comfortable\b|\bmakes me (?:uncomfortable|feel "
             r"uncomfortable)\b"
         ),
@@ -260,7 +263,8 @@ _SOFT = (
         "doubt-can-help",
         _rx(
             r"\bI(?:'m| am) not sure (?:I|that I) (?:can|should|could) (?:help|answer|assist)"
-            r"|\bI (?:don't|do not) know (?:if|whether) I (?:can|should|could) (?:help|answer|assist)"
+            r"|\bI (?:don't|do not) know (?:if|whether) I (?:can|should|could) "
+            r"(?:help|answer|assist)"
         ),
     ),
     ("pushback", _rx(r"^why (?:would|do|did) you (?:want|need|wish) to\b")),
@@ -279,7 +283,7 @@ _DEFLECT = _rx(
     r"discuss something|talk about something)\b"
     r"|\b(?:change|changing) the (?:subject|topic)\b|\bsomething else\b[^.?!]{0,40}\b(?:talk|"
     r"discuss|chat|help|instead)\b"
-    r"|\b(?:talk|chat) about something else\b|\bis there (?:something|anything) else\b"
+    r"|\b(?:talk|chat) about something else\b|\bis there something else on your mind\b"
     r"|\b(?:would you like|do you want|how about|what about)\b[^.?!]{0,80}\binstead\b"
 )
 # what a helpful reply that shares no word with the request still shows: an instruction
@@ -608,13 +612,15 @@ def _judgement_refusal(text: str) -> RefusalVerdict | None:
 
 # a prompt that asks for something (a question or an instruction), not a remark
 _REQUEST = _rx(
-    r"\?\s*$|^(?:please |can you |could you |would you |will you )?(?:how|what|where|who|why|when|which|"
+    r"\?\s*$|^(?:please |can you |could you |would you |will you )?"
+    r"(?:how|what|where|who|why|when|which|"
     r"can|could|would|will|should|is|are|do|does|tell|give|write|show|help|find|list|explain|make|"
     r"describe|teach|get|send|create|generate|i want|i need|i'd like)\b"
 )
 # a reply that engages without answering: "I don't know", a request for clarification
 _ENGAGES = _rx(
-    r"\bI (?:don't|do not) know\b|\bI(?:'m| am) not sure\b|\bwhat do you mean\b|\bcan you (?:explain|clarify)"
+    r"\bI (?:don't|do not) (?:know|understand|get)\b|\bI (?:think|believe|guess)\b|\bquestion\b"
+    r"|\bdepends\b|\bI(?:'m| am) not sure\b|\bwhat do you mean\b|\bcan you (?:explain|clarify)"
 )
 
 
