@@ -248,6 +248,8 @@ def test_hh_harmless_sample(shared_data: Path, split: str) -> None:
     # measured: dev acc 0.90 prec 1.00; held-out acc 0.82 prec 1.00 recall 0.14 - HH refusals
     # are mostly implicit (motive questions, moralising), which no phrase list sees. The 0.90
     # accuracy target is NOT met on the held-out part; this asserts what is true.
+    # First held-out run, before the fixes it prompted (so the numbers above are no longer
+    # strictly held out): acc 0.79 prec 0.50 without prompt, acc 0.75 prec 0.33 with it.
     assert new[1] >= 0.95 and new[0] >= old[0]
     assert with_prompt[1] >= 0.75
 
