@@ -36,7 +36,7 @@ from typing import Any
 from guardrails.errors import GoldenDataError
 from guardrails.fingerprint import fingerprint_file, fingerprint_json, fingerprint_parts
 from guardrails.metrics.refusal import is_refusal
-from guardrails.regex_check import backtracking_risk
+from guardrails.metrics.regex_safety import backtracking_risk
 
 __all__ = [
     "Canary",

@@ -38,7 +38,7 @@ from guardrails.metrics.refusal import (
     refusal_reason,
     refused_then_complied,
 )
-from guardrails.regex_check import backtracking_risk
+from guardrails.metrics.regex_safety import backtracking_risk
 
 DATA = Path(__file__).parent / "data"
 HH_FILE = "hh_rlhf/harmless-base/test.jsonl.gz"
