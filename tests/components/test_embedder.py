@@ -169,13 +169,18 @@ def test_empty_input_gives_empty_matrix(tiny: Embedder, tmp_path: Path) -> None:
     assert tiny.encode_documents([], EmbeddingCache(tmp_path)).shape == (0, 32)
 
 
-def test_progress_bar_only_when_asked_and_batched(
-    tiny: Embedder, capsys: pytest.CaptureFixture[str]
+def test_progress_is_logged_only_when_asked_and_chunked(
+    tiny: Embedder, caplog: pytest.LogCaptureFixture
 ) -> None:
-    tiny.encode(TEXTS, progress=False)
-    assert "it/s" not in capsys.readouterr().err
-    tiny.encode(TEXTS, progress=True)  # 4 texts > batch_size 2
-    assert "it/s" in capsys.readouterr().err
+    caplog.set_level("INFO", logger="guardrails")
+    many = TEXTS * 10  # 40 texts: 2 chunks of 16 batches of 2
+    tiny.encode(many, progress=False)
+    assert not caplog.records
+    vectors = tiny.encode(many, progress=True)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == "embedder encode: started of 2 chunks"
+    assert lines[-1].startswith("embedder encode: done, 2 chunks in")
+    np.testing.assert_allclose(vectors, tiny.encode(many, progress=False), atol=1e-6)
 
 
 def test_cache_embeds_each_document_once(tiny_st_path: Path, tmp_path: Path) -> None:
