@@ -473,7 +473,7 @@ def _seed(seed: Any, where: str, source: str) -> int:
     return seed
 
 
-MIN_RESAMPLES = 1000
+MIN_RESAMPLES = 200
 MAX_RESAMPLES = 1_000_000
 
 

@@ -9,6 +9,9 @@ and a threshold ``t`` (``-max_drop``, ``+min_gain``, or an absolute floor on the
 * the one-sided p-value of ``H0: mean(d) >= t`` is the evidence that it violates the limit
   (small p = violation), from the sign-flip randomisation test (:func:`paired_randomization_test`)
   or, for 0/1 scores against ``t = 0``, the exact McNemar test (:func:`mcnemar_exact`);
+* ``p_pass``, the mirror one-sided p-value of ``H0: mean(d) <= t`` (same tests, other
+  direction), is the evidence that it is within the limit; the gate passes only when it is
+  below ``alpha / 2`` as well (see :mod:`guardrails.gates.evaluate`);
 * :func:`holm` adjusts the p-values of all gates of a run.
 
 All resampling is seeded (``numpy.random.Generator(PCG64(seed))``), vectorised and done in
@@ -61,8 +64,10 @@ class PairedComparison:
     """Result of comparing candidate and baseline per-query scores (``d = cand - base``).
 
     ``ci_low``/``ci_high`` bound ``mean(d)`` (two-sided, level ``1 - alpha``); ``p_value`` is
-    one-sided for ``H0: mean(d) >= threshold`` (small = evidence of a violation); ``mde`` is
-    the smallest true delta detectable with power 0.8 at this ``n`` and ``sd``.
+    one-sided for ``H0: mean(d) >= threshold`` (small = evidence of a violation); ``p_pass``
+    is the mirror test, one-sided for ``H0: mean(d) <= threshold`` (small = evidence the
+    candidate is within the limit); ``mde`` is the smallest true delta detectable with
+    power 0.8 at this ``n`` and ``sd``.
     ``baseline_mean`` is nan for a one-sample (absolute floor) comparison.
     """
 
@@ -80,6 +85,7 @@ class PairedComparison:
     n_resamples: int
     mde: float
     sd: float
+    p_pass: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -191,14 +197,18 @@ def paired_randomization_test(
     * ``"less"``: ``H0: mean(d) >= threshold`` vs ``H1: <``, ``p = P(T* <= T)``;
     * ``"greater"``: ``p = P(T* >= T)``; ``"two-sided"``: ``p = P(|T*| >= |T|)``.
 
-    For ``n <= 16`` all ``2^n`` flips are enumerated (exact ``p = count / 2^n``); otherwise
-    ``p = (1 + count) / (1 + n_resamples)`` over seeded random flips, which is never 0 and
-    keeps the test valid. All-zero ``e`` returns 1.0 (no evidence either way).
+    Zeros of ``e`` are dropped first (their sign does not change ``T``), so the effective
+    sample is the ``m`` non-zero values: with ``m <= 16`` all ``2^m`` flips are enumerated
+    (exact ``p = count / 2^m``, which also keeps a tie-heavy comparison with a handful of
+    changed queries exact at any ``n``); otherwise ``p = (1 + count) / (1 + n_resamples)``
+    over seeded random flips, which is never 0 and keeps the test valid. All-zero ``e``
+    returns 1.0 (no evidence either way).
     """
     _check_alternative(alternative)
     e = _as_scores(d, "d") - float(threshold)
     _check_resamples(n_resamples)
-    if not np.any(e):
+    e = e[e != 0.0]  # a zero is the same under either sign: only the changed values count
+    if not e.size:
         return 1.0
     total = float(e.sum())
     if e.size <= _EXACT_MAX_N:
@@ -376,11 +386,13 @@ def compare_paired(
     seed: int = 0,
     binary: bool = False,
 ) -> PairedComparison:
-    """Compare paired per-query scores: bootstrap CI of ``mean(d)`` and one-sided p-value.
+    """Compare paired per-query scores: bootstrap CI of ``mean(d)`` and one-sided p-values.
 
-    ``p_value`` tests ``H0: mean(d) >= threshold``: the sign-flip randomisation test, or,
-    for ``binary=True`` and ``threshold == 0``, the exact McNemar test (``method`` says
-    which). Raises :class:`StatisticsError` for unpaired, empty or non-finite scores.
+    ``p_value`` tests ``H0: mean(d) >= threshold`` and ``p_pass`` ``H0: mean(d) <=
+    threshold``, both with the sign-flip randomisation test on ``d - threshold`` (exact over
+    the changed queries when at most 16 differ), or, for ``binary=True`` and ``threshold ==
+    0``, the exact McNemar test in each direction (``method`` says which). Raises
+    :class:`StatisticsError` for unpaired, empty or non-finite scores.
     """
     cand = _as_scores(candidate, "candidate")
     base = _as_scores(baseline, "baseline")
@@ -388,11 +400,12 @@ def compare_paired(
     _check_args(alpha, n_resamples)
     d = cand - base
     if binary and threshold == 0.0:
-        p = mcnemar_exact(_as_bools(cand, "candidate"), _as_bools(base, "baseline")).p_value
+        ok = _as_bools(cand, "candidate"), _as_bools(base, "baseline")
+        p = (mcnemar_exact(*ok, "less").p_value, mcnemar_exact(*ok, "greater").p_value)
         method = "bootstrap-percentile+mcnemar-exact"
     else:
-        p = paired_randomization_test(d, threshold, "less", n_resamples, seed)
-        method = _randomization_method(d.size)
+        p = _sign_flip_both(d, threshold, n_resamples, seed)
+        method = _randomization_method(d, threshold)
     return _result(
         d, float(base.mean()), float(cand.mean()), p, method, threshold, alpha, n_resamples, seed
     )
@@ -409,31 +422,42 @@ def compare_one_sample(
     """Absolute floor: CI of ``mean(values)`` and p-value of ``H0: mean(values) >= threshold``.
 
     Same outputs as :func:`compare_paired` with ``d = values`` and ``baseline_mean = nan``.
-    The p-value is the one-sample sign-flip test about ``threshold`` or, for
-    ``binary=True`` and ``0 < threshold < 1``, the exact binomial test of the pass count
-    against rate ``threshold`` (alternative ``"less"``).
+    The p-values are the one-sample sign-flip tests about ``threshold`` or, for
+    ``binary=True`` and ``0 < threshold < 1``, the exact binomial tests of the pass count
+    against rate ``threshold`` (``"less"`` for ``p_value``, ``"greater"`` for ``p_pass``).
     """
     vals = _as_scores(values, "values")
     _check_args(alpha, n_resamples)
     if binary and 0.0 < threshold < 1.0:
-        p = _binomial_less(_as_bools(vals, "values"), threshold)
+        ok = _as_bools(vals, "values")
+        p = (_binomial(ok, threshold, "less"), _binomial(ok, threshold, "greater"))
         method = "bootstrap-percentile+binomial-exact"
     else:
-        p = paired_randomization_test(vals, threshold, "less", n_resamples, seed)
-        method = _randomization_method(vals.size)
+        p = _sign_flip_both(vals, threshold, n_resamples, seed)
+        method = _randomization_method(vals, threshold)
     return _result(
         vals, math.nan, float(vals.mean()), p, method, threshold, alpha, n_resamples, seed
     )
 
 
-def _binomial_less(ok: NDArray[np.bool_], rate: float) -> float:
+def _binomial(ok: NDArray[np.bool_], rate: float, alternative: Alternative) -> float:
     from scipy.stats import binomtest
 
-    return float(binomtest(int(ok.sum()), ok.size, rate, alternative="less").pvalue)
+    return float(binomtest(int(ok.sum()), ok.size, rate, alternative=alternative).pvalue)
 
 
-def _randomization_method(n: int) -> str:
-    exact = "-exact" if n <= _EXACT_MAX_N else ""
+def _sign_flip_both(
+    d: NDArray[np.float64], threshold: float, n_resamples: int, seed: int
+) -> tuple[float, float]:
+    """(``"less"``, ``"greater"``) sign-flip p-values, on the same seeded flips."""
+    return (
+        paired_randomization_test(d, threshold, "less", n_resamples, seed),
+        paired_randomization_test(d, threshold, "greater", n_resamples, seed),
+    )
+
+
+def _randomization_method(d: NDArray[np.float64], threshold: float) -> str:
+    exact = "-exact" if np.count_nonzero(d != threshold) <= _EXACT_MAX_N else ""
     return f"bootstrap-percentile+sign-flip{exact}"
 
 
@@ -441,7 +465,7 @@ def _result(
     d: NDArray[np.float64],
     base_mean: float,
     cand_mean: float,
-    p: float,
+    p: tuple[float, float],
     method: str,
     threshold: float,
     alpha: float,
@@ -458,7 +482,7 @@ def _result(
         delta=float(d.mean()),
         ci_low=low,
         ci_high=high,
-        p_value=float(p),
+        p_value=float(p[0]),
         threshold=float(threshold),
         alpha=float(alpha),
         method=method,
@@ -466,6 +490,7 @@ def _result(
         n_resamples=int(n_resamples),
         mde=minimum_detectable_effect(sd, d.size, alpha),
         sd=sd,
+        p_pass=float(p[1]),
     )
 
 

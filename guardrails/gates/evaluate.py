@@ -5,12 +5,25 @@ flipped for lower-is-better metrics, so positive is always better) and a thresho
 (``-max-drop`` for :meth:`Gate.noninferior`, ``+min-gain`` for :meth:`Gate.superior`, the
 floor ``min`` for :meth:`Gate.at_least`). Three outcomes:
 
-* **passed** — the (1−α) paired bootstrap CI of ``mean(d)`` lies above ``t``: shown safe;
+* **passed** — shown within the limit, at one-sided level α/2 (the lower bound of a two-sided
+  (1−α) CI): the paired percentile-bootstrap CI of ``mean(d)`` lies above ``t`` **and** the
+  mirror test of ``H0: mean(d) <= t`` has ``p_pass < α/2`` — the sign-flip test on ``d − t``,
+  exact over the changed queries when at most 16 differ (exact McNemar / binomial for 0/1
+  scores at ``t = 0`` / a floor);
 * **failed** — the one-sided paired randomisation (or exact McNemar) p-value of
   ``H0: mean(d) >= t`` is below α (Holm-adjusted across the run's gates in the verdict):
   shown to violate the limit ⇒ rollback;
 * **inconclusive** — neither: the golden set cannot tell ⇒ hold. Absence of evidence is
   not a pass.
+
+Why both: the percentile bootstrap alone is too generous when only a handful of queries
+changed (the effective sample is the changed queries, not n): in A/A runs with 3–7 of 200
+changed, a zero-margin non-inferiority gate passed 12 % (k=3) and superiority ~5 % (k=5)
+instead of 2.5 % (``benchmarks/sim_gate_calibration.py``). The sign-flip test is exact for an
+A/A (exchangeable) candidate whatever the number of ties, so the conjunction is calibrated
+there; it costs little power elsewhere (the bootstrap bound is kept, so a skewed ``d`` where
+the sign-flip's symmetry assumption fails is no worse than before). Binary metrics with
+``max-drop = 0`` keep the policy's "no new failure" contract: pass iff no case newly fails.
 
 Passing needs no multiplicity correction (every gate must pass: an intersection-union test);
 failing does (any failure rolls back), hence Holm on the failure side only, which keeps the
@@ -22,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +46,9 @@ from guardrails.errors import (
 from guardrails.metrics import MetricSpec, parse_metric
 from guardrails.policy import Policy
 from guardrails.verdict.schema import COMPARATIVE, GateResult, Status
+
+if TYPE_CHECKING:
+    from guardrails.stats import PairedComparison
 
 __all__ = [
     "COMPARATIVE",
@@ -114,9 +130,10 @@ def evaluate_gate(
         if comp.n > 1 and math.isfinite(comp.sd)
         else math.nan
     )
-    status = _status(
-        comp.ci_low, comp.ci_high, comp.p_value, threshold, alpha, strict=kind == "superior"
-    )
+    if kind == "noninferior" and spec.binary and threshold == 0.0 and base is not None:
+        status = _no_new_failure(sign * (cand - base), comp.p_value, alpha)
+    else:
+        status = _status(comp, threshold, alpha, strict=kind == "superior")
     if comp.n < MIN_SAMPLES and status is Status.PASSED:
         status = Status.INCONCLUSIVE  # one or two samples prove nothing
     ci = (comp.ci_low, comp.ci_high) if higher else (-comp.ci_high, -comp.ci_low)
@@ -146,6 +163,7 @@ def evaluate_gate(
         worst=_worst(ids_list, cand, base, sign, worst_k),
         warnings=_warnings(kind, spec, threshold, mde, comp.n),
         overrides={k: float(v) for k, v in (overrides or {}).items() if v is not None},
+        extra={"p_pass": comp.p_pass},
     )
 
 
@@ -173,20 +191,31 @@ def missing_limit(key: str, metric: str) -> str:
     )
 
 
-def _status(
-    lo: float, hi: float, p: float, threshold: float, alpha: float, strict: bool = False
-) -> Status:
-    """Oriented CI / p -> status (see the module docstring).
+def _status(comp: PairedComparison, threshold: float, alpha: float, strict: bool) -> Status:
+    """Oriented comparison -> status (see the module docstring).
 
-    Non-inferiority and floors accept a CI touching the limit (``lo >= t``: with binary
-    canaries and ``max-drop = 0`` the bootstrap bound sits exactly on 0 when nothing newly
-    fails); superiority is strict (``lo > t``) unless the CI is degenerate above the limit.
+    Passing needs both the CI bound and ``p_pass < alpha / 2``. Non-inferiority and floors
+    accept a CI touching the limit (``lo >= t``); superiority is strict (``lo > t``) unless
+    the CI is degenerate above the limit.
     """
-    if lo > threshold or (not strict and lo >= threshold) or (lo == hi and lo > threshold):
+    lo, hi = comp.ci_low, comp.ci_high
+    ci_ok = lo > threshold or (not strict and lo >= threshold) or (lo == hi and lo > threshold)
+    if ci_ok and comp.p_pass < alpha / 2.0:
         return Status.PASSED
-    if p < alpha:
+    if comp.p_value < alpha:
         return Status.FAILED
     return Status.INCONCLUSIVE
+
+
+def _no_new_failure(d: np.ndarray, p_fail: float, alpha: float) -> Status:
+    """Binary metric with ``max-drop = 0``: the policy's "no new failure" contract.
+
+    Passes when no case newly fails (every oriented delta >= 0), a statement about each
+    case, not about a mean; fails on a significant McNemar p-value; otherwise inconclusive.
+    """
+    if not np.any(d < 0.0):
+        return Status.PASSED
+    return Status.FAILED if p_fail < alpha else Status.INCONCLUSIVE
 
 
 def _per_sample(ids: list[str], cand: np.ndarray, base: np.ndarray | None) -> dict[str, list]:

@@ -261,7 +261,8 @@ def redecide(verdict: Verdict, policy: Policy) -> Verdict:
                 ids=g.per_sample.get("ids"),
                 overrides=g.overrides,
             )
-            gates.append(replace(fresh, nodeid=g.nodeid, golden=g.golden, extra=g.extra))
+            extra = {**g.extra, **fresh.extra}  # the evidence recorded, the test statistics redone
+            gates.append(replace(fresh, nodeid=g.nodeid, golden=g.golden, extra=extra))
         elif g.kind == "no_drift":
             limits = policy.threshold(g.metric, g.name)
             bound = g.overrides.get("max", limits.max if limits.max is not None else g.threshold)
