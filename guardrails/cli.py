@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from guardrails.errors import GuardrailsError
+from guardrails.verdict.schema import EXIT_STATUS
 
 __all__ = ["COMMANDS", "EXIT_STATUS", "main"]
 
@@ -123,8 +124,7 @@ def add_eval(p: argparse.ArgumentParser) -> None:
 
 # ------------------------------------------------------------------------------ compare
 
-# exit status by decision (compare; redecide --exit-code); 2 is a usage or input error
-EXIT_STATUS = {"promote": 0, "hold": 3, "rollback": 4}
+# exit status by decision (compare, check, redecide --exit-code): EXIT_STATUS, as for pytest
 
 
 def _compare_gates(args: argparse.Namespace, policy: Any) -> list[Any]:
@@ -203,7 +203,7 @@ def run_compare(args: argparse.Namespace) -> int:
 @command(
     "compare",
     "paired gates of a candidate run against a baseline run on the same qrels: a verdict, "
-    "exit 0 promote, 3 hold, 4 rollback, 2 bad input",
+    "exit 0 promote, 10 hold, 11 rollback, 2 bad input",
 )
 def add_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument("qrels", type=Path, help="TREC qrels (qid iter docid rel) or BEIR tsv")
@@ -293,6 +293,36 @@ def run_redecide(args: argparse.Namespace) -> int:
     return EXIT_STATUS[verdict.decision.value] if args.exit_code else 0
 
 
+def run_check(args: argparse.Namespace) -> int:
+    from guardrails.report.markdown import summary_lines
+    from guardrails.verdict.integrity import verify_verdict
+
+    try:
+        data = json.loads(Path(args.verdict).read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise GuardrailsError(f"{args.verdict}: verdict file not found") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GuardrailsError(f"{args.verdict}: not a JSON verdict ({exc})") from None
+    verdict = verify_verdict(data, str(args.verdict))
+    if args.json:
+        print(json.dumps({"decision": verdict.decision.value, "reason": verdict.reason}))
+    else:
+        print("\n".join(summary_lines(verdict)))
+        print(f"verified: the decision follows from the verdict's own evidence ({args.verdict})")
+    return EXIT_STATUS[verdict.decision.value]
+
+
+@command(
+    "check",
+    "verify a verdict (parses, signature when $GUARDRAILS_VERDICT_KEY is set, decision "
+    "re-derived from its evidence) and exit with its decision: 0 promote, 10 hold, "
+    "11 rollback, 2 bad or forged verdict",
+)
+def add_check(p: argparse.ArgumentParser) -> None:
+    p.add_argument("verdict", type=Path)
+    p.add_argument("--json", action="store_true", help="print the decision and reason as JSON")
+
+
 @command("redecide", "re-decide a verdict under another policy from its per-sample scores")
 def add_redecide(p: argparse.ArgumentParser) -> None:
     p.add_argument("verdict", type=Path)
@@ -300,7 +330,7 @@ def add_redecide(p: argparse.ArgumentParser) -> None:
     _add_config(p)
     p.add_argument("-o", "--output", type=Path, default=None, help="write the new verdict")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--exit-code", action="store_true", help="exit 0 promote, 3 hold, 4 rollback")
+    p.add_argument("--exit-code", action="store_true", help="exit 0 promote, 10 hold, 11 rollback")
 
 
 # ------------------------------------------------------------------------------ reembed

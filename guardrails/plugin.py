@@ -26,8 +26,12 @@ from guardrails.policy import Policy, load_policy
 from guardrails.stack import StackConfig, load_stack
 from guardrails.verdict import Decision, TestOutcome, Verdict, decide, write_verdict
 
-GATE_KEY = "guardrails_gate"
 FAILURE_KEY = "guardrails_failure"
+GATES = pytest.StashKey[list[dict[str, Any]]]()  # item -> its gate results (full, with samples)
+# JUnit gets flat scalar properties per gate (guardrails.<gate>.<field>, JSON values); the
+# full results travel on the report's ``guardrails_gates`` attribute, which pytest-xdist
+# serialises with the report like any other report attribute.
+JUNIT_FIELDS = ("status", "metric", "delta", "ci_low", "ci_high", "p", "threshold", "n")
 
 
 @dataclass
@@ -106,6 +110,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         default=None,
         help="candidate artifact (adapter / model folder) to judge",
+    )
+    group.addoption(
+        "--guardrails-exit-status",
+        choices=("verdict", "pytest"),
+        default="verdict",
+        help="verdict (default): exit 0 promote, 10 hold, 11 rollback (pytest's 2-5 kept: no "
+        "decision); pytest: exit 0 promote, 1 otherwise",
     )
     group.addoption(
         "--guardrails-apply",
@@ -225,7 +236,8 @@ def gate(request: pytest.FixtureRequest, guardrails_policy: Policy) -> Gate:
     node = request.node
 
     def record(result: GateResult) -> None:
-        node.user_properties.append((GATE_KEY, result.to_dict()))
+        node.stash.setdefault(GATES, []).append(result.to_dict())
+        node.user_properties.extend(junit_properties(result))
 
     return Gate(guardrails_policy, record=record, default_name=node.name, nodeid=node.nodeid)
 
@@ -242,9 +254,33 @@ def guardrails_candidate(pytestconfig: pytest.Config) -> Path | None:
 # ----------------------------------------------------------------------------- reporting
 
 
+def junit_properties(result: GateResult) -> list[tuple[str, str]]:
+    """A gate as flat JUnit properties: ``guardrails.<gate>.<field>`` = a JSON scalar."""
+    import json
+    import math
+
+    def scalar(value: Any) -> str:
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        return json.dumps(value)
+
+    values = {
+        "status": result.status.value,
+        "metric": result.metric,
+        "delta": result.delta,
+        "ci_low": result.ci[0],
+        "ci_high": result.ci[1],
+        "p": result.p_value,
+        "threshold": result.threshold,
+        "n": result.n,
+    }
+    return [(f"guardrails.{result.name}.{k}", scalar(values[k])) for k in JUNIT_FIELDS]
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
+    report.guardrails_gates = list(item.stash.get(GATES, []))
     if call.excinfo is not None and report.failed:
         if call.excinfo.errisinstance(GateError):
             kind = "gate"
@@ -336,27 +372,27 @@ class VerdictPlugin:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # each phase's report carries the item's whole user_properties list so far: take only
         # the gate results this test has not reported yet (a gate run twice is two results)
-        recorded = [value for key, value in report.user_properties if key == GATE_KEY]
+        recorded = getattr(report, "guardrails_gates", None) or []
         seen = self.state.seen.get(report.nodeid, 0)
         for value in recorded[seen:]:
             self.state.gates.append(GateResult.from_dict(value))  # type: ignore[arg-type]
         self.state.seen[report.nodeid] = max(seen, len(recorded))
         _record_outcome(self.state, report)
 
-    @pytest.hookimpl(trylast=True)
+    @pytest.hookimpl(tryfirst=True)  # before junitxml writes: the decision is a suite property
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         state = self.state
         if not state.gates and state.verdict_path is None:
             return
         state.verdict = verdict = _hooked(self.config, build_verdict(self.config))
+        _junit_suite_properties(self.config, verdict)
         if state.verdict_path is not None:
             write_verdict(verdict, state.verdict_path)
         state.report_path = _write_report(self.config, verdict, state.verdict_path)
         self.config.hook.pytest_guardrails_verdict_written(
             verdict=verdict, path=state.verdict_path, report=state.report_path, config=self.config
         )
-        if verdict.decision is not Decision.PROMOTE and session.exitstatus == 0:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        session.exitstatus = _exit_status(self.config, verdict, int(session.exitstatus))
         if self.config.getoption("--guardrails-apply"):
             if verdict.decision is Decision.PROMOTE:
                 _apply(self.config, verdict)
@@ -377,6 +413,29 @@ class VerdictPlugin:
             terminalreporter.write_line(f"verdict written to {self.state.verdict_path}")
         if self.state.report_path is not None:
             terminalreporter.write_line(f"report written to {self.state.report_path}")
+
+
+def _exit_status(config: pytest.Config, verdict: Verdict, status: int) -> int:
+    """0 promote, 10 hold, 11 rollback (``EXIT_STATUS``) when the tests ran (pytest's 0 or 1);
+    pytest's own 2-5 (interrupted, internal or usage error, no tests) are kept: no decision.
+    ``--guardrails-exit-status=pytest`` keeps pytest's 0 / 1 (non-promote fails the run)."""
+    from guardrails.verdict.schema import EXIT_STATUS
+
+    if status not in (0, 1):
+        return status
+    if config.getoption("--guardrails-exit-status") == "pytest":
+        return 0 if verdict.decision is Decision.PROMOTE and status == 0 else 1
+    return EXIT_STATUS[verdict.decision.value]
+
+
+def _junit_suite_properties(config: pytest.Config, verdict: Verdict) -> None:
+    """The decision and its reason as JUnit test-suite properties (with ``--junitxml``)."""
+    from _pytest.junitxml import xml_key
+
+    xml = config.stash.get(xml_key, None)
+    if xml is not None:
+        xml.add_global_property("guardrails.decision", verdict.decision.value)
+        xml.add_global_property("guardrails.reason", verdict.reason)
 
 
 def _write_report(

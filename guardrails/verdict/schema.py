@@ -23,6 +23,8 @@ from guardrails.errors import (
 
 __all__ = [
     "COMPARATIVE",
+    "EXIT_BAD_INPUT",
+    "EXIT_STATUS",
     "SCHEMA_VERSION",
     "Decision",
     "GateResult",
@@ -158,6 +160,14 @@ class Decision(str, Enum):
     PROMOTE = "promote"
     ROLLBACK = "rollback"
     HOLD = "hold"
+
+
+# The exit status of a decision, the same for `pytest` with the plugin, `guardrails compare`,
+# `guardrails check` and `guardrails redecide --exit-code`. 10 and 11 collide with no status
+# pytest uses (0 ok, 1 tests failed, 2 interrupted, 3 internal error, 4 usage error, 5 no tests),
+# so "could not decide" keeps pytest's own 2-5 and the CLI's 2 (bad input or usage).
+EXIT_STATUS: Mapping[str, int] = {"promote": 0, "hold": 10, "rollback": 11}
+EXIT_BAD_INPUT = 2
 
 
 @dataclass(frozen=True)
