@@ -337,10 +337,18 @@ class VerdictPlugin:
         if verdict.decision is not Decision.PROMOTE and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.config.getoption("--guardrails-apply"):
-            if verdict.decision is Decision.PROMOTE:
-                _apply(self.config, verdict)
-            elif verdict.promotable():
-                state.applied = _apply_components(self.config, verdict)
+            try:
+                if verdict.decision is Decision.PROMOTE:
+                    state.applied = _apply(self.config, verdict)
+                elif verdict.promotable():
+                    state.applied = _apply_components(self.config, verdict)
+            except Exception as exc:
+                # a stale verdict, a missing or damaged registry, ...: the verdict and its
+                # report are written; say what failed where the summary is read, and fail
+                kind = "" if isinstance(exc, GuardrailsError) else f"{type(exc).__name__}: "
+                state.applied = [f"guardrails apply: FAILED, nothing switched: {kind}{exc}"]
+                if session.exitstatus == 0:
+                    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.state.verdict is None:
@@ -390,12 +398,20 @@ def _registry_path(config: pytest.Config) -> Path:
     )
 
 
-def _apply(config: pytest.Config, verdict: Verdict) -> None:
-    """Switch registry aliases for a promote verdict (``--guardrails-apply``)."""
+def _apply(config: pytest.Config, verdict: Verdict) -> list[str]:
+    """Switch registry aliases for a promote verdict (``--guardrails-apply``); returns summary
+    lines saying what happened."""
     from guardrails.registry import Registry
 
-    if verdict.provenance.get("artifacts"):
-        Registry(_registry_path(config)).promote(verdict.to_dict())
+    if not verdict.provenance.get("artifacts"):
+        return ["guardrails apply: nothing switched: the verdict lists no artifacts"]
+    with Registry(_registry_path(config)) as registry:
+        switches = registry.promote(verdict.to_dict())
+    return [
+        f"guardrails apply: promoted {s.component}: "
+        f"{_short(s.from_fingerprint)} -> {_short(s.to_fingerprint)}"
+        for s in switches
+    ]
 
 
 def _apply_components(config: pytest.Config, verdict: Verdict) -> list[str]:

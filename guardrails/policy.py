@@ -97,6 +97,7 @@ _POLICY_KEYS = {
 }
 _THRESHOLD_KEYS = {"direction", "max-drop", "min", "max", "min-gain", "alpha"}
 _DIRECTIONS = ("higher", "lower")
+MAX_RESAMPLES = 10_000_000  # beyond this a resampling test is a typo, not a policy
 
 
 @dataclass(frozen=True)
@@ -204,11 +205,13 @@ def load_policy(pyproject: str | Path | None, name: str | None = None) -> Policy
     """
     table = read_guardrails_table(pyproject)
     policies = parse_policies(table, source=str(pyproject))
-    chosen = (
-        name
-        or table.get("policy")
-        or ("default" if "default" in policies or not policies else None)
-    )
+    configured = table.get("policy")
+    if configured is not None and (not isinstance(configured, str) or not configured.strip()):
+        raise PolicyError(
+            f"{pyproject}: [tool.guardrails] policy={configured!r}; allowed values: the name "
+            f"of a policy, one of {sorted(policies)}"
+        )
+    chosen = name or configured or ("default" if "default" in policies or not policies else None)
     if chosen is None:
         if len(policies) == 1:
             return next(iter(policies.values()))
@@ -263,7 +266,14 @@ def read_guardrails_table(pyproject: str | Path | None) -> Mapping[str, Any]:
             data = tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{pyproject}: not valid TOML: {exc}") from None
-    table = data.get("tool", {}).get("guardrails", {})
+    except UnicodeDecodeError as exc:
+        raise PolicyError(
+            f"{pyproject}: not valid UTF-8 (byte offset {exc.start}); TOML files are UTF-8"
+        ) from None
+    tool = data.get("tool", {})
+    if not isinstance(tool, Mapping):
+        raise PolicyError(f"{pyproject}: tool={tool!r:.60} must be a table")
+    table = tool.get("guardrails", {})
     if not isinstance(table, Mapping):
         raise PolicyError(f"{pyproject}: [tool.guardrails] must be a table")
     return table
@@ -300,10 +310,16 @@ def _build(
         ),
         metrics=metrics,
         gates=gates,
-        seed=int(body.get("seed", parent.seed)),
-        n_resamples=int(body.get("n-resamples", parent.n_resamples)),
-        description=str(body.get("description", "")),
+        seed=_seed(body, default=parent.seed, where=where, source=source),
+        n_resamples=_n_resamples(body, default=parent.n_resamples, where=where, source=source),
+        description=_description(body.get("description", ""), where, source),
     )
+
+
+def _description(value: Any, where: str, source: str) -> str:
+    if not isinstance(value, str):
+        raise PolicyError(f"{source}: {where} description={value!r:.60}; allowed values: a string")
+    return value
 
 
 def _parent(
@@ -317,6 +333,11 @@ def _parent(
     base = body.get("extends")
     if base is None:
         return replace(root, name=name)
+    if not isinstance(base, str):
+        raise PolicyError(
+            f"{source}: policies.{name}.extends={base!r:.60}; allowed values: the name of "
+            f"another policy, one of {sorted(raw)}"
+        )
     if base not in raw:
         raise PolicyError(_unknown(f"policies.{name}.extends", base, raw, where=source))
     if base in chain or base == name:
@@ -422,17 +443,33 @@ def _prob(value: Any, key: str, where: str, source: str, *, upper: float = 0.5) 
     return number
 
 
-def _seed(table: Mapping[str, Any]) -> int:
-    seed = table.get("seed", 0)
+def _seed(
+    table: Mapping[str, Any],
+    *,
+    default: int = 0,
+    where: str = "[tool.guardrails]",
+    source: str | None = None,
+) -> int:
+    seed = table.get("seed", default)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise PolicyError(f"[tool.guardrails] seed={seed!r}; allowed values: an integer >= 0")
+        at = f"{source}: {where}" if source else where
+        raise PolicyError(f"{at} seed={seed!r}; allowed values: an integer >= 0")
     return seed
 
 
-def _n_resamples(table: Mapping[str, Any]) -> int:
-    n = table.get("n-resamples", 10000)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 100:
-        raise PolicyError(f"[tool.guardrails] n-resamples={n!r}; allowed values: an integer >= 100")
+def _n_resamples(
+    table: Mapping[str, Any],
+    *,
+    default: int = 10000,
+    where: str = "[tool.guardrails]",
+    source: str | None = None,
+) -> int:
+    n = table.get("n-resamples", default)
+    if isinstance(n, bool) or not isinstance(n, int) or not 100 <= n <= MAX_RESAMPLES:
+        at = f"{source}: {where}" if source else where
+        raise PolicyError(
+            f"{at} n-resamples={n!r}; allowed values: an integer in [100, {MAX_RESAMPLES}]"
+        )
     return n
 
 
