@@ -428,8 +428,8 @@ def load_trec_run(path: str | Path) -> dict[str, dict[str, float]]:
             score = float(parts[4])
         except ValueError:
             raise GoldenDataError(p, lineno, f"score {parts[4]!r} is not a number") from None
-        if score != score:
-            raise GoldenDataError(p, lineno, "score is NaN")
+        if not math.isfinite(score):
+            raise GoldenDataError(p, lineno, f"score {parts[4]!r:.40} is not a finite number")
         docs = run.setdefault(parts[0], {})
         if parts[2] in docs:
             raise GoldenDataError(

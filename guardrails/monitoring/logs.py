@@ -185,7 +185,7 @@ def _number(name: str, value: Any, *, low: float = -math.inf, high: float = math
     try:
         x = float(value)
     except OverflowError:
-        raise _Invalid(f"{name}={value:.3g} is too large: must be finite") from None
+        raise _Invalid(f"{name} has {len(str(abs(value)))} digits: must be finite") from None
     if not (math.isfinite(x) and low <= x <= high):
         raise _Invalid(f"{name}={value!r} must be finite and within [{low}, {high}]")
     return x

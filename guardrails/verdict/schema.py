@@ -213,7 +213,7 @@ def _number(key: str, value: Any, *, optional: bool = False) -> float | None:
     try:
         number = float(value)
     except OverflowError:
-        raise VerdictError(f"{key}={value:.3g} is out of range") from None
+        raise VerdictError(f"{key} has {len(str(abs(value)))} digits: out of range") from None
     if not math.isfinite(number):
         raise VerdictError(f"{key}={_short(value)} must be finite")
     return number
