@@ -214,8 +214,7 @@ def _number(key: str, value: Any, *, optional: bool = False) -> float | None:
         number = float(value)
     except OverflowError:
         raise VerdictError(f"{key} has {len(str(abs(value)))} digits: out of range") from None
-    if not math.isfinite(number):
-        raise VerdictError(f"{key}={_short(value)} must be finite")
+    # a file cannot hold NaN / inf (load_verdict refuses them); in process, NaN is "no value"
     return number
 
 
