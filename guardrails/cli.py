@@ -1,8 +1,12 @@
 """``guardrails``: the command line for release managers and CI.
 
 Subcommands register themselves in :data:`COMMANDS` (name -> (add_arguments, run)), one
-small function pair each; errors from the library print as ``guardrails: <message>`` with
-exit status 2 (bad input) instead of a traceback.
+small function pair each. Exit statuses: 0 success (promote), 1 drift alarm, 2 bad input
+(every :class:`GuardrailsError` and unreadable file prints as one line ``guardrails:
+<message>``), 10 hold, 11 rollback (:data:`EXIT_STATUS`, the same as ``pytest`` with the
+plugin), and :data:`EXIT_INTERNAL` (70, ``EX_SOFTWARE``) for an
+untyped exception: one line ``guardrails: internal error: ...`` — a bug in guardrails, or an
+input it does not yet name; ``--debug`` (before the command) prints the traceback instead.
 """
 
 from __future__ import annotations
@@ -10,15 +14,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from guardrails.errors import GuardrailsError
-from guardrails.verdict.schema import EXIT_STATUS
+from guardrails.verdict.schema import EXIT_BAD_INPUT, EXIT_STATUS
 
-__all__ = ["COMMANDS", "EXIT_STATUS", "main"]
+__all__ = ["COMMANDS", "EXIT_BAD_INPUT", "EXIT_INTERNAL", "EXIT_STATUS", "main"]
+
+
+EXIT_INTERNAL = 70  # sysexits.h EX_SOFTWARE: distinct from every decision and from bad input
 
 Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 COMMANDS: dict[str, tuple[str, Command]] = {}
@@ -75,6 +82,7 @@ def run_eval(args: argparse.Namespace) -> int:
     run = load_trec_run(args.run)
     judged = [q for q, d in qrels.items() if any(r >= args.relevance_level for r in d.values())]
     qids = sorted(judged if args.complete else [q for q in judged if q in run])
+    _require_overlap(args, qrels, run, judged, qids)
     asked = list(dict.fromkeys(args.metric or ["ndcg@10", "mrr", "recall@100", "map"]))
     canonical = {name: parse_metric(name).name for name in asked}
     by_canonical = evaluate_ranking(
@@ -98,6 +106,37 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f"{m}\tall\t{value:.6f}")
     print(f"num_q\tall\t{len(qids)}")
     return 0
+
+
+def _require_overlap(
+    args: argparse.Namespace,
+    qrels: Mapping[str, Any],
+    run: Mapping[str, Any],
+    judged: Sequence[str],
+    qids: Sequence[str],
+) -> None:
+    """Scores of nothing are not zeros: empty or disjoint inputs are bad input."""
+    from guardrails.errors import GoldenDataError
+
+    if not qrels:
+        raise GoldenDataError(args.qrels, None, "no judgements: the qrels file is empty")
+    if not judged:
+        raise GoldenDataError(
+            args.qrels,
+            None,
+            f"no query has a document with relevance >= {args.relevance_level} (-l); "
+            "nothing can be scored",
+        )
+    if not run:
+        raise GoldenDataError(args.run, None, "no results: the run file is empty")
+    if not qids:
+        raise GoldenDataError(
+            args.run,
+            None,
+            f"no query in common with {args.qrels} (run has {len(run)} queries, e.g. "
+            f"{sorted(run)[0]!r}; qrels judge {len(judged)}, e.g. {sorted(judged)[0]!r}): "
+            "check that both files use the same query ids",
+        )
 
 
 @command("eval", "score a TREC run against TREC qrels (trec_eval style)")
@@ -463,10 +502,12 @@ def add_drift(p: argparse.ArgumentParser) -> None:
 # ----------------------------------------------------------------------------- registry
 
 
-def _registry(args: argparse.Namespace) -> object:
+def _registry(args: argparse.Namespace, *, read_only: bool = False) -> object:
+    """The registry at ``--registry``; it must exist (a mistyped path is an error, not a new
+    empty registry); read-only commands open it read-only."""
     from guardrails.registry import Registry
 
-    return Registry(args.registry)
+    return Registry(args.registry, read_only=read_only, create=False)
 
 
 def _short_fp(fp: str | None) -> str:
@@ -474,7 +515,7 @@ def _short_fp(fp: str | None) -> str:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    reg = _registry(args)
+    reg = _registry(args, read_only=True)
     aliases = reg.aliases()  # type: ignore[attr-defined]
     if args.json:
         print(json.dumps([a.__dict__ for a in aliases], indent=2, sort_keys=True))
@@ -558,7 +599,7 @@ def add_rollback(p: argparse.ArgumentParser) -> None:
 
 
 def run_history(args: argparse.Namespace) -> int:
-    rows = _registry(args).history(args.component, args.limit)  # type: ignore[attr-defined]
+    rows = _registry(args, read_only=True).history(args.component, args.limit)  # type: ignore[attr-defined]
     if args.json:
         print(json.dumps([r.__dict__ for r in rows], indent=2, sort_keys=True))
         return 0
@@ -584,10 +625,19 @@ def add_history(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="guardrails", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="on an error, print the full traceback instead of the one-line message",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, (add, _run)) in COMMANDS.items():
         add(sub.add_parser(name, help=help_text, description=help_text))
     return parser
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -595,9 +645,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     _, (_, run) = COMMANDS[args.command]
     try:
         return run(args)
-    except (GuardrailsError, OSError) as exc:
-        print(f"guardrails: {exc}", file=sys.stderr)
-        return 2
+    except (GuardrailsError, OSError, UnicodeError) as exc:
+        if args.debug:
+            raise
+        print(f"guardrails: {_one_line(str(exc))}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(
+            f"guardrails: internal error: {type(exc).__name__}: {_one_line(str(exc))[:300]} "
+            "(rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,6 +26,7 @@ File formats
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ __all__ = [
     "RetrievalSet",
     "Run",
     "is_refusal",
+    "json_problem",
     "load_beir",
     "load_beir_domains",
     "load_canaries",
@@ -59,7 +61,9 @@ __all__ = [
     "load_qa",
     "load_trec_qrels",
     "load_trec_run",
+    "parse_json_line",
     "read_jsonl",
+    "read_lines",
     "str_list",
     "text_field",
     "write_trec_run",
@@ -198,25 +202,69 @@ class PreferenceSet:
 # ----------------------------------------------------------------------------- readers
 
 
-def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_number, object)`` for each non-blank line; errors name ``path:line``."""
+def read_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` of a UTF-8 text file, read line by line in binary so a
+    byte that is not UTF-8 is reported at its ``path:line`` (and column) instead of as a
+    traceback; a missing file or a folder is a :class:`GoldenDataError` too."""
     if not path.is_file():
-        raise GoldenDataError(path, None, "file not found")
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
+        raise GoldenDataError(path, None, "file not found" if not path.exists() else "not a file")
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
                 raise GoldenDataError(
                     path,
                     lineno,
-                    f"not valid JSON ({exc.msg} at column {exc.colno}): {line.strip()[:80]!r}",
+                    f"not valid UTF-8 (byte {raw[exc.start : exc.start + 1]!r} at column "
+                    f"{exc.start + 1}); save the file as UTF-8",
                 ) from None
-            if not isinstance(obj, dict):
-                raise GoldenDataError(path, lineno, f"expected a JSON object, got {obj!r:.80}")
-            yield lineno, obj
+            yield lineno, line.removeprefix("\ufeff") if lineno == 1 else line
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (JSON has no NaN / Infinity)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def parse_json_line(line: str) -> Any:
+    """``json.loads`` that refuses NaN / Infinity and numbers that overflow (``1e400``);
+    raises ``ValueError`` (incl. ``json.JSONDecodeError``) or ``RecursionError`` (nesting
+    too deep) on bad input."""
+    return json.loads(line, parse_constant=_reject_constant, parse_float=_finite_float)
+
+
+def json_problem(exc: BaseException) -> str:
+    """What is wrong with a line :func:`parse_json_line` refused, for a ``path:line`` message."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at column {exc.colno}"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc)
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, object)`` for each non-blank line; errors name ``path:line``."""
+    for lineno, line in read_lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = parse_json_line(line)
+        except (ValueError, RecursionError) as exc:
+            raise GoldenDataError(
+                path,
+                lineno,
+                f"not valid JSON ({json_problem(exc)}): {line.strip()[:80]!r}",
+            ) from None
+        if not isinstance(obj, dict):
+            raise GoldenDataError(path, lineno, f"expected a JSON object, got {obj!r:.80}")
+        yield lineno, obj
 
 
 def text_field(
@@ -291,44 +339,52 @@ def _load_queries(path: Path) -> tuple[dict[str, str], dict[str, dict[str, Any]]
     return queries, meta
 
 
+# a relevance grade is a small integer (TREC uses -2..4); anything beyond is a broken file
+MAX_GRADE = 1000
+
+
 def _parse_relevance(value: str, path: Path, lineno: int) -> int:
     try:
         number = float(value)
     except ValueError:
         raise GoldenDataError(path, lineno, f"relevance {value!r} is not a number") from None
+    if not math.isfinite(number) or abs(number) > MAX_GRADE:
+        raise GoldenDataError(
+            path,
+            lineno,
+            f"relevance {value!r:.40} is not a grade; allowed values: integers in "
+            f"[-{MAX_GRADE}, {MAX_GRADE}]",
+        )
     if number != int(number):
         raise GoldenDataError(path, lineno, f"relevance {value!r} is not an integer grade")
     return int(number)
 
 
 def _read_qrels_lines(path: Path, columns: int) -> dict[str, dict[str, int]]:
-    if not path.is_file():
-        raise GoldenDataError(path, None, "file not found")
     qrels: dict[str, dict[str, int]] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            parts = line.split()
-            if not parts:
-                continue
-            if lineno == 1 and columns == 3 and not _is_number(parts[-1]):
-                continue  # BEIR header "query-id corpus-id score"
-            if len(parts) != columns:
-                raise GoldenDataError(
-                    path,
-                    lineno,
-                    f"expected {columns} columns, got {len(parts)}: {line.strip()[:80]!r}",
-                )
-            qid, doc_id, rel = parts[0], parts[-2], parts[-1]
-            grade = _parse_relevance(rel, path, lineno)
-            previous = qrels.setdefault(qid, {}).get(doc_id)
-            if previous is not None and previous != grade:
-                raise GoldenDataError(
-                    path,
-                    lineno,
-                    f"query {qid!r} judges document {doc_id!r} "
-                    f"twice with different grades ({previous} and {grade})",
-                )
-            qrels[qid][doc_id] = grade
+    for lineno, line in read_lines(path):
+        parts = line.split()
+        if not parts:
+            continue
+        if lineno == 1 and columns == 3 and not _is_number(parts[-1]):
+            continue  # BEIR header "query-id corpus-id score"
+        if len(parts) != columns:
+            raise GoldenDataError(
+                path,
+                lineno,
+                f"expected {columns} columns, got {len(parts)}: {line.strip()[:80]!r}",
+            )
+        qid, doc_id, rel = parts[0], parts[-2], parts[-1]
+        grade = _parse_relevance(rel, path, lineno)
+        previous = qrels.setdefault(qid, {}).get(doc_id)
+        if previous is not None and previous != grade:
+            raise GoldenDataError(
+                path,
+                lineno,
+                f"query {qid!r} judges document {doc_id!r} "
+                f"twice with different grades ({previous} and {grade})",
+            )
+        qrels[qid][doc_id] = grade
     return qrels
 
 
@@ -343,8 +399,7 @@ def _is_number(token: str) -> bool:
 def load_trec_qrels(path: str | Path) -> dict[str, dict[str, int]]:
     """Read TREC qrels (``qid iter docid rel``); BEIR 3-column qrels are accepted too."""
     p = Path(path)
-    with open(p, encoding="utf-8") as f:
-        first = next((line.split() for line in f if line.strip()), [])
+    first = next((line.split() for _, line in read_lines(p) if line.strip()), [])
     columns = 3 if len(first) == 3 else 4
     return _read_qrels_lines(p, columns)
 
@@ -352,33 +407,30 @@ def load_trec_qrels(path: str | Path) -> dict[str, dict[str, int]]:
 def load_trec_run(path: str | Path) -> dict[str, dict[str, float]]:
     """Read a TREC run (``qid Q0 docid rank score tag``); scores decide the order."""
     p = Path(path)
-    if not p.is_file():
-        raise GoldenDataError(p, None, "file not found")
     run: dict[str, dict[str, float]] = {}
-    with open(p, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 6:
-                raise GoldenDataError(
-                    p,
-                    lineno,
-                    f"expected 6 columns (qid Q0 docid rank score "
-                    f"tag), got {len(parts)}: {line.strip()[:80]!r}",
-                )
-            try:
-                score = float(parts[4])
-            except ValueError:
-                raise GoldenDataError(p, lineno, f"score {parts[4]!r} is not a number") from None
-            if score != score:
-                raise GoldenDataError(p, lineno, "score is NaN")
-            docs = run.setdefault(parts[0], {})
-            if parts[2] in docs:
-                raise GoldenDataError(
-                    p, lineno, f"document {parts[2]!r} retrieved twice for query {parts[0]!r}"
-                )
-            docs[parts[2]] = score
+    for lineno, line in read_lines(p):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 6:
+            raise GoldenDataError(
+                p,
+                lineno,
+                f"expected 6 columns (qid Q0 docid rank score "
+                f"tag), got {len(parts)}: {line.strip()[:80]!r}",
+            )
+        try:
+            score = float(parts[4])
+        except ValueError:
+            raise GoldenDataError(p, lineno, f"score {parts[4]!r} is not a number") from None
+        if not math.isfinite(score):
+            raise GoldenDataError(p, lineno, f"score {parts[4]!r:.40} is not a finite number")
+        docs = run.setdefault(parts[0], {})
+        if parts[2] in docs:
+            raise GoldenDataError(
+                p, lineno, f"document {parts[2]!r} retrieved twice for query {parts[0]!r}"
+            )
+        docs[parts[2]] = score
     return run
 
 
@@ -509,12 +561,11 @@ def _check_qrels(
 
 def _line_index(path: Path) -> dict[tuple[str, str | None], int]:
     index: dict[tuple[str, str | None], int] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            parts = line.split()
-            if len(parts) >= 3:
-                index.setdefault((parts[0], None), lineno)
-                index.setdefault((parts[0], parts[-2]), lineno)
+    for lineno, line in read_lines(path):
+        parts = line.split()
+        if len(parts) >= 3:
+            index.setdefault((parts[0], None), lineno)
+            index.setdefault((parts[0], parts[-2]), lineno)
     return index
 
 

@@ -280,7 +280,8 @@ def junit_properties(result: GateResult) -> list[tuple[str, str]]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
-    report.guardrails_gates = list(item.stash.get(GATES, []))
+    gates: list[dict[str, Any]] = item.stash.get(GATES, [])
+    report.guardrails_gates = list(gates)
     if call.excinfo is not None and report.failed:
         if call.excinfo.errisinstance(GateError):
             kind = "gate"
@@ -375,7 +376,7 @@ class VerdictPlugin:
         recorded = getattr(report, "guardrails_gates", None) or []
         seen = self.state.seen.get(report.nodeid, 0)
         for value in recorded[seen:]:
-            self.state.gates.append(GateResult.from_dict(value))  # type: ignore[arg-type]
+            self.state.gates.append(GateResult.from_dict(value))
         self.state.seen[report.nodeid] = max(seen, len(recorded))
         _record_outcome(self.state, report)
 
@@ -394,10 +395,18 @@ class VerdictPlugin:
         )
         session.exitstatus = _exit_status(self.config, verdict, int(session.exitstatus))
         if self.config.getoption("--guardrails-apply"):
-            if verdict.decision is Decision.PROMOTE:
-                _apply(self.config, verdict)
-            elif verdict.promotable():
-                state.applied = _apply_components(self.config, verdict)
+            try:
+                if verdict.decision is Decision.PROMOTE:
+                    state.applied = _apply(self.config, verdict)
+                elif verdict.promotable():
+                    state.applied = _apply_components(self.config, verdict)
+            except Exception as exc:
+                # a stale verdict, a missing or damaged registry, ...: the verdict and its
+                # report are written; say what failed where the summary is read, and fail
+                kind = "" if isinstance(exc, GuardrailsError) else f"{type(exc).__name__}: "
+                state.applied = [f"guardrails apply: FAILED, nothing switched: {kind}{exc}"]
+                if session.exitstatus == 0:
+                    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.state.verdict is None:
@@ -467,14 +476,21 @@ def _registry_path(config: pytest.Config) -> Path:
     return Path(option) if option else config.stash[STATE].stack.registry_path
 
 
-def _apply(config: pytest.Config, verdict: Verdict) -> None:
-    """Switch registry aliases for a promote verdict (``--guardrails-apply``)."""
+def _apply(config: pytest.Config, verdict: Verdict) -> list[str]:
+    """Switch registry aliases for a promote verdict (``--guardrails-apply``); returns summary
+    lines saying what happened."""
     from guardrails.registry import Registry
     from guardrails.verdict.schema import verdict_document
 
-    if verdict.provenance.get("artifacts"):
-        with Registry(_registry_path(config)) as registry:
-            registry.promote(verdict_document(verdict))
+    if not verdict.provenance.get("artifacts"):
+        return ["guardrails apply: nothing switched: the verdict lists no artifacts"]
+    with Registry(_registry_path(config)) as registry:
+        switches = registry.promote(verdict_document(verdict))
+    return [
+        f"guardrails apply: promoted {s.component}: "
+        f"{_short(s.from_fingerprint)} -> {_short(s.to_fingerprint)}"
+        for s in switches
+    ]
 
 
 def _apply_components(config: pytest.Config, verdict: Verdict) -> list[str]:

@@ -98,6 +98,7 @@ _POLICY_KEYS = {
 }
 _THRESHOLD_KEYS = {"direction", "max-drop", "min", "max", "min-gain", "alpha"}
 _DIRECTIONS = ("higher", "lower")
+MAX_RESAMPLES = 10_000_000  # beyond this a resampling test is a typo, not a policy
 
 
 @dataclass(frozen=True)
@@ -247,11 +248,13 @@ def load_policy(pyproject: str | Path | None, name: str | None = None) -> Policy
     """
     table = read_guardrails_table(pyproject)
     policies = parse_policies(table, source=str(pyproject))
-    chosen = (
-        name
-        or table.get("policy")
-        or ("default" if "default" in policies or not policies else None)
-    )
+    configured = table.get("policy")
+    if configured is not None and (not isinstance(configured, str) or not configured.strip()):
+        raise PolicyError(
+            f"{pyproject}: [tool.guardrails] policy={configured!r}; allowed values: the name "
+            f"of a policy, one of {sorted(policies)}"
+        )
+    chosen = name or configured or ("default" if "default" in policies or not policies else None)
     if chosen is None:
         if len(policies) == 1:
             return next(iter(policies.values()))
@@ -308,7 +311,14 @@ def read_guardrails_table(pyproject: str | Path | None) -> Mapping[str, Any]:
             data = tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{pyproject}: not valid TOML: {exc}") from None
-    table = data.get("tool", {}).get("guardrails", {})
+    except UnicodeDecodeError as exc:
+        raise PolicyError(
+            f"{pyproject}: not valid UTF-8 (byte offset {exc.start}); TOML files are UTF-8"
+        ) from None
+    tool = data.get("tool", {})
+    if not isinstance(tool, Mapping):
+        raise PolicyError(f"{pyproject}: tool={tool!r:.60} must be a table")
+    table = tool.get("guardrails", {})
     if not isinstance(table, Mapping):
         raise PolicyError(f"{pyproject}: [tool.guardrails] must be a table")
     return table
@@ -351,6 +361,12 @@ def _build(
     )
 
 
+def _description(value: Any, where: str, source: str) -> str:
+    if not isinstance(value, str):
+        raise PolicyError(f"{source}: {where} description={value!r:.60}; allowed values: a string")
+    return value
+
+
 def _parent(
     name: str,
     body: Mapping[str, Any],
@@ -362,6 +378,11 @@ def _parent(
     base = body.get("extends")
     if base is None:
         return replace(root, name=name)
+    if not isinstance(base, str):
+        raise PolicyError(
+            f"{source}: policies.{name}.extends={base!r:.60}; allowed values: the name of "
+            f"another policy, one of {sorted(raw)}"
+        )
     if base not in raw:
         raise PolicyError(_unknown(f"policies.{name}.extends", base, raw, where=source))
     if base in chain or base == name:
@@ -474,7 +495,6 @@ def _seed(seed: Any, where: str, source: str) -> int:
 
 
 MIN_RESAMPLES = 200
-MAX_RESAMPLES = 1_000_000
 
 
 def _n_resamples(n: Any, where: str, source: str) -> int:
@@ -485,12 +505,6 @@ def _n_resamples(n: Any, where: str, source: str) -> int:
             "p-value too coarse to decide at alpha)"
         )
     return n
-
-
-def _description(value: Any, where: str, source: str) -> str:
-    if not isinstance(value, str):
-        raise PolicyError(f"{source}: {where} description={value!r}; allowed values: a string")
-    return value
 
 
 def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str, source: str) -> None:

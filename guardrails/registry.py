@@ -46,6 +46,7 @@ from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import quote
 
 from guardrails.errors import RegistryError, VerdictError
 from guardrails.fingerprint import fingerprint_json
@@ -328,15 +329,79 @@ class Registry:
     One connection per instance and per process; safe to use from many processes at once.
     """
 
-    def __init__(self, path: str | Path = DEFAULT_REGISTRY_PATH) -> None:
+    def __init__(
+        self,
+        path: str | Path = DEFAULT_REGISTRY_PATH,
+        *,
+        read_only: bool = False,
+        create: bool = True,
+    ) -> None:
+        """Open (and, unless ``create=False`` or ``read_only``, create) the registry at ``path``.
+
+        ``read_only`` opens the file with SQLite's ``mode=ro`` (nothing is created, migrated
+        or written); a missing file with ``create=False`` or ``read_only`` is a
+        :class:`RegistryError` "no registry at PATH", and a file that is not a guardrails
+        registry (corrupt, another database, random bytes) is a :class:`RegistryError` naming
+        it, never a ``sqlite3`` traceback.
+        """
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        self._conn.execute("PRAGMA foreign_keys = ON")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._migrate()
+        self.read_only = read_only
+        if (read_only or not create) and not self.path.is_file():
+            what = "a folder, not a registry file" if self.path.is_dir() else "no such file"
+            raise RegistryError(
+                f"no registry at {self.path} ({what}); pass --registry with the path of an "
+                "existing registry"
+            )
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if read_only:
+                uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+                self._conn = sqlite3.connect(
+                    uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None
+                )
+            else:
+                self._conn = sqlite3.connect(
+                    self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None
+                )
+        except sqlite3.Error as exc:
+            raise RegistryError(f"{self.path}: cannot open the registry ({exc})") from None
+        try:
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            if read_only:
+                self._check_schema()
+            else:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise RegistryError(
+                f"{self.path}: not a readable guardrails registry (SQLite: {exc}); restore it "
+                "from a backup or point --registry at the right file"
+            ) from None
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _check_schema(self) -> None:
+        """Read-only open: the file must already hold a registry this guardrails can read."""
+        has = self._conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+            "('migrations', 'artifacts', 'aliases', 'history')"
+        ).fetchone()[0]
+        if has != 4:
+            raise RegistryError(
+                f"{self.path}: an SQLite file but not a guardrails registry (tables missing); "
+                "point --registry at the right file"
+            )
+        current = self._conn.execute("SELECT max(schema_version) FROM migrations").fetchone()[0]
+        if current is None or current > SCHEMA_VERSION:
+            raise RegistryError(
+                f"{self.path}: schema_version={current} is not one this guardrails reads "
+                f"(1..{SCHEMA_VERSION}); upgrade guardrails."
+            )
 
     def close(self) -> None:
         """Close the connection."""
@@ -388,7 +453,8 @@ class Registry:
 
     def get(self, fingerprint: str) -> Artifact | None:
         """The artifact with this fingerprint, or None."""
-        return self._get(self._conn, fingerprint)
+        with self._reading():
+            return self._get(self._conn, fingerprint)
 
     @staticmethod
     def _get(conn: sqlite3.Connection, fingerprint: str) -> Artifact | None:
@@ -408,8 +474,17 @@ class Registry:
 
     def aliases(self) -> list[Alias]:
         """Every alias, ordered by component then alias name."""
-        rows = self._conn.execute("SELECT * FROM aliases ORDER BY component, alias")
-        return [Alias(**dict(r)) for r in rows]
+        with self._reading():
+            rows = self._conn.execute("SELECT * FROM aliases ORDER BY component, alias")
+            return [Alias(**dict(r)) for r in rows]
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """A damaged page found while reading is a :class:`RegistryError` naming the file."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            raise RegistryError(f"{self.path}: the registry is damaged (SQLite: {exc})") from None
 
     def history(self, component: str | None = None, limit: int | None = None) -> list[HistoryEntry]:
         """History rows, newest first (optionally one component, at most ``limit`` rows)."""
@@ -417,8 +492,9 @@ class Registry:
         if component is not None:
             sql, args = sql + " WHERE component = ?", [component]
         sql += " ORDER BY id DESC LIMIT ?"
-        rows = self._conn.execute(sql, [*args, -1 if limit is None else limit])
-        return [HistoryEntry(**dict(r)) for r in rows]
+        with self._reading():
+            rows = self._conn.execute(sql, [*args, -1 if limit is None else limit])
+            return [HistoryEntry(**dict(r)) for r in rows]
 
     @staticmethod
     def _alias_fp(conn: sqlite3.Connection, component: str, alias: AliasName) -> str | None:

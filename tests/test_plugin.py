@@ -382,3 +382,46 @@ def test_guardrails_promote_refuses_a_forged_plugin_verdict(
     with Registry(db) as reg:
         assert reg.resolve("embedder", "production").fingerprint == "sha256:old"
     assert result.ret != 0
+
+
+PROMOTE_TESTS = """
+import numpy as np
+
+def test_quality(gate):
+    for role, i in (("baseline", 0), ("candidate", 1)):
+        gate.record(artifact={"component": "embedder", "role": role,
+                              "fingerprint": f"sha256:embedder-{i}"})
+    base = np.random.default_rng(0).uniform(0, 1, 200)
+    gate.noninferior("ndcg@10", candidate=base, baseline=base, name="quality")
+"""
+
+
+@pytest.mark.parametrize("registry", ["stale", "corrupt"])
+def test_apply_failure_is_in_the_summary_and_the_exit_status(
+    pytester: pytest.Pytester, registry: str
+) -> None:
+    from guardrails.registry import Registry
+
+    pytester.makepyprojecttoml(
+        '[tool.guardrails]\npolicy = "release"\nn-resamples = 2000\n'
+        '[tool.guardrails.policies.release.metrics."ndcg@10"]\nmax-drop = 0.05\n'
+    )
+    pytester.makepyfile(test_promote=PROMOTE_TESTS)
+    db = pytester.path / "registry.sqlite"
+    if registry == "corrupt":
+        db.write_bytes(b"not an sqlite file" * 100)
+    else:  # production is embedder-2, not the verdict's baseline embedder-0
+        with Registry(db) as reg:
+            for i in (0, 1, 2):
+                reg.register("adapter", "embedder", f"e{i}", f"sha256:embedder-{i}")
+            reg.set_alias("embedder", "production", "sha256:embedder-2")
+    result = pytester.runpytest(
+        "--guardrails-verdict=v.json", "--guardrails-apply", f"--guardrails-registry={db}"
+    )
+    out = result.stdout.str() + result.stderr.str()
+    assert "INTERNALERROR" not in out and "Traceback" not in out
+    result.stdout.fnmatch_lines(
+        ["decision: PROMOTE*", "guardrails apply: FAILED, nothing switched: *", "verdict written*"]
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert (pytester.path / "v.json").is_file()

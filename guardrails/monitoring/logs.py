@@ -44,6 +44,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -55,6 +56,7 @@ import numpy as np
 
 from guardrails.atomic import atomic_path
 from guardrails.errors import LogDataError
+from guardrails.golden import json_problem, parse_json_line
 
 __all__ = [
     "LATENCY_STAGES",
@@ -85,6 +87,7 @@ _ALIASES = {
     "latency": "latency_ms",
 }
 _PARQUET_BATCH = 4096
+_MAX_EPOCH = 253402300799.0  # 9999-12-31T23:59:59Z, the last second a datetime can hold
 
 
 class Feedback(str, Enum):
@@ -179,7 +182,10 @@ class _Invalid(Exception):
 def _number(name: str, value: Any, *, low: float = -math.inf, high: float = math.inf) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Invalid(f"{name}={value!r:.60} must be a number")
-    x = float(value)
+    try:
+        x = float(value)
+    except OverflowError:
+        raise _Invalid(f"{name} has {len(str(abs(value)))} digits: must be finite") from None
     if not (math.isfinite(x) and low <= x <= high):
         raise _Invalid(f"{name}={value!r} must be finite and within [{low}, {high}]")
     return x
@@ -207,8 +213,8 @@ def _decoded(name: str, value: Any) -> Any:
     """Nested fields arrive as JSON strings from Parquet; decode them."""
     if isinstance(value, str) and value[:1] in "[{":
         try:
-            return json.loads(value)
-        except json.JSONDecodeError:
+            return parse_json_line(value)
+        except (ValueError, RecursionError):
             raise _Invalid(f"{name}={value!r:.60} is not valid JSON") from None
     return value
 
@@ -218,25 +224,47 @@ def _mapping(name: str, value: Any) -> Mapping[str, Any]:
     if value is None:
         return {}
     if isinstance(value, list) and all(isinstance(p, list | tuple) and len(p) == 2 for p in value):
-        value = dict(value)  # a Parquet map column reads as (key, value) pairs
+        # a Parquet map column reads as (key, value) pairs
+        if not all(isinstance(k, str | int) and not isinstance(k, bool) for k, _ in value):
+            raise _Invalid(f"{name}={value!r:.60} must be an object with string keys")
+        value = {str(k): v for k, v in value}
     if not isinstance(value, dict):
         raise _Invalid(f"{name}={value!r:.60} must be an object")
     return value
 
 
+def _string_map(name: str, value: Any) -> dict[str, str]:
+    """An object of string -> string (or number, kept as its text), e.g. ``versions``."""
+    out = {}
+    for key, item in _mapping(name, value).items():
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise _Invalid(f"{name}.{key}={item!r:.60} must be a string")
+        out[str(key)] = str(item)
+    return out
+
+
 def _timestamp(value: Any) -> float:
     if isinstance(value, datetime):
         stamp = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-        return stamp.timestamp()
+        try:
+            return stamp.timestamp()
+        except (OverflowError, ValueError):
+            raise _Invalid(f"timestamp={value!r:.60} is out of range") from None
     if isinstance(value, str):
         try:
-            return _timestamp(datetime.fromisoformat(value.strip().replace("Z", "+00:00")))
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
             raise _Invalid(f"timestamp={value!r:.60} is not ISO-8601 nor epoch seconds") from None
+        return _timestamp(parsed)
     if value is None:
         raise _Invalid("missing required field 'timestamp'")
-    seconds = _number("timestamp", value, low=0.0)
-    return seconds / 1000.0 if seconds > 1e11 else seconds
+    seconds = _number("timestamp", value, low=0.0, high=_MAX_EPOCH * 1000.0)
+    seconds = seconds / 1000.0 if seconds > 1e11 else seconds
+    if seconds > _MAX_EPOCH:
+        raise _Invalid(
+            f"timestamp={value!r:.60} is after year 9999: epoch seconds or milliseconds expected"
+        )
+    return seconds
 
 
 def _hits(name: str, value: Any) -> tuple[Hit, ...]:
@@ -361,7 +389,7 @@ def _record(raw: Mapping[str, Any]) -> LogRecord:
         flag_reason=_lower(_string("flag_reason", g("flag_reason"))),
         complaint=_string("complaint", g("complaint")) or None,
         ab=_ab(g("ab")),
-        versions={str(k): str(v) for k, v in _mapping("versions", g("versions")).items()},
+        versions=_string_map("versions", g("versions")),
         error=_string("error", g("error")) or None,
         extra={k: v for k, v in obj.items() if k not in _FIELDS},
         schema_version=_version(g("schema_version")),
@@ -432,31 +460,46 @@ def _is_parquet(path: Path) -> bool:
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
-    """``(line, decoded object | _Invalid)`` per non-blank line."""
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError as exc:
-                text = line.strip()[:60]
-                yield (
-                    lineno,
-                    _Invalid(f"not valid JSON ({exc.msg} at column {exc.colno}): {text!r}"),
-                )
+    """``(line, decoded object | _Invalid)`` per non-blank line, read in binary and decoded
+    line by line (a line that is not UTF-8 is refused with its number, not the whole file);
+    a truncated or corrupt ``.gz`` raises :class:`LogDataError` naming the line reached."""
+    opener: Any = gzip.open if path.suffix.lower() == ".gz" else open
+    lineno = 0
+    try:
+        with opener(path, "rb") as f:
+            for lineno, raw in enumerate(f, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    yield lineno, _Invalid(f"not valid UTF-8 (byte at column {exc.start + 1})")
+                    continue
+                if not line.strip():
+                    continue
+                try:
+                    yield lineno, parse_json_line(line)
+                except (ValueError, RecursionError) as exc:
+                    yield lineno, _Invalid(f"not valid JSON ({json_problem(exc)}): {line[:60]!r}")
+    except (EOFError, OSError, zlib.error) as exc:
+        where = f"{path}:{lineno + 1}" if lineno else str(path)
+        raise LogDataError(f"{where}: cannot read the file ({exc}); is it truncated?") from None
 
 
 def _parquet_rows(path: Path) -> Iterator[tuple[int, Any]]:
     """``(row number from 1, dict)`` streamed in record batches."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     row = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=_PARQUET_BATCH):
-        for obj in batch.to_pylist():
-            row += 1
-            yield row, {k: v for k, v in obj.items() if v is not None}
+    try:
+        batches = pq.ParquetFile(path).iter_batches(batch_size=_PARQUET_BATCH)
+        for batch in batches:
+            rows = batch.to_pylist()
+            for obj in rows:
+                row += 1
+                yield row, {k: v for k, v in obj.items() if v is not None}
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        where = f"{path}:{row + 1}" if row else str(path)
+        raise LogDataError(f"{where}: not a readable Parquet file ({exc})") from None
 
 
 class LogStream:

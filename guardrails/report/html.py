@@ -1,5 +1,8 @@
 """The verdict as one self-contained HTML page for a release manager.
 
+Every value from the verdict is passed through :func:`html.escape` (quotes too, so attribute
+values are safe) and the SVG plots escape their labels: a crafted verdict renders as text.
+
 The page holds the decision and why (and the decision per component, when the policy defines
 components), a forest plot of every comparative gate (delta with its
 CI against the policy limit), drift plots when the verdict carries them (norm histograms and a
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from guardrails.gates import GateResult
@@ -98,7 +101,7 @@ def _gate_table(gates: Sequence[GateResult]) -> str:
         ci = "—" if math.isnan(g.ci[0]) else f"[{g.ci[0]:+.4f}, {g.ci[1]:+.4f}]"
         cells = (
             html.escape(g.name),
-            g.metric,
+            html.escape(g.metric),
             _fmt(g.baseline),
             _fmt(g.candidate),
             _fmt(g.delta, True),
@@ -112,7 +115,8 @@ def _gate_table(gates: Sequence[GateResult]) -> str:
             for i, c in enumerate(cells)
         )
         color = _COLORS.get(g.status.value, "#000")
-        rows.append(f"<tr>{tds}<td class='status' style='color:{color}'>{g.status.value}</td></tr>")
+        status = html.escape(g.status.value)
+        rows.append(f"<tr>{tds}<td class='status' style='color:{color}'>{status}</td></tr>")
     header = "".join(f"<th>{h}</th>" for h in head)
     return f"<table><tr>{header}</tr>{''.join(rows)}</table>"
 
@@ -124,6 +128,7 @@ def _worst(g: GateResult) -> str:
     rows = []
     for w in g.worst:
         ex = examples.get(str(w["id"]), {})
+        ex = ex if isinstance(ex, Mapping) else {}
         side = ""
         if ex:
             side = (
@@ -145,12 +150,16 @@ def _worst(g: GateResult) -> str:
 
 
 def _provenance(p: Any) -> str:
+    git, timings = p.get("git", {}), p.get("timings", {})
     rows = [
         ("created", p.get("created_at")),
-        ("git", p.get("git", {}).get("commit")),
+        ("git", git.get("commit") if isinstance(git, Mapping) else git),
         ("seed", p.get("seed")),
         ("python", p.get("python")),
-        ("session seconds", p.get("timings", {}).get("session_seconds")),
+        (
+            "session seconds",
+            timings.get("session_seconds") if isinstance(timings, Mapping) else None,
+        ),
     ]
     rows += [(f"golden {k}", v) for k, v in p.get("golden", {}).items()]
     rows += [
@@ -170,11 +179,11 @@ def _components_table(verdict: Verdict) -> str:
         return ""
     rows = []
     for name, c in verdict.components.items():
-        decision = c["decision"]
+        decision = str(c["decision"])
         rows.append(
-            f"<tr><td>{html.escape(name)}</td><td class='status' "
+            f"<tr><td>{html.escape(str(name))}</td><td class='status' "
             f"style='color:{_BANNER.get(decision, '#000')}'>{html.escape(decision.upper())}</td>"
-            f"<td>{html.escape(c['reason'])}</td></tr>"
+            f"<td>{html.escape(str(c['reason']))}</td></tr>"
         )
     return (
         "<h2>Decision per component</h2><table id='components'><tr><th>component</th>"
@@ -187,9 +196,9 @@ def render_html(verdict: Verdict) -> str:
     decision = verdict.decision.value
     forest = forest_plot_svg(verdict.gates)
     drift = [svg for g in verdict.gates if g.kind == "no_drift" for svg in _drift_svgs(g)]
-    reasons = "".join(f"<li>{html.escape(r)}</li>" for r in verdict.reasons)
+    reasons = "".join(f"<li>{html.escape(str(r))}</li>" for r in verdict.reasons)
     warnings = "".join(
-        f"<li class='warn'>{html.escape(g.name)}: {html.escape(w)}</li>"
+        f"<li class='warn'>{html.escape(g.name)}: {html.escape(str(w))}</li>"
         for g in verdict.gates
         for w in g.warnings
     )
@@ -199,7 +208,7 @@ def render_html(verdict: Verdict) -> str:
         f"<div class='banner' style='background:{_BANNER[decision]}'>",
         f"<div>guardrails verdict · policy <b>{html.escape(str(verdict.policy.get('name')))}"
         f"</b></div><div class='decision' id='decision'>{decision.upper()}</div>",
-        f"<div>{html.escape(verdict.reason)}</div></div>",
+        f"<div>{html.escape(str(verdict.reason))}</div></div>",
         _components_table(verdict),
         f"<h2>Why</h2><ul>{reasons}</ul>",
         f"<ul>{warnings}</ul>" if warnings else "",

@@ -1,15 +1,43 @@
 """The verdict as text: the terminal summary table and a Markdown report for PR comments
-or ``$GITHUB_STEP_SUMMARY``."""
+or ``$GITHUB_STEP_SUMMARY``.
+
+Every field that comes from the verdict (gate names, metrics, reasons, sample ids, warnings,
+provenance) is neutralised before it is interpolated: in Markdown by :func:`escape_markdown`
+(one line, HTML tags as text, every Markdown punctuation backslash-escaped), so a crafted
+verdict cannot add a heading, a link, an image, a table row or close the ``<details>``; in the
+terminal by :func:`plain` (one line, no control characters, so no ANSI escapes).
+"""
 
 from __future__ import annotations
 
+import html
 import math
+import re
 from typing import Any
 
 from guardrails.gates import GateResult
 from guardrails.verdict import Verdict
 
-__all__ = ["render_markdown", "summary_lines"]
+__all__ = ["escape_markdown", "plain", "render_markdown", "summary_lines"]
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~:])")
+# control characters, line / paragraph separators, zero-width and bidi overrides
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]+")
+
+
+def plain(value: object) -> str:
+    """``value`` as one line of terminal text: control characters (newlines, ANSI escapes)
+    become spaces."""
+    return _CONTROL.sub(" ", str(value)).strip()
+
+
+def escape_markdown(value: object) -> str:
+    """``value`` as inert Markdown text on one line: ``<``, ``>`` and ``&`` as HTML entities
+    (no tag renders), every Markdown punctuation backslash-escaped (no heading, emphasis,
+    link, image, code span, table cell or list starts)."""
+    text = html.escape(plain(value), quote=False)
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
 
 _ICON = {"passed": "✅", "failed": "❌", "inconclusive": "⚠️"}
 _DECISION_ICON = {"promote": "✅", "rollback": "❌", "hold": "⚠️"}
@@ -42,33 +70,37 @@ def _row(g: GateResult) -> tuple[str, ...]:
 
 def summary_lines(verdict: Verdict) -> list[str]:
     """A fixed-width table of gates and the decision, for the terminal."""
-    rows = [_HEADER, *(_row(g) for g in verdict.gates)]
+    rows = [_HEADER, *(tuple(plain(c) for c in _row(g)) for g in verdict.gates)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(_HEADER))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.append("")
-    lines.append(f"decision: {verdict.decision.value.upper()} — {verdict.reason}")
-    lines += [f"  - {r}" for r in verdict.reasons[1:]]
+    lines.append(f"decision: {verdict.decision.value.upper()} — {plain(verdict.reason)}")
+    lines += [f"  - {plain(r)}" for r in verdict.reasons[1:]]
     components = getattr(verdict, "components", {})  # a session may predate components
     if components:
         lines.append("decision per component:")
         lines += [
-            f"  {name}: {c['decision'].upper()} — {c['reason']}" for name, c in components.items()
+            f"  {plain(name)}: {plain(c['decision']).upper()} — {plain(c['reason'])}"
+            for name, c in components.items()
         ]
-    warnings = [f"  ! {g.name}: {w}" for g in verdict.gates for w in g.warnings]
+    warnings = [f"  ! {plain(g.name)}: {plain(w)}" for g in verdict.gates for w in g.warnings]
     return lines + warnings
 
 
 def render_markdown(verdict: Verdict) -> str:
     """Markdown for a PR comment: decision, gate table, worst samples, provenance."""
-    out = [f"## guardrails verdict: **{verdict.decision.value.upper()}**", "", verdict.reason, ""]
-    out += [f"- {r}" for r in verdict.reasons[1:]]
+    md = escape_markdown
+    decision = verdict.decision.value.upper()
+    out = [f"## guardrails verdict: **{decision}**", "", md(verdict.reason), ""]
+    out += [f"- {md(r)}" for r in verdict.reasons[1:]]
     out += _components_table(verdict)
     out += ["", "| " + " | ".join(_HEADER) + " |", "|" + "---|" * len(_HEADER)]
     for g in verdict.gates:
-        cells = list(_row(g))
+        cells = list(_row(g))  # numbers are ours; the names come from the verdict
+        cells[0], cells[1] = md(g.name), md(g.metric)
         cells[-1] = f"{_ICON.get(g.status.value, '')} {g.status.value}"
-        out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        out.append("| " + " | ".join(cells) + " |")
     out += _worst_sections(verdict)
     out += [
         "",
@@ -93,43 +125,49 @@ def _components_table(verdict: Verdict) -> list[str]:
         "|---|---|---|",
     ]
     for name, c in verdict.components.items():
-        icon = _DECISION_ICON.get(c["decision"], "")
-        cells = (name, f"{icon} **{c['decision'].upper()}**", c["reason"])
-        out.append("| " + " | ".join(_cell(x) for x in cells) + " |")
+        decision = str(c["decision"])
+        icon = _DECISION_ICON.get(decision, "")
+        cells = (
+            escape_markdown(name),
+            f"{icon} **{escape_markdown(decision.upper())}**",
+            escape_markdown(c["reason"]),
+        )
+        out.append("| " + " | ".join(cells) + " |")
     return out
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def _worst_sections(verdict: Verdict) -> list[str]:
+    md = escape_markdown
     out: list[str] = []
     for g in verdict.gates:
         if g.passed or not g.worst:
             continue
         out += [
             "",
-            f"### worst samples of `{g.name}`",
+            f"### worst samples of {md(g.name)}",
             "",
             "| id | baseline | candidate |",
             "|---|---|---|",
         ]
-        out += [f"| {w['id']} | {_fmt(w['baseline'])} | {_fmt(w['candidate'])} |" for w in g.worst]
-        out += [f"> ⚠️ {w}" for w in g.warnings]
+        out += [
+            f"| {md(w['id'])} | {_fmt(w.get('baseline'))} | {_fmt(w.get('candidate'))} |"
+            for w in g.worst
+        ]
+        out += [f"> ⚠️ {md(w)}" for w in g.warnings]
     return out
 
 
 def _provenance(p: dict[str, Any] | Any) -> list[str]:
+    md = escape_markdown
     git = p.get("git", {})
     lines = [
-        f"- policy seed: `{p.get('seed')}`, created: `{p.get('created_at')}`",
-        f"- git: `{git.get('commit', 'unknown')}`{' (dirty)' if git.get('dirty') else ''}",
+        f"- policy seed: {md(p.get('seed'))}, created: {md(p.get('created_at'))}",
+        f"- git: {md(git.get('commit', 'unknown'))}{' (dirty)' if git.get('dirty') else ''}",
     ]
-    lines += [f"- golden `{k}`: `{v}`" for k, v in p.get("golden", {}).items()]
+    lines += [f"- golden {md(k)}: {md(v)}" for k, v in p.get("golden", {}).items()]
     lines += [
-        f"- {a.get('role')} {a.get('component')}: `{a.get('fingerprint')}`"
+        f"- {md(a.get('role'))} {md(a.get('component'))}: {md(a.get('fingerprint'))}"
         for a in p.get("artifacts", [])
     ]
-    libs = ", ".join(f"{k} {v}" for k, v in p.get("libraries", {}).items())
+    libs = ", ".join(f"{md(k)} {md(v)}" for k, v in p.get("libraries", {}).items())
     return [*lines, f"- libraries: {libs}"]

@@ -20,6 +20,7 @@ _FONT = "font-family='system-ui,sans-serif' font-size='11'"
 _SERIES = ("#0969da", "#cf222e", "#1a7f37", "#8250df")
 _LIMIT = "#cf222e"
 _AXIS = "#8c959f"
+_BOUND = 1e100
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,16 @@ class _Scale:
     """Linear map of ``[lo, hi]`` (padded by 5 %, never empty) onto ``[a, b]`` pixels."""
 
     def __init__(self, values: Sequence[float], a: float, b: float) -> None:
-        finite = [v for v in values if math.isfinite(v)] or [0.0]
+        # clipped so the span, its padding and the tick step stay finite for any input
+        finite = [min(max(v, -_BOUND), _BOUND) for v in values if math.isfinite(v)] or [0.0]
         lo, hi = min(finite), max(finite)
-        pad = (hi - lo) * 0.05 or max(abs(hi), 1.0) * 0.05
+        span = hi - lo
+        tiny = span <= max(abs(hi), abs(lo), 1.0) * 1e-9  # a point: pad to a readable range
+        pad = max(abs(hi), 1.0) * 0.05 if tiny else span * 0.05
         self.lo, self.hi, self.a, self.b = lo - pad, hi + pad, a, b
 
     def __call__(self, v: float) -> float:
+        v = min(max(v, self.lo), self.hi) if math.isfinite(v) else self.lo
         return self.a + (v - self.lo) / (self.hi - self.lo) * (self.b - self.a)
 
     def ticks(self, n: int = 5) -> list[float]:
@@ -111,8 +116,11 @@ def histogram_svg(
 ) -> str:
     """Step histograms over shared bin ``edges``, one outline per series, with a legend."""
     left, right, top, bottom = 40, width - 10, 40, 230
+    if len(edges) < 2:
+        edges = [0.0, 1.0]  # nothing to draw but the frame
     xs = _Scale(list(edges), left, right)
-    peak = max((max(counts, default=0.0) for counts in series.values()), default=0.0) or 1.0
+    peak = max((max(counts, default=0.0) for counts in series.values()), default=0.0)
+    peak = peak if math.isfinite(peak) and peak > 0 else 1.0
     body = []
     for (name, counts), color in zip(series.items(), _colors(), strict=False):
         points = [f"{xs(edges[0]):.1f},{bottom}"]

@@ -93,14 +93,48 @@ class GateResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GateResult:
-        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        fields["status"] = Status(data["status"])
-        fields["ci"] = tuple(_nan(v) for v in data["ci"])
+        """Rebuild a gate from its JSON form; every field is type-checked (:class:`VerdictError`
+        naming the field and value), so a hand-edited verdict cannot crash a report."""
+        if not isinstance(data, Mapping):
+            raise VerdictError(f"a gate is a JSON object, got {_short(data)}")
+        fields: dict[str, Any] = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for key in ("name", "kind", "metric", "limit"):
+            fields[key] = _typed(data, key, str)
+        for key in ("method", "nodeid"):
+            if key in data:
+                fields[key] = _typed(data, key, str)
+        try:
+            fields["status"] = Status(data.get("status"))
+        except ValueError:
+            raise VerdictError(
+                f"status={_short(data.get('status'))}; allowed values: {[s.value for s in Status]}"
+            ) from None
+        ci = data.get("ci")
+        if not isinstance(ci, list | tuple) or len(ci) != 2:
+            raise VerdictError(f"ci={_short(ci)} must be a list [low, high]")
+        fields["ci"] = tuple(_nan(_number("ci", v, optional=True)) for v in ci)
         for key in ("candidate", "threshold"):
-            fields[key] = _nan(data[key])
-        fields["worst"] = tuple(data.get("worst", ()))
-        fields["warnings"] = tuple(data.get("warnings", ()))
-        fields["overrides"] = dict(data.get("overrides") or {})
+            fields[key] = _nan(_number(key, data.get(key), optional=True))
+        for key in ("baseline", "delta", "p_value"):
+            fields[key] = _number(key, _required(data, key), optional=True)
+        for key in ("mde", "p_adjusted"):
+            fields[key] = _number(key, data.get(key), optional=True)
+        fields["alpha"] = _number("alpha", _required(data, "alpha"))
+        fields["n"] = _integer("n", _required(data, "n"))
+        if "seed" in data:
+            fields["seed"] = _integer("seed", data["seed"])
+        for key in ("higher_is_better", "binary"):
+            if key in data:
+                fields[key] = _typed(data, key, bool)
+        fields["per_sample"] = _per_sample(data.get("per_sample", {}))
+        fields["worst"] = tuple(_worst(w) for w in _typed(data, "worst", list | tuple, default=[]))
+        fields["warnings"] = tuple(_strings("warnings", data.get("warnings", [])))
+        fields["golden"] = _string_map("golden", data.get("golden", {}))
+        fields["extra"] = _extra(data.get("extra", {}))
+        fields["overrides"] = {
+            str(k): _number(f"overrides.{k}", v)
+            for k, v in _typed(data, "overrides", dict, default={}).items()
+        }
         return cls(**fields)
 
     def message(self) -> str:
@@ -134,7 +168,8 @@ class GateResult:
         if self.worst:
             lines.append("  worst samples (id: baseline -> candidate):")
             lines += [
-                f"    {w['id']}: {w['baseline']:.4g} -> {w['candidate']:.4g}" for w in self.worst
+                f"    {w['id']}: {_g(w.get('baseline'))} -> {_g(w.get('candidate'))}"
+                for w in self.worst
             ]
         return "\n".join(lines)
 
@@ -148,6 +183,160 @@ def _json_float(x: Any) -> float | None:
 
 def _nan(x: Any) -> float:
     return math.nan if x is None else float(x)
+
+
+def _g(x: Any) -> str:
+    return "—" if x is None else f"{x:.4g}"
+
+
+# ---- typed reading of a verdict's JSON (the messages name the field and the value) ----------
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _required(data: Mapping[str, Any], key: str) -> Any:
+    if key not in data:
+        raise VerdictError(f"missing key {key!r}")
+    return data[key]
+
+
+def _typed(data: Mapping[str, Any], key: str, kind: Any, default: Any = ...) -> Any:
+    value = _required(data, key) if default is ... else data.get(key, default)
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise VerdictError(f"{key}={_short(value)} must be a {_KIND_NAMES.get(kind, kind)}")
+    return value
+
+
+_KIND_NAMES: dict[Any, str] = {str: "string", bool: "boolean", list | tuple: "list"}
+
+
+def _number(key: str, value: Any, *, optional: bool = False) -> float | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise VerdictError(
+            f"{key}={_short(value)} must be a number{' or null' if optional else ''}"
+        )
+    try:
+        number = float(value)
+    except OverflowError:
+        raise VerdictError(f"{key} has {len(str(abs(value)))} digits: out of range") from None
+    # a file cannot hold NaN / inf (load_verdict refuses them); in process, NaN is "no value"
+    return number
+
+
+def _integer(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise VerdictError(f"{key}={_short(value)} must be an integer")
+    return value
+
+
+def _strings(key: str, value: Any) -> list[str]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise VerdictError(f"{key}={_short(value)} must be a list of strings")
+    return list(value)
+
+
+def _string_map(key: str, value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+        raise VerdictError(f"{key}={_short(value)} must be an object of strings")
+    return dict(value)
+
+
+def _mapping(key: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise VerdictError(f"{key}={_short(value)} must be an object")
+    return value
+
+
+def _numbers(key: str, value: Any, *, optional: bool = True) -> list[float | None]:
+    if not isinstance(value, list | tuple):
+        raise VerdictError(f"{key}={_short(value)} must be a list of numbers")
+    return [_number(f"{key}[{i}]", v, optional=optional) for i, v in enumerate(value)]
+
+
+def _per_sample(value: Any) -> dict[str, list[Any]]:
+    out = dict(_mapping("per_sample", value))
+    for key, column in out.items():
+        if key in ("candidate", "baseline"):
+            out[key] = _numbers(f"per_sample.{key}", column)
+        elif key == "ids":
+            if not isinstance(column, list | tuple) or not all(
+                isinstance(v, str | int) and not isinstance(v, bool) for v in column
+            ):
+                raise VerdictError(f"per_sample.ids={_short(column)} must be a list of ids")
+            out[key] = [str(v) for v in column]
+        elif not isinstance(column, list | tuple):
+            raise VerdictError(f"per_sample.{key}={_short(column)} must be a list")
+    return out
+
+
+def _worst(value: Any) -> dict[str, Any]:
+    entry = dict(_mapping("worst[]", value))
+    sample_id = entry.get("id")
+    if isinstance(sample_id, bool) or not isinstance(sample_id, str | int):
+        raise VerdictError(f"worst[].id={_short(sample_id)} must be a sample id")
+    for key in ("baseline", "candidate"):
+        entry[key] = _number(f"worst[].{key}", entry.get(key), optional=True)
+    return entry
+
+
+def _extra(value: Any) -> dict[str, Any]:
+    """The keys the reports draw from are checked: ``examples``, ``norm_hist``, ``pca``."""
+    extra = dict(_mapping("extra", value))
+    examples = _mapping("extra.examples", extra.get("examples", {}))
+    for sample_id, example in examples.items():
+        _mapping(f"extra.examples.{sample_id}", example)
+    hist = extra.get("norm_hist")
+    if hist:
+        hist = _mapping("extra.norm_hist", hist)
+        if len(_numbers("extra.norm_hist.edges", _required(hist, "edges"), optional=False)) < 2:
+            raise VerdictError("extra.norm_hist.edges needs at least two bin edges")
+        for side in ("reference", "current"):
+            _numbers(f"extra.norm_hist.{side}", _required(hist, side), optional=False)
+    pca = extra.get("pca")
+    if pca:
+        pca = _mapping("extra.pca", pca)
+        for side in ("reference", "current"):
+            points = _required(pca, side)
+            if not isinstance(points, list | tuple) or not all(
+                isinstance(p, list | tuple) and len(p) == 2 for p in points
+            ):
+                raise VerdictError(f"extra.pca.{side}={_short(points)} must be a list of [x, y]")
+            for p in points:
+                _numbers(f"extra.pca.{side}[]", p, optional=False)
+    return extra
+
+
+def _test(value: Any) -> TestOutcome:
+    entry = _mapping("tests[]", value)
+    unknown = sorted(set(entry) - set(TestOutcome.__dataclass_fields__))
+    if unknown:
+        raise VerdictError(f"tests[] has unknown keys {unknown}")
+    return TestOutcome(
+        nodeid=_typed(entry, "nodeid", str),
+        outcome=_typed(entry, "outcome", str),
+        failure=_typed(entry, "failure", str, default=""),
+        message=_typed(entry, "message", str, default=""),
+        duration=_number("tests[].duration", entry.get("duration", 0.0)) or 0.0,
+        gate_names=tuple(_strings("tests[].gate_names", entry.get("gate_names", []))),
+    )
+
+
+def _provenance(value: Any) -> dict[str, Any]:
+    """The provenance is free-form, but the containers the reports walk are checked."""
+    provenance = dict(_mapping("provenance", value))
+    for key in ("git", "golden", "libraries", "timings"):
+        _mapping(f"provenance.{key}", provenance.get(key, {}))
+    artifacts = provenance.get("artifacts", [])
+    if not isinstance(artifacts, list | tuple):
+        raise VerdictError(f"provenance.artifacts={_short(artifacts)} must be a list of objects")
+    for artifact in artifacts:
+        _mapping("provenance.artifacts[]", artifact)
+    return provenance
 
 
 SCHEMA_VERSION = 1
@@ -223,23 +412,37 @@ class Verdict:
     def from_dict(cls, data: Mapping[str, Any], source: str = "<verdict>") -> Verdict:
         _validate(data, source)
         try:
-            gates = tuple(GateResult.from_dict(g) for g in data["gates"])
-            tests = tuple(
-                TestOutcome(**{**t, "gate_names": tuple(t.get("gate_names", ()))})
-                for t in data.get("tests", [])
+            gates = tuple(
+                _at(i, "gates", GateResult.from_dict, g) for i, g in enumerate(data["gates"])
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise VerdictError(f"{source}: malformed gate or test entry: {exc}") from None
+            tests = tuple(_at(i, "tests", _test, t) for i, t in enumerate(data.get("tests", [])))
+            policy = dict(_mapping("policy", data.get("policy", {})))
+            provenance = _provenance(data.get("provenance", {}))
+            reasons = tuple(_strings("reasons", data.get("reasons", [])))
+        except VerdictError as exc:
+            raise VerdictError(f"{source}: {exc}") from None
         return cls(
             Decision(data["decision"]),
             data["reason"],
             gates,
-            data.get("policy", {}),
+            policy,
             tests,
-            data.get("provenance", {}),
-            tuple(data.get("reasons", ())),
+            provenance,
+            reasons,
             {name: dict(c) for name, c in data.get("components", {}).items()},
         )
+
+
+def _at(index: int, key: str, read: Any, value: Any) -> Any:
+    """``read(value)`` with the entry's place (``gates[3]``) prefixed to any error."""
+    if key == "tests" and not isinstance(value, Mapping):
+        raise VerdictError(f"{key}[{index}]={_short(value)} must be an object")
+    try:
+        return read(value)
+    except VerdictError as exc:
+        name = value.get("name") if isinstance(value, Mapping) else None
+        label = f"{key}[{index}]" + (f" ({name!r:.40})" if isinstance(name, str) else "")
+        raise VerdictError(f"{label}: {exc}") from None
 
 
 def _finite(obj: Any) -> Any:
@@ -296,6 +499,9 @@ def _validate(data: Any, source: str) -> None:
                 raise VerdictError(
                     f"{source}: key '{key}.{field_}' missing or not a {kind.__name__}"
                 )
+        for field_ in ("reasons", "gates"):
+            if not all(isinstance(v, str) for v in entry[field_]):
+                raise VerdictError(f"{source}: key '{key}.{field_}' must be a list of strings")
 
 
 def verdict_document(verdict: Verdict) -> dict[str, Any]:
@@ -315,13 +521,37 @@ def write_verdict(verdict: Verdict, path: str | Path) -> Path:
     return Path(path)
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
 def load_verdict(path: str | Path) -> Verdict:
-    """Read and validate a verdict JSON file."""
+    """Read and validate a verdict JSON file; anything malformed (not UTF-8, not JSON, a
+    field of the wrong type) raises :class:`VerdictError` naming the file and the field."""
     p = Path(path)
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        raw = p.read_bytes()
     except FileNotFoundError:
         raise VerdictError(f"{p}: verdict file not found") from None
+    except OSError as exc:
+        raise VerdictError(f"{p}: cannot read the verdict ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise VerdictError(f"{p}:{line}: not valid UTF-8 (byte offset {exc.start})") from None
+    try:
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise VerdictError(f"{p}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    except (ValueError, RecursionError) as exc:
+        problem = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise VerdictError(f"{p}: not valid JSON ({problem})") from None
     return Verdict.from_dict(data, str(p))
