@@ -112,7 +112,7 @@ def test_npy_windows_profile_reuse_and_projections(tmp_path: Path) -> None:
 
 def test_psi_alarm_needs_significance_not_just_size() -> None:
     """Tiny n: noise alone gives PSI far above the 0.1 floor, yet alarms stay rare because
-    the critical value grows as 1/n + 1/m."""
+    the chi-square p-value scales with 1/n + 1/m and is Holm-adjusted over the family."""
     stats = []
     for seed in range(20):
         rng = np.random.default_rng(seed)
@@ -120,7 +120,9 @@ def test_psi_alarm_needs_significance_not_just_size() -> None:
         stats.append(compare_windows(x, y, projections=False).statistic("norm_psi"))
     assert sum(s.value > 0.1 for s in stats) >= 5
     assert sum(s.alarm for s in stats) <= 3
-    assert all(s.detail == "bins=2" and s.critical > 0.5 for s in stats)
+    assert all(s.detail == "bins=2" and s.critical == 0.1 for s in stats)
+    assert all(s.p_adjusted >= s.p_value for s in stats)
+    assert all(s.alarm == (s.p_adjusted < 0.05 and s.value > 0.1) for s in stats)
 
 
 def test_cli_drift_exit_codes_json_and_malformed_lines(tmp_path: Path, lsa, capsys) -> None:
