@@ -144,6 +144,7 @@ class TriggerDecision:
     facts: Mapping[str, Any] = field(default_factory=dict)
     drift: Any = None
     family: Mapping[str, float] = field(default_factory=dict)
+    tests: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def alarm(self) -> bool:
@@ -168,6 +169,7 @@ class TriggerDecision:
             ],
             "facts": dict(self.facts),
             "family": dict(self.family),
+            "tests": dict(self.tests),
         }
 
     def summary_lines(self) -> list[str]:
@@ -352,7 +354,7 @@ def decide_triggers(
         "alpha": alpha,
     }
     return TriggerDecision(
-        bool(components), tuple(findings), components, facts, drift_report, family
+        bool(components), tuple(findings), components, facts, drift_report, family, raw
     )
 
 
