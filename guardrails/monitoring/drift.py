@@ -2,36 +2,42 @@
 
 :func:`compare_windows` reads both sides (a production log, JSONL / Parquet, or an ``(n, d)``
 ``.npy`` array, memory-mapped), summarises the reference ONCE (:class:`ReferenceProfile`, reusable
-for every later window) and reports each statistic with a sample-size-aware alarm. With
-``n``, ``m`` the reference and current sizes, ``B`` bins and ``alpha`` the policy's error rate:
+for every later window) and reports each statistic with its own p-value (uniform under no
+drift) and its Holm adjustment over the whole family (:func:`with_family`; the retrain
+triggers join that family in :func:`~guardrails.monitoring.triggers.decide_triggers`). A
+statistic alarms when its Holm-adjusted p-value is below ``alpha`` AND its effect-size floor is
+met, so one report's family-wise false-alarm rate is at most ``alpha``. A statistic that the
+inputs call for but cannot be computed (e.g. a current window without ``query_embedding``) is
+listed in ``skipped`` with the reason: absence of evidence, not a pass. With ``n``, ``m`` the
+reference and current sizes (sessions for logs, rows for ``.npy``) and ``B`` bins:
 
 * ``norm_psi``: PSI of the L2 norms on the reference's ``B`` quantile bins (adjacent bins
-  merged down to ``min(n, m) / 20`` so each expects ~20 sessions); alarm when
-  ``psi > max(floor, chi2_{1-alpha}(B-1) (1/n + 1/m))`` (``metrics.drift.psi_alarm``),
-  p-value ``P(chi2(B-1) > psi nm/(n+m))`` (Yurdakul, 2018).
+  merged down to ``min(n, m) / 20`` so each expects ~20 sessions); p-value
+  ``P(chi2(B-1) > psi nm/(n+m))`` (Yurdakul, 2018); floor ``psi``.
 * ``norm_kl``: ``KL(current || reference)`` of the same bins; ``KL ~ PSI / 2`` to second order,
-  so the critical value is half PSI's.
+  so its null is half PSI's.
 * ``cosine_to_history``: mean cosine of each current vector to every reference vector (centroid
-  identity, no pairwise matrix); alarm when its drop below the reference's own value exceeds
-  the floor and a one-sided Welch t-test is significant.
-* ``cluster_share_psi``: k-means (k-means++, Lloyd) fitted on the reference's unit vectors;
-  PSI of the cluster shares, alarmed like ``norm_psi`` with ``B = k``. ``centroid_shift``
-  (``|mean x - mean h|``) is reported beside it.
-* ``ks_max``: binned two-sample KS per dimension (``<=`` exact D); alarm when the largest
-  exceeds ``max(floor, c(alpha / d) sqrt((n + m) / (nm)))``, ``c(a) = sqrt(-ln(a / 2) / 2)``
-  (Bonferroni over the ``d`` dimensions).
+  identity). Its p-value is out of sample: the reference is split by session into a fit half
+  and a held-out half; both the held-out half and the current rows are scored against the fit
+  half's unit centroid (in-sample, a row's own term biased the reference up by ~1/n) and a
+  one-sided Welch t-test on per-session means tests a drop; floor ``cosine_drop``.
+* ``cluster_share_psi``: k-means (k-means++, Lloyd) fitted on the fit half's unit vectors;
+  PSI of the cluster shares of the held-out half vs the current, p-value as ``norm_psi``.
+  ``centroid_shift`` (``|mean x - mean h|``) is reported beside it.
+* ``ks_max``: binned two-sample KS per dimension (``<=`` exact D); p-value
+  ``min(1, d P(D_n_eff > ks_max))`` (Bonferroni over the ``d`` dimensions; conservative).
 * ``mmd``: unbiased ``MMD^2`` with an RBF kernel (median heuristic) and the pooled permutation
-  null (Gretton et al., 2012) on a seeded subsample of each side; alarm when ``p < alpha``.
+  null (Gretton et al., 2012) on a seeded subsample of each side (one row per session,
+  ``mmd_sample`` rows at most, whatever n is); ``p = (1 + b) / (1 + B)``.
 * ``rerank_score_psi``: PSI of the logged reranker scores on the reference's quantile bins;
-  the critical value uses the number of result LISTS (scores of one list are not independent),
-  which is conservative.
-* ``novel_share`` (logs with query embeddings, or vectors): share of current rows whose cosine
-  to their nearest reference centroid is below the reference's own ``q``-quantile (q = 5 %);
-  one-sided exact binomial test against ``q`` (on sessions); alarm when significant, the
-  share is at least the floor, and the novel rows form a coherent group: cohesion
+  ``n`` is the number of result LISTS (scores of one list are not independent).
+* ``novel_share``: share of current rows whose cosine to their nearest reference centroid is
+  below the held-out half's ``q``-quantile (q = 5 %). The cutoff is estimated, so the p-value
+  is a permutation test over sessions of the held-out half and the current window that
+  re-estimates the cutoff in every permutation; ``p = (1 + b) / (1 + B)``. Floor: the share is
+  at least ``novelty_share`` and the novel rows form a coherent group: cohesion
   ``(inner - cross) / (reference - cross) >= coherence`` (mean pairwise cosine among them,
-  to the reference, and within the reference). This is the new-domain signal. The reference
-  is cross-fitted: centroids from one half of its sessions, the cutoff from the other.
+  to the reference, and within the reference). This is the new-domain signal.
 
 Projections for the report reuse :func:`guardrails.gates.drift_plot_data` (norm histograms and a
 2-D PCA of both sides) plus UMAP (McInnes et al., 2018) when ``umap`` is importable.
@@ -80,7 +86,8 @@ _PLOT_POINTS = 300
 
 @dataclass(frozen=True)
 class DriftThresholds:
-    """Effect-size floors (an alarm needs the floor AND significance at ``alpha``)."""
+    """Effect-size floors (an alarm needs the floor AND a Holm-adjusted p-value < ``alpha``),
+    and the seed and permutation count of the splits, subsamples and permutation tests."""
 
     alpha: float = 0.05
     psi: float = 0.1
