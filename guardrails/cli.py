@@ -445,6 +445,23 @@ def add_reembed(p: argparse.ArgumentParser) -> None:
 # -------------------------------------------------------------------------------- drift
 
 
+# exit status of `guardrails drift`; 2 stays the usage / input error of every command
+DRIFT_EXIT_STATUS = {"no alarm": 0, "alarm": 1, "incomplete": 3}
+_DRIFT_EPILOG = """\
+An alarm needs a statistic's Holm-adjusted p-value below alpha (over every statistic of the
+report and, for two log windows, every tested retrain trigger: CTR, complaint, hallucination
+and error rates, complaint topics) and its effect-size floor, so one call's family-wise
+false-alarm rate is at most alpha. Permutation p-values are (1 + b) / (1 + B).
+
+exit status:
+  0  no alarm, every statistic computed
+  1  alarm (a drift statistic or a retrain trigger)
+  2  usage or input error
+  3  no alarm but incomplete: a statistic was skipped (e.g. the current window has no
+     query_embedding), the reason is printed; absence of evidence is not a pass
+"""
+
+
 def _drift_decision(reference: object, current: object, report: object, args) -> object:
     """Trigger decision when both sides are logs (signals need records), else None."""
     from guardrails.monitoring.triggers import decide_triggers, load_trigger_policy, window_pair
@@ -467,36 +484,71 @@ def run_drift(args: argparse.Namespace) -> int:
     )
     from guardrails.policy import load_policy
 
-    thresholds = DriftThresholds()
+    overrides: dict[str, Any] = {}
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    if args.permutations is not None:
+        overrides["n_permutations"] = args.permutations
     if args.policy is not None:
-        thresholds = DriftThresholds.from_policy(load_policy(args.config, args.policy))
+        thresholds = DriftThresholds.from_policy(load_policy(args.config, args.policy), **overrides)
+    else:
+        thresholds = DriftThresholds(**overrides)
     reference, current = load_window(args.reference), load_window(args.current)
     report = compare_windows(
-        profile_reference(reference, thresholds), current, projections=args.json
+        profile_reference(reference, thresholds), current, projections=args.projections
     )
     decision = _drift_decision(reference, current, report, args)
-    alarm = report.alarm or bool(decision is not None and decision.findings)  # type: ignore[attr-defined]
+    if decision is not None and decision.drift is not None:  # type: ignore[attr-defined]
+        report = decision.drift  # type: ignore[attr-defined]  # adjusted over the joint family
+    alarm = report.alarm or bool(decision is not None and decision.alarm)  # type: ignore[attr-defined]
+    state = "alarm" if alarm else ("no alarm" if report.complete else "incomplete")
     if args.json:
         out = report.to_dict()
         out["triggers"] = decision.to_dict() if decision is not None else None  # type: ignore[attr-defined]
+        out["status"] = state
         print(json.dumps(out, indent=2, sort_keys=True))
-        return int(alarm)
+        return DRIFT_EXIT_STATUS[state]
     for error in report.log_errors:
         print(f"malformed: {error}")
     print("\n".join(report.summary_lines()))
     if decision is not None:
         print("\n".join(decision.summary_lines()))  # type: ignore[attr-defined]
-    print("ALARM" if alarm else "no alarm")
-    return int(alarm)
+    skipped = ", ".join(s.name for s in report.skipped)
+    print({"alarm": "ALARM", "no alarm": "no alarm"}.get(state, f"INCOMPLETE: skipped {skipped}"))
+    return DRIFT_EXIT_STATUS[state]
+
+
+def _at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} must be an integer >= {low}")
+        return value
+
+    return parse
 
 
 @command("drift", "drift of a current window vs a reference (logs or .npy) and retrain triggers")
 def add_drift(p: argparse.ArgumentParser) -> None:
+    p.epilog = _DRIFT_EPILOG
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("--reference", type=Path, required=True, help="log (JSONL/Parquet) or .npy")
     p.add_argument("--current", type=Path, required=True, help="log (JSONL/Parquet) or .npy")
     p.add_argument("--policy", default=None, help="policy whose alpha / psi max to use")
     _add_config(p)
-    p.add_argument("--json", action="store_true", help="print JSON (with 2-D projections)")
+    p.add_argument(
+        "--seed", type=int, default=None, help="seed of splits, subsamples, permutations (0)"
+    )
+    p.add_argument(
+        "--permutations",
+        type=_at_least(2),
+        default=None,
+        help="permutations of the MMD and novel-share tests (default 999; p >= 1/(B+1))",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--projections", action="store_true", help="with --json: add 2-D projections (large)"
+    )
 
 
 # ----------------------------------------------------------------------------- registry

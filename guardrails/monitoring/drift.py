@@ -2,36 +2,42 @@
 
 :func:`compare_windows` reads both sides (a production log, JSONL / Parquet, or an ``(n, d)``
 ``.npy`` array, memory-mapped), summarises the reference ONCE (:class:`ReferenceProfile`, reusable
-for every later window) and reports each statistic with a sample-size-aware alarm. With
-``n``, ``m`` the reference and current sizes, ``B`` bins and ``alpha`` the policy's error rate:
+for every later window) and reports each statistic with its own p-value (uniform under no
+drift) and its Holm adjustment over the whole family (:func:`with_family`; the retrain
+triggers join that family in :func:`~guardrails.monitoring.triggers.decide_triggers`). A
+statistic alarms when its Holm-adjusted p-value is below ``alpha`` AND its effect-size floor is
+met, so one report's family-wise false-alarm rate is at most ``alpha``. A statistic that the
+inputs call for but cannot be computed (e.g. a current window without ``query_embedding``) is
+listed in ``skipped`` with the reason: absence of evidence, not a pass. With ``n``, ``m`` the
+reference and current sizes (sessions for logs, rows for ``.npy``) and ``B`` bins:
 
 * ``norm_psi``: PSI of the L2 norms on the reference's ``B`` quantile bins (adjacent bins
-  merged down to ``min(n, m) / 20`` so each expects ~20 sessions); alarm when
-  ``psi > max(floor, chi2_{1-alpha}(B-1) (1/n + 1/m))`` (``metrics.drift.psi_alarm``),
-  p-value ``P(chi2(B-1) > psi nm/(n+m))`` (Yurdakul, 2018).
+  merged down to ``min(n, m) / 20`` so each expects ~20 sessions); p-value
+  ``P(chi2(B-1) > psi nm/(n+m))`` (Yurdakul, 2018); floor ``psi``.
 * ``norm_kl``: ``KL(current || reference)`` of the same bins; ``KL ~ PSI / 2`` to second order,
-  so the critical value is half PSI's.
+  so its null is half PSI's.
 * ``cosine_to_history``: mean cosine of each current vector to every reference vector (centroid
-  identity, no pairwise matrix); alarm when its drop below the reference's own value exceeds
-  the floor and a one-sided Welch t-test is significant.
-* ``cluster_share_psi``: k-means (k-means++, Lloyd) fitted on the reference's unit vectors;
-  PSI of the cluster shares, alarmed like ``norm_psi`` with ``B = k``. ``centroid_shift``
-  (``|mean x - mean h|``) is reported beside it.
-* ``ks_max``: binned two-sample KS per dimension (``<=`` exact D); alarm when the largest
-  exceeds ``max(floor, c(alpha / d) sqrt((n + m) / (nm)))``, ``c(a) = sqrt(-ln(a / 2) / 2)``
-  (Bonferroni over the ``d`` dimensions).
+  identity). Its p-value is out of sample: the reference is split by session into a fit half
+  and a held-out half; both the held-out half and the current rows are scored against the fit
+  half's unit centroid (in-sample, a row's own term biased the reference up by ~1/n) and a
+  one-sided Welch t-test on per-session means tests a drop; floor ``cosine_drop``.
+* ``cluster_share_psi``: k-means (k-means++, Lloyd) fitted on the fit half's unit vectors;
+  PSI of the cluster shares of the held-out half vs the current, p-value as ``norm_psi``.
+  ``centroid_shift`` (``|mean x - mean h|``) is reported beside it.
+* ``ks_max``: binned two-sample KS per dimension (``<=`` exact D); p-value
+  ``min(1, d P(D_n_eff > ks_max))`` (Bonferroni over the ``d`` dimensions; conservative).
 * ``mmd``: unbiased ``MMD^2`` with an RBF kernel (median heuristic) and the pooled permutation
-  null (Gretton et al., 2012) on a seeded subsample of each side; alarm when ``p < alpha``.
+  null (Gretton et al., 2012) on a seeded subsample of each side (one row per session,
+  ``mmd_sample`` rows at most, whatever n is); ``p = (1 + b) / (1 + B)``.
 * ``rerank_score_psi``: PSI of the logged reranker scores on the reference's quantile bins;
-  the critical value uses the number of result LISTS (scores of one list are not independent),
-  which is conservative.
-* ``novel_share`` (logs with query embeddings, or vectors): share of current rows whose cosine
-  to their nearest reference centroid is below the reference's own ``q``-quantile (q = 5 %);
-  one-sided exact binomial test against ``q`` (on sessions); alarm when significant, the
-  share is at least the floor, and the novel rows form a coherent group: cohesion
+  ``n`` is the number of result LISTS (scores of one list are not independent).
+* ``novel_share``: share of current rows whose cosine to their nearest reference centroid is
+  below the held-out half's ``q``-quantile (q = 5 %). The cutoff is estimated, so the p-value
+  is a permutation test over sessions of the held-out half and the current window that
+  re-estimates the cutoff in every permutation; ``p = (1 + b) / (1 + B)``. Floor: the share is
+  at least ``novelty_share`` and the novel rows form a coherent group: cohesion
   ``(inner - cross) / (reference - cross) >= coherence`` (mean pairwise cosine among them,
-  to the reference, and within the reference). This is the new-domain signal. The reference
-  is cross-fitted: centroids from one half of its sessions, the cutoff from the other.
+  to the reference, and within the reference). This is the new-domain signal.
 
 Projections for the report reuse :func:`guardrails.gates.drift_plot_data` (norm histograms and a
 2-D PCA of both sides) plus UMAP (McInnes et al., 2018) when ``umap`` is importable.
@@ -57,18 +63,31 @@ __all__ = [
     "DriftThresholds",
     "Novelty",
     "ReferenceProfile",
+    "SkippedStatistic",
     "Window",
     "compare_windows",
     "load_window",
     "profile_reference",
+    "with_family",
 ]
+
+EMBEDDING_STATISTICS = (
+    "norm_psi",
+    "norm_kl",
+    "cosine_to_history",
+    "cluster_share_psi",
+    "ks_max",
+    "mmd",
+    "novel_share",
+)
 
 _PLOT_POINTS = 300
 
 
 @dataclass(frozen=True)
 class DriftThresholds:
-    """Effect-size floors (an alarm needs the floor AND significance at ``alpha``)."""
+    """Effect-size floors (an alarm needs the floor AND a Holm-adjusted p-value < ``alpha``),
+    and the seed and permutation count of the splits, subsamples and permutation tests."""
 
     alpha: float = 0.05
     psi: float = 0.1
@@ -82,7 +101,7 @@ class DriftThresholds:
     bins: int = 10
     clusters: int = 8
     mmd_sample: int = 400
-    n_permutations: int = 200
+    n_permutations: int = 999
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -196,8 +215,11 @@ class ReferenceProfile:
     thresholds: DriftThresholds
     summary: drift.EmbeddingSummary | None = None
     self_cosine: np.ndarray | None = None
+    fit_unit_centroid: np.ndarray | None = None
     centroids: np.ndarray | None = None
     cluster_counts: np.ndarray | None = None
+    calibration_nearest: np.ndarray | None = None
+    calibration_units: np.ndarray | None = None
     n_calibration_units: int = 0
     novelty_cutoff: float = math.nan
     pairwise_cosine: float = math.nan
@@ -224,13 +246,18 @@ def profile_reference(
     fit, calibrate = _cross_fit_folds(window.units, rng)
     centroids = _fit_centroids(units[fit], thresholds)
     labels, nearest = _nearest(units[calibrate], centroids)
-    self_cos = drift.cosine_to_history_per_sample(x, summary)
+    # cosine to history out of sample: the centroid of the fit half, read on the other half
+    # (in-sample, each row's own term biases its mean cosine upward by ~1/n)
+    fit_centroid = units[fit].mean(axis=0)
     return replace(
         profile,
         summary=summary,
-        self_cosine=_unit_means(self_cos, window.units),
+        self_cosine=_unit_means(units[calibrate] @ fit_centroid, window.units[calibrate]),
+        fit_unit_centroid=fit_centroid,
         centroids=centroids,
         cluster_counts=np.bincount(labels, minlength=centroids.shape[0]),
+        calibration_nearest=nearest,
+        calibration_units=window.units[calibrate],
         n_calibration_units=int(np.unique(window.units[calibrate]).size),
         novelty_cutoff=float(np.quantile(nearest, thresholds.novelty_quantile)),
         pairwise_cosine=_mean_pairwise_cosine(units, rng),
@@ -305,14 +332,30 @@ def _subsample(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
 
 @dataclass(frozen=True)
 class DriftStatistic:
-    """One statistic: its value, the bound it had to exceed, p-value and alarm."""
+    """One statistic: its value, its effect-size floor, raw and Holm-adjusted p-values, alarm.
+
+    ``p_value`` is the statistic's own p-value (uniform under no drift); ``p_adjusted`` is its
+    Holm adjustment over every p-value of the family (the report's statistics, plus the
+    trigger tests when :func:`with_family` added them). ``alarm`` is ``p_adjusted < alpha``
+    and the value beyond ``critical``, the effect-size floor (``floor_met``).
+    """
 
     name: str
     value: float
     critical: float
     p_value: float
-    alarm: bool
+    alarm: bool = False
     detail: str = ""
+    p_adjusted: float = math.nan
+    floor_met: bool = True
+
+
+@dataclass(frozen=True)
+class SkippedStatistic:
+    """A statistic that could not be computed, and why (absence of evidence, not a pass)."""
+
+    name: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -333,7 +376,9 @@ class Novelty:
 
 @dataclass(frozen=True)
 class DriftReport:
-    """Statistics of one comparison; ``alarm`` is true when any statistic alarms."""
+    """Statistics of one comparison. ``alarm``: some statistic's Holm-adjusted p-value is below
+    ``alpha`` (and its floor met), so one report's family-wise false-alarm rate is at most
+    ``alpha``; ``skipped``: statistics that could not be computed (``complete`` is false)."""
 
     reference: str
     current: str
@@ -344,6 +389,8 @@ class DriftReport:
     novelty: Novelty | None = None
     projections: Mapping[str, Any] = field(default_factory=dict)
     log_errors: tuple[LogError, ...] = ()
+    skipped: tuple[SkippedStatistic, ...] = ()
+    family: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def alarm(self) -> bool:
@@ -353,38 +400,75 @@ class DriftReport:
     def alarms(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.statistics if s.alarm)
 
+    @property
+    def complete(self) -> bool:
+        """True when every statistic the inputs call for was computed."""
+        return not self.skipped
+
     def statistic(self, name: str) -> DriftStatistic | None:
         return next((s for s in self.statistics if s.name == name), None)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (NaN as None)."""
-        return _jsonable(
-            {
-                "reference": self.reference,
-                "current": self.current,
-                "n_reference": self.n_reference,
-                "n_current": self.n_current,
-                "alarm": self.alarm,
-                "alarms": list(self.alarms),
-                "statistics": [asdict(s) for s in self.statistics],
-                "novelty": asdict(self.novelty) if self.novelty else None,
-                "thresholds": asdict(self.thresholds),
-                "projections": dict(self.projections),
-                "log_errors": [str(e) for e in self.log_errors],
-            }
-        )
+        """JSON-able form (NaN as None); ``projections`` only when they were computed."""
+        out = {
+            "reference": self.reference,
+            "current": self.current,
+            "n_reference": self.n_reference,
+            "n_current": self.n_current,
+            "alarm": self.alarm,
+            "alarms": list(self.alarms),
+            "complete": self.complete,
+            "statistics": [asdict(s) for s in self.statistics],
+            "skipped": [asdict(s) for s in self.skipped],
+            "family": dict(self.family),
+            "novelty": asdict(self.novelty) if self.novelty else None,
+            "thresholds": asdict(self.thresholds),
+            "log_errors": [str(e) for e in self.log_errors],
+        }
+        if self.projections:
+            out["projections"] = dict(self.projections)
+        return _jsonable(out)
 
     def summary_lines(self) -> list[str]:
-        """One line per statistic: value, bound, p-value, ALARM / ok."""
+        """One line per statistic: value, floor, p-value, Holm p-value, ALARM / ok; then the
+        skipped statistics with their reason."""
         lines = [f"drift: {self.current} (n={self.n_current}) vs {self.reference} "]
-        lines[0] += f"(n={self.n_reference})"
+        lines[0] += f"(n={self.n_reference}); Holm over {len(self.family)} p-values, "
+        lines[0] += f"alpha={self.thresholds.alpha:g}"
         for s in self.statistics:
             flag = "ALARM" if s.alarm else "ok"
             lines.append(
-                f"  {s.name:<18} {s.value:>10.4f}  bound {s.critical:>8.4f}  "
-                f"p={s.p_value:.3g}  {flag}  {s.detail}".rstrip()
+                f"  {s.name:<18} {s.value:>10.4f}  floor {s.critical:>8.4f}  "
+                f"p={s.p_value:.3g} p_holm={s.p_adjusted:.3g}  {flag}  {s.detail}".rstrip()
             )
+        for k in self.skipped:
+            lines.append(f"  {k.name:<18} SKIPPED  {k.reason}")
         return lines
+
+
+def with_family(report: DriftReport, extra: Mapping[str, float] | None = None) -> DriftReport:
+    """``report`` with every statistic's ``p_adjusted`` and ``alarm`` recomputed by Holm over
+    the report's p-values plus ``extra`` (name -> p-value of further tests decided at the same
+    time, e.g. the retrain triggers), so the whole family errs with probability <= alpha."""
+    from guardrails.stats import holm
+
+    family = {s.name: _valid_p(s.p_value) for s in report.statistics}
+    for name, p in (extra or {}).items():
+        if name in family:
+            raise MetricError(f"test {name!r} is already in the drift family; rename it")
+        family[name] = _valid_p(p)
+    adjusted = dict(zip(family, holm(list(family.values())).tolist(), strict=True))
+    alpha = report.thresholds.alpha
+    stats = tuple(
+        replace(s, p_adjusted=adjusted[s.name], alarm=s.floor_met and adjusted[s.name] < alpha)
+        for s in report.statistics
+    )
+    return replace(report, statistics=stats, family=adjusted)
+
+
+def _valid_p(p: float) -> float:
+    """A p-value for Holm; NaN (no evidence) counts as 1."""
+    return min(max(float(p), 0.0), 1.0) if math.isfinite(p) else 1.0
 
 
 def _jsonable(x: Any) -> Any:
@@ -418,19 +502,29 @@ def compare_windows(
         profile = profile_reference(reference, thresholds or DriftThresholds())
     cur = load_window(current)
     stats: list[DriftStatistic] = []
+    skipped: list[SkippedStatistic] = []
     novelty = None
-    if profile.summary is not None and cur.embeddings is not None:
+    ref_vec, cur_vec = profile.summary is not None, cur.embeddings is not None
+    if ref_vec and cur_vec:
         stats += _embedding_statistics(profile, cur)
         novelty = _novelty_of(profile, cur)
         stats.append(_novelty_statistic(novelty, profile.thresholds))
-    if profile.score_edges is not None and cur.rerank_scores is not None:
+    elif ref_vec or cur_vec:
+        side = cur.source if ref_vec else profile.window.source
+        why = f"{side} has no query embeddings (at least 2 rows with query_embedding needed)"
+        skipped += [SkippedStatistic(name, why) for name in EMBEDDING_STATISTICS]
+    ref_scores, cur_scores = profile.score_edges is not None, cur.rerank_scores is not None
+    if ref_scores and cur_scores:
         stats.append(_score_psi(profile, cur))
-    if not stats:
+    elif ref_scores or cur_scores:
+        side = cur.source if ref_scores else profile.window.source
+        skipped.append(SkippedStatistic("rerank_score_psi", f"{side} has no reranker scores"))
+    if not stats and not skipped:
         raise MetricError(
             f"nothing to compare: {profile.window.source} and {cur.source} share neither "
             "query embeddings nor reranker scores"
         )
-    return DriftReport(
+    report = DriftReport(
         profile.window.source,
         cur.source,
         profile.window.n,
@@ -440,7 +534,9 @@ def compare_windows(
         novelty,
         _projections(profile, cur) if projections else {},
         profile.window.errors + cur.errors,
+        tuple(skipped),
     )
+    return with_family(report)
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -462,14 +558,12 @@ def _proportions(ref: np.ndarray, cur: np.ndarray, eps: float = 1e-4):
 
 
 def _binned_psi(name: str, ref: np.ndarray, cur: np.ndarray, n: int, m: int, t: DriftThresholds):
-    """PSI of two count vectors (coarsened for small n) with its sample-size-aware alarm."""
+    """PSI of two count vectors (coarsened for small n), its chi-square p-value and floor."""
     rc, cc = _coarsened(ref, cur, n, m)
     r, c = _proportions(rc, cc)
     value, bins = float(np.sum((c - r) * np.log(c / r))), rc.size
-    critical = max(t.psi, drift.psi_critical_value(n, m, bins, t.alpha))
     p = drift.psi_p_value(value, n, m, bins)
-    alarm = drift.psi_alarm(value, n, m, bins, t.psi, t.alpha)
-    return DriftStatistic(name, value, critical, p, alarm, f"bins={bins}")
+    return DriftStatistic(name, value, t.psi, p, detail=f"bins={bins}", floor_met=value > t.psi)
 
 
 def _embedding_statistics(profile: ReferenceProfile, cur: Window) -> list[DriftStatistic]:
@@ -499,32 +593,42 @@ def _kl_statistic(ref: np.ndarray, cur: np.ndarray, n: int, m: int, t: DriftThre
     r, c = r / r.sum(), c / c.sum()
     value, bins = max(0.0, float(np.sum(c * np.log(c / r)))), rc.size
     scale = 0.5 * (1.0 / n + 1.0 / m)
-    critical = max(t.kl, float(chi2.ppf(1.0 - t.alpha, bins - 1)) * scale)
     p = float(chi2.sf(value / scale, bins - 1))
-    return DriftStatistic("norm_kl", value, critical, p, value > critical, f"bins={bins}")
+    return DriftStatistic("norm_kl", value, t.kl, p, detail=f"bins={bins}", floor_met=value > t.kl)
 
 
 def _cosine_statistic(profile: ReferenceProfile, cur: Window, value: float) -> DriftStatistic:
-    """One-sided Welch t-test of a drop in cosine to history, on per-session means."""
+    """One-sided Welch t-test of a drop in cosine to history, on per-session means, OUT OF
+    SAMPLE: both the reference's held-out half and the current rows are scored against the
+    unit centroid of the reference's other half (exchangeable under no drift)."""
     from scipy.stats import ttest_ind
 
-    t, ref_cos = profile.thresholds, profile.self_cosine
-    assert ref_cos is not None and profile.summary is not None and cur.embeddings is not None
-    per_row = drift.cosine_to_history_per_sample(cur.embeddings, profile.summary)
-    cur_cos = _unit_means(per_row, cur.units)
+    t, ref_cos, centre = profile.thresholds, profile.self_cosine, profile.fit_unit_centroid
+    assert ref_cos is not None and centre is not None and cur.embeddings is not None
+    cur_cos = _unit_means(_unit_rows(cur.embeddings) @ centre, cur.units)
     drop = float(ref_cos.mean() - cur_cos.mean())
-    p = float(ttest_ind(ref_cos, cur_cos, equal_var=False, alternative="greater").pvalue)
+    if ref_cos.size < 2 or cur_cos.size < 2:
+        p = math.nan
+    else:
+        p = float(ttest_ind(ref_cos, cur_cos, equal_var=False, alternative="greater").pvalue)
     p = p if math.isfinite(p) else (0.0 if drop > 0 else 1.0)
-    alarm = drop > t.cosine_drop and p < t.alpha
-    detail = f"reference={ref_cos.mean():.4f} drop={drop:.4f} (floor {t.cosine_drop:g})"
+    detail = (
+        f"held-out reference={ref_cos.mean():.4f} current={cur_cos.mean():.4f} drop={drop:.4f} "
+        f"(floor {t.cosine_drop:g})"
+    )
     return DriftStatistic(
-        "cosine_to_history", value, float(ref_cos.mean()) - t.cosine_drop, p, alarm, detail
+        "cosine_to_history",
+        value,
+        float(ref_cos.mean()) - t.cosine_drop,
+        p,
+        detail=detail,
+        floor_met=drop > t.cosine_drop,
     )
 
 
 def _cluster_statistic(profile: ReferenceProfile, cur: Window, shift: float) -> DriftStatistic:
-    """PSI of the shares of the reference's k-means clusters (reference shares read on the
-    held-out half)."""
+    """PSI of the shares of the reference's k-means clusters: centroids fitted on one half of
+    the reference, reference shares read on the other (out of sample, like the current's)."""
     assert profile.centroids is not None and profile.cluster_counts is not None
     assert cur.embeddings is not None
     labels, _ = _nearest(_unit_rows(cur.embeddings), profile.centroids)
@@ -532,33 +636,34 @@ def _cluster_statistic(profile: ReferenceProfile, cur: Window, shift: float) -> 
     ref_counts, cur_counts = profile.cluster_counts, np.bincount(labels, minlength=k)
     n, m = profile.n_calibration_units, cur.n_units
     stat = _binned_psi("cluster_share_psi", ref_counts, cur_counts, n, m, profile.thresholds)
-    return replace(stat, detail=f"k={k} centroid_shift={shift:.4f}")
+    return replace(stat, detail=f"k={k} {stat.detail} centroid_shift={shift:.4f}")
 
 
 def _ks_statistic(d: drift.EmbeddingDrift, n: int, m: int, t: DriftThresholds) -> DriftStatistic:
-    """Largest per-dimension binned KS against the Bonferroni critical value."""
+    """Largest per-dimension binned KS; p-value Bonferroni over the ``d`` dimensions (binned
+    KS <= exact KS, so the p-value is conservative)."""
     from scipy.stats import kstwo
 
     assert d.ks_per_dim is not None
     dims = d.ks_per_dim.size
     c = math.sqrt(-math.log(t.alpha / (2 * dims)) / 2.0)
-    critical = max(t.ks, c * math.sqrt((n + m) / (n * m)))
+    bound = c * math.sqrt((n + m) / (n * m))
     n_eff = max(1, round(n * m / (n + m)))
     p = min(1.0, float(kstwo.sf(d.ks_max, n_eff)) * dims)
-    drifted = int(np.count_nonzero(d.ks_per_dim > critical))
+    drifted = int(np.count_nonzero(d.ks_per_dim > max(t.ks, bound)))
     return DriftStatistic(
         "ks_max",
         d.ks_max,
-        critical,
+        t.ks,
         p,
-        d.ks_max > critical,
-        f"{drifted}/{dims} dimensions above the bound",
+        detail=f"{drifted}/{dims} dimensions above max(floor, Bonferroni bound {bound:.3f})",
+        floor_met=d.ks_max > t.ks,
     )
 
 
 def _mmd_statistic(profile: ReferenceProfile, window: Window) -> DriftStatistic:
     """Permutation MMD on one row per session, subsampled (the permutation null needs
-    exchangeable, independent rows)."""
+    exchangeable, independent rows); p = (1 + #perm >= observed) / (1 + B)."""
     t = profile.thresholds
     assert profile.mmd_sample is not None and window.embeddings is not None
     rng = np.random.default_rng(t.seed + 1)
@@ -567,21 +672,24 @@ def _mmd_statistic(profile: ReferenceProfile, window: Window) -> DriftStatistic:
         profile.mmd_sample, cur, n_permutations=t.n_permutations, seed=t.seed
     )
     detail = f"subsample {len(profile.mmd_sample)} vs {len(cur)}, {t.n_permutations} perms"
-    return DriftStatistic("mmd", mmd2, t.mmd, p, mmd2 > t.mmd and p < t.alpha, detail)
+    return DriftStatistic("mmd", mmd2, t.mmd, p, detail=detail, floor_met=mmd2 > t.mmd)
 
 
 def _novelty_of(profile: ReferenceProfile, cur: Window) -> Novelty:
-    from scipy.stats import binomtest
-
     t = profile.thresholds
     assert cur.embeddings is not None and profile.centroids is not None
+    assert profile.calibration_nearest is not None and profile.calibration_units is not None
     vectors = _unit_rows(cur.embeddings)
     _, nearest = _nearest(vectors, profile.centroids)
     novel = nearest < profile.novelty_cutoff
     k, n = int(novel.sum()), len(nearest)
-    # exact binomial test on sessions: the novel share scaled to the number of sessions
-    units = cur.n_units
-    p = float(binomtest(round(units * k / n), units, t.novelty_quantile, "greater").pvalue)
+    p = _novelty_permutation_p(
+        profile.calibration_nearest,
+        profile.calibration_units,
+        nearest,
+        cur.units,
+        t,
+    )
     rng = np.random.default_rng(t.seed + 2)
     coherence = _cohesion(vectors[novel], profile, rng) if k >= 2 else math.nan
     return Novelty(
@@ -596,6 +704,51 @@ def _novelty_of(profile: ReferenceProfile, cur: Window) -> Novelty:
         _examples(cur.queries, novel, nearest),
         _domain_counts(cur.domains, novel),
     )
+
+
+def _novelty_permutation_p(
+    ref_nearest: np.ndarray,
+    ref_units: np.ndarray,
+    cur_nearest: np.ndarray,
+    cur_units: np.ndarray,
+    t: DriftThresholds,
+) -> float:
+    """p-value of the current novel share that accounts for the ESTIMATED cutoff: sessions
+    (units) of the reference's held-out half and of the current window are exchangeable under
+    no drift, so each permutation re-draws which sessions are "reference", re-estimates the
+    cutoff on them (their ``ceil(q n)``-th smallest nearest-centroid cosine) and counts the
+    others' share below it;
+    ``p = (1 + #perm >= observed) / (1 + B)``."""
+    values = np.concatenate([ref_nearest, cur_nearest])
+    _, ref_ids = np.unique(ref_units, return_inverse=True)
+    _, cur_ids = np.unique(cur_units, return_inverse=True)
+    n_ref_units = int(ref_ids.max()) + 1
+    n_units = n_ref_units + int(cur_ids.max()) + 1
+    # rows in ascending order of their value, and the unit of each: the cutoff is the k-th
+    # smallest "reference" value, k = ceil(q n_ref_rows), found by a cumulative count, so one
+    # permutation costs O(rows) without a sort
+    order = np.argsort(values, kind="stable")
+    unit_sorted = np.concatenate([ref_ids, cur_ids + n_ref_units])[order]
+    q = t.novelty_quantile
+
+    def share(is_ref_unit: np.ndarray) -> float:
+        is_ref = is_ref_unit[unit_sorted]
+        cum = np.cumsum(is_ref)
+        n_ref_rows = int(cum[-1])
+        k = max(1, math.ceil(q * n_ref_rows))
+        position = int(np.searchsorted(cum, k))  # index of the k-th reference row
+        return (position - (k - 1)) / (values.size - n_ref_rows)
+
+    observed_mask = np.zeros(n_units, bool)
+    observed_mask[:n_ref_units] = True
+    observed = share(observed_mask)
+    rng = np.random.default_rng(t.seed + 4)
+    hits = 0
+    for _ in range(t.n_permutations):
+        mask = np.zeros(n_units, bool)
+        mask[rng.permutation(n_units)[:n_ref_units]] = True
+        hits += share(mask) >= observed
+    return (1 + hits) / (1 + t.n_permutations)
 
 
 def _cohesion(novel: np.ndarray, profile: ReferenceProfile, rng: np.random.Generator) -> float:
@@ -625,13 +778,16 @@ def _domain_counts(domains: Sequence[str], novel: np.ndarray) -> dict[str, int]:
 
 
 def _novelty_statistic(nov: Novelty, t: DriftThresholds) -> DriftStatistic:
+    """The p-value is the permutation test's alone; the floor is the share AND coherence."""
     coherent = math.isfinite(nov.coherence) and nov.coherence >= t.coherence
-    alarm = nov.p_value < t.alpha and nov.share >= t.novelty_share and coherent
     detail = (
         f"{nov.n_novel}/{nov.n_current} below the reference's {nov.quantile:.0%} nearest-"
         f"centroid cosine {nov.cutoff:.3f}; coherence={nov.coherence:.2f} (min {t.coherence:g})"
     )
-    return DriftStatistic("novel_share", nov.share, t.novelty_share, nov.p_value, alarm, detail)
+    floor = nov.share >= t.novelty_share and coherent
+    return DriftStatistic(
+        "novel_share", nov.share, t.novelty_share, nov.p_value, detail=detail, floor_met=floor
+    )
 
 
 def _score_psi(profile: ReferenceProfile, cur: Window) -> DriftStatistic:

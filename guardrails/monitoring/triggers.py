@@ -16,6 +16,13 @@ message quoting the numbers, and the components it sends to retraining:
   queries far from every reference cluster) -> retriever, reranker, generator; an error-rate
   rise beyond ``error-rise`` (z-test) -> no component (operations).
 
+**One family.** Every tested trigger (CTR, complaint rate, each complaint topic,
+hallucination rate, error rate) and every statistic of the drift report are Holm-adjusted
+together (:func:`~guardrails.monitoring.drift.with_family`, at the drift report's ``alpha``, the
+policy's without a report): a finding needs its adjusted p-value below ``alpha`` AND its effect
+floor, so one decision's family-wise false-alarm rate is at most ``alpha``. Latency p95 ratios
+are untested operations notes (the signals keep percentiles only) and never alarm.
+
 ``fire`` is true when at least one finding names a component. Thresholds come from
 ``[tool.guardrails.triggers]`` in ``pyproject.toml`` (:func:`load_trigger_policy`)::
 
@@ -116,12 +123,15 @@ def load_trigger_policy(pyproject: str | Path | None) -> TriggerPolicy:
 
 
 class Finding(NamedTuple):
-    """One reason to act: ``kind`` is schedule / threshold / event."""
+    """One reason to act: ``kind`` is schedule / threshold / event / note. ``p_value`` is the
+    Holm-adjusted p-value of a tested finding (NaN for the schedule and the untested
+    latency notes, which never count as a statistical alarm)."""
 
     kind: str
     signal: str
     message: str
     components: tuple[str, ...] = ()
+    p_value: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -132,6 +142,15 @@ class TriggerDecision:
     findings: tuple[Finding, ...]
     components: tuple[str, ...]
     facts: Mapping[str, Any] = field(default_factory=dict)
+    drift: Any = None
+    family: Mapping[str, float] = field(default_factory=dict)
+    tests: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def alarm(self) -> bool:
+        """A retrain fired or a tested finding (Holm-adjusted) is significant; untested
+        latency notes are shown but do not alarm."""
+        return self.fire or any(math.isfinite(f.p_value) for f in self.findings)
 
     @property
     def reasons(self) -> list[tuple[str, str]]:
@@ -142,8 +161,15 @@ class TriggerDecision:
         return {
             "fire": self.fire,
             "components": list(self.components),
-            "findings": [f._asdict() | {"components": list(f.components)} for f in self.findings],
+            "findings": [
+                f._asdict()
+                | {"components": list(f.components)}
+                | {"p_value": f.p_value if math.isfinite(f.p_value) else None}
+                for f in self.findings
+            ],
             "facts": dict(self.facts),
+            "family": dict(self.family),
+            "tests": dict(self.tests),
         }
 
     def summary_lines(self) -> list[str]:
@@ -171,13 +197,35 @@ def _proportion_rise(p0: float, n0: int, p1: float, n1: int) -> float:
     return float(norm.sf((p1 - p0) / se))
 
 
-def _rise(name: str, ref: Any, cur: Any, margin: float, policy: TriggerPolicy) -> str | None:
-    """A message when the rate ``name`` rose by more than ``margin``, significantly."""
+class _Test(NamedTuple):
+    """A tested trigger before the family adjustment: its raw p-value, whether its effect
+    floor is met, and the finding it becomes when significant."""
+
+    name: str
+    p_value: float
+    floor_met: bool
+    kind: str
+    message: str
+    components: tuple[str, ...] = ()
+
+
+def _n_eff(w: Any) -> int:
+    """Sample size of a rate test: sessions, not queries. A session's queries share a user and
+    an intent (repeats, follow-ups), so their outcomes are positively correlated; the design
+    effect is at most the session size, so ``n_sessions`` is a conservative effective n (with
+    ``n_queries`` the CTR test rejected 12.5 % of same-distribution pairs at 0.05)."""
+    sessions = int(getattr(w, "n_sessions", 0) or 0)
+    return sessions if 0 < sessions <= w.n_queries else w.n_queries
+
+
+def _rise(
+    name: str, ref: Any, cur: Any, margin: float, policy: TriggerPolicy, kind: str, to: tuple
+) -> _Test:
+    """The rate ``name`` rose by more than ``margin`` (one-sided two-proportion z-test)."""
     p0, p1 = getattr(ref, name), getattr(cur, name)
-    p = _proportion_rise(p0, ref.n_queries, p1, cur.n_queries)
-    if math.isfinite(p1 - p0) and p1 - p0 > margin and p < policy.alpha:
-        return f"{name} {p0:.4f} -> {p1:.4f} (+{p1 - p0:.4f} > {margin:g}, p={p:.2g})"
-    return None
+    p = _proportion_rise(p0, _n_eff(ref), p1, _n_eff(cur))
+    msg = f"{name} {p0:.4f} -> {p1:.4f} (+{p1 - p0:.4f} > {margin:g}, p={p:.2g})"
+    return _Test(name, p, bool(math.isfinite(p1 - p0) and p1 - p0 > margin), kind, msg, to)
 
 
 # ----------------------------------------------------------------------------- findings
@@ -193,42 +241,33 @@ def _schedule(last: datetime | None, now: datetime, policy: TriggerPolicy) -> li
     return [Finding("schedule", "age", msg, ("retriever", "reranker", "generator"))]
 
 
-def _ctr(ref: Any, cur: Any, embeddings_stable: bool, policy: TriggerPolicy) -> list[Finding]:
-    p = _proportion_rise(cur.ctr, cur.n_queries, ref.ctr, ref.n_queries)
+def _ctr(ref: Any, cur: Any, policy: TriggerPolicy) -> _Test:
+    p = _proportion_rise(cur.ctr, _n_eff(cur), ref.ctr, _n_eff(ref))
     drop = ref.ctr - cur.ctr
-    if not (math.isfinite(drop) and drop > policy.ctr_drop and p < policy.alpha):
-        return []
-    target = ("reranker",) if embeddings_stable else ("retriever",)
     msg = f"CTR {ref.ctr:.4f} -> {cur.ctr:.4f} (-{drop:.4f} > {policy.ctr_drop:g}, p={p:.2g})"
-    return [Finding("threshold", "ctr", msg, target)]
+    return _Test("ctr", p, bool(math.isfinite(drop) and drop > policy.ctr_drop), "threshold", msg)
 
 
-def _complaints(ref: Any, cur: Any, policy: TriggerPolicy) -> list[Finding]:
+def _complaint_topics(ref: Any, cur: Any) -> list[_Test]:
+    """One test per complaint topic whose rate ratio is large enough; its p-value is already
+    Bonferroni-adjusted over the topics by :func:`rising_topics` (valid, conservative)."""
     from guardrails.monitoring.signals import rising_topics
 
     out = []
-    message = _rise("complaint_rate", ref, cur, policy.complaint_rise, policy)
-    if message:
-        out.append(Finding("threshold", "complaint_rate", message, ("generator", "alignment")))
-    for topic in rising_topics(ref, cur, alpha=policy.alpha):
+    for topic in rising_topics(ref, cur, alpha=1.0 + 1e-9):
         about_answers = any(word in topic.label for word in _ANSWER_TOPICS)
         msg = (
             f"complaint topic {topic.label!r} rising {topic.reference_rate:.4f} -> "
             f"{topic.current_rate:.4f} (x{topic.ratio:.1f}, p={topic.p_value:.2g})"
         )
         target = ("generator", "alignment") if about_answers or not topic.label else ("generator",)
-        out.append(Finding("threshold", "complaint_topic", msg, target))
+        name = f"complaint_topic:{topic.topic_id}"
+        out.append(_Test(name, topic.p_value, True, "threshold", msg, target))
     return out
 
 
-def _hallucinations(ref: Any, cur: Any, policy: TriggerPolicy) -> list[Finding]:
-    message = _rise("hallucination_rate", ref, cur, policy.hallucination_rise, policy)
-    if message is None:
-        return []
-    return [Finding("threshold", "hallucination_rate", message, ("generator", "alignment"))]
-
-
 def _latency(ref: Any, cur: Any, policy: TriggerPolicy) -> list[Finding]:
+    """Operations notes (no test: the signals keep percentiles, not the latencies)."""
     out = []
     for stage, now_p in cur.latency_ms.items():
         before = ref.latency_ms.get(stage)
@@ -236,14 +275,9 @@ def _latency(ref: Any, cur: Any, policy: TriggerPolicy) -> list[Finding]:
             continue
         ratio = now_p.p95 / before.p95
         if ratio >= policy.latency_p95_ratio:
-            msg = f"{stage} p95 {before.p95:.1f} -> {now_p.p95:.1f} ms (x{ratio:.2f})"
-            out.append(Finding("threshold", f"latency_p95_{stage}", msg))
+            msg = f"{stage} p95 {before.p95:.1f} -> {now_p.p95:.1f} ms (x{ratio:.2f}; untested)"
+            out.append(Finding("note", f"latency_p95_{stage}", msg))
     return out
-
-
-def _errors(ref: Any, cur: Any, policy: TriggerPolicy) -> list[Finding]:
-    message = _rise("error_rate", ref, cur, policy.error_rise, policy)
-    return [Finding("event", "error_rate", message)] if message else []
 
 
 def _drift(report: Any) -> list[Finding]:
@@ -252,14 +286,18 @@ def _drift(report: Any) -> list[Finding]:
     out = []
     norm = report.statistic("norm_psi")
     if norm is not None and norm.alarm:
-        msg = f"query-embedding norm PSI {norm.value:.3f} > {norm.critical:.3f}"
-        out.append(Finding("threshold", "norm_psi", msg, ("retriever",)))
+        msg = (
+            f"query-embedding norm PSI {norm.value:.3f} > {norm.critical:.3f} "
+            f"(p_holm={norm.p_adjusted:.2g})"
+        )
+        out.append(Finding("threshold", "norm_psi", msg, ("retriever",), norm.p_adjusted))
     novel = report.statistic("novel_share")
     if novel is not None and novel.alarm:
         nov = report.novelty
         examples = "; ".join(nov.examples[:3]) if nov is not None else ""
-        msg = f"new domain: {novel.detail}; e.g. {examples}"
-        out.append(Finding("event", "new_domain", msg, ("retriever", "reranker", "generator")))
+        msg = f"new domain: {novel.detail}; p_holm={novel.p_adjusted:.2g}; e.g. {examples}"
+        targets = ("retriever", "reranker", "generator")
+        out.append(Finding("event", "new_domain", msg, targets, novel.p_adjusted))
     return out
 
 
@@ -281,17 +319,55 @@ def decide_triggers(
 
     Signals are one :class:`~guardrails.monitoring.signals.WindowSignals` per side, both from one
     complaint-topic model (:func:`window_pair`); ``drift_report`` may be None (no embeddings).
+    The decision's ``drift`` is the report re-adjusted over the joint family (print that one).
     """
+    from guardrails.monitoring.drift import with_family
+    from guardrails.stats import holm
+
     now = now or datetime.now(timezone.utc)
     ref, cur = reference_signals, current_signals
-    findings = _schedule(last_retrain, now, policy) + _drift(drift_report)
+    tests: list[_Test] = []
     if min(ref.n_queries, cur.n_queries) >= policy.min_queries:
-        findings += _ctr(ref, cur, _embeddings_stable(drift_report), policy)
-        findings += _complaints(ref, cur, policy) + _hallucinations(ref, cur, policy)
-        findings += _latency(ref, cur, policy) + _errors(ref, cur, policy)
+        tests.append(_ctr(ref, cur, policy))
+        tests.append(
+            _rise("complaint_rate", ref, cur, policy.complaint_rise, policy, "threshold", _GEN)
+        )
+        tests += _complaint_topics(ref, cur)
+        tests.append(
+            _rise(
+                "hallucination_rate", ref, cur, policy.hallucination_rise, policy, "threshold", _GEN
+            )
+        )
+        tests.append(_rise("error_rate", ref, cur, policy.error_rise, policy, "event", ()))
+    raw = {t.name: t.p_value for t in tests}
+    if drift_report is not None:
+        drift_report = with_family(drift_report, raw)
+        family = dict(drift_report.family)
+        alpha = drift_report.thresholds.alpha
+    else:
+        family = dict(zip(raw, holm([min(max(p, 0.0), 1.0) for p in raw.values()]), strict=True))
+        alpha = policy.alpha
+    findings = _schedule(last_retrain, now, policy) + _drift(drift_report)
+    stable = _embeddings_stable(drift_report)
+    for t in tests:
+        if t.floor_met and family[t.name] < alpha:
+            to = t.components if t.name != "ctr" else (("reranker",) if stable else ("retriever",))
+            findings.append(Finding(t.kind, t.name.split(":")[0], t.message, to, family[t.name]))
+    if min(ref.n_queries, cur.n_queries) >= policy.min_queries:
+        findings += _latency(ref, cur, policy)
     components = tuple(c for c in COMPONENTS if any(c in f.components for f in findings))
-    facts = {"n_reference": ref.n_queries, "n_current": cur.n_queries, "now": now.isoformat()}
-    return TriggerDecision(bool(components), tuple(findings), components, facts)
+    facts = {
+        "n_reference": ref.n_queries,
+        "n_current": cur.n_queries,
+        "now": now.isoformat(),
+        "alpha": alpha,
+    }
+    return TriggerDecision(
+        bool(components), tuple(findings), components, facts, drift_report, family, raw
+    )
+
+
+_GEN = ("generator", "alignment")
 
 
 def window_pair(reference: Sequence[Any], current: Sequence[Any], **kwargs: Any) -> tuple[Any, Any]:
