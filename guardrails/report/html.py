@@ -20,10 +20,35 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from guardrails.gates import GateResult
+from guardrails.report.markdown import decided_by
 from guardrails.report.svg import ForestRow, forest_svg, histogram_svg, scatter_svg
 from guardrails.verdict import Verdict
 
-__all__ = ["forest_plot_svg", "render_html"]
+__all__ = ["forest_plot_svg", "forest_plot_svgs", "render_html"]
+
+# Click a column header to sort the table by it (numbers numerically); no network, no library.
+_SORT_JS = """
+document.querySelectorAll('table.sortable').forEach(function (table) {
+  table.querySelectorAll('thead th').forEach(function (th, col) {
+    th.style.cursor = 'pointer'; th.title = 'sort';
+    th.addEventListener('click', function () {
+      var body = table.tBodies[0], rows = Array.from(body.rows);
+      var asc = th.dataset.sort !== 'asc'; th.dataset.sort = asc ? 'asc' : 'desc';
+      var key = function (r) {
+        var t = r.cells[col].textContent.trim(), n = parseFloat(t.replace(/^\\[/, ''));
+        return isNaN(n) ? t : n;
+      };
+      rows.sort(function (a, b) {
+        var x = key(a), y = key(b);
+        var both = typeof x === 'number' && typeof y === 'number';
+        var c = both ? x - y : String(x).localeCompare(String(y));
+        return asc ? c : -c;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+});
+"""
 
 _COLORS = {"passed": "#1a7f37", "failed": "#cf222e", "inconclusive": "#9a6700"}
 _BANNER = {"promote": "#1a7f37", "rollback": "#cf222e", "hold": "#9a6700"}
@@ -42,27 +67,37 @@ th{background:#f6f8fa} td.num{text-align:right;font-variant-numeric:tabular-nums
 """
 
 
-def forest_plot_svg(gates: Sequence[GateResult]) -> str | None:
-    """Inline SVG: each paired gate's delta and CI, with its policy limit as a red tick."""
-    rows = [
-        ForestRow(
-            g.name,
-            g.ci[0],
-            g.ci[1],
-            g.delta,
-            g.threshold if g.higher_is_better else -g.threshold,
-            _COLORS[g.status.value],
+def forest_plot_svgs(gates: Sequence[GateResult]) -> list[str]:
+    """Inline SVGs, one forest plot per metric (each on its own axis, so a latency limit in ms
+    does not squash nDCG deltas): every row is the paired delta with its CI and the policy limit
+    as a red tick, oriented so that right is better (lower-is-better metrics are flipped)."""
+    panels: dict[str, list[ForestRow]] = {}
+    flipped: dict[str, bool] = {}
+    for g in gates:
+        if g.kind not in ("noninferior", "superior") or g.delta is None or math.isnan(g.ci[0]):
+            continue
+        s = 1.0 if g.higher_is_better else -1.0
+        lo, hi = sorted((s * g.ci[0], s * g.ci[1]))
+        panels.setdefault(g.metric, []).append(
+            ForestRow(g.name, lo, hi, s * g.delta, g.threshold, _COLORS[g.status.value])
         )
-        for g in gates
-        if g.kind in ("noninferior", "superior") and g.delta is not None and not math.isnan(g.ci[0])
+        flipped[g.metric] = not g.higher_is_better
+    return [
+        forest_svg(
+            rows,
+            f"{metric}: paired deltas with confidence intervals",
+            "improvement (right = better"
+            + ("; lower raw values are better, so the sign is flipped" if flipped[metric] else "")
+            + "); red tick = policy limit",
+        )
+        for metric, rows in sorted(panels.items())
     ]
-    if not rows:
-        return None
-    return forest_svg(
-        rows,
-        "Paired deltas with confidence intervals",
-        "candidate − baseline (CI; red tick = policy limit)",
-    )
+
+
+def forest_plot_svg(gates: Sequence[GateResult]) -> str | None:
+    """All the forest panels of :func:`forest_plot_svgs` as one fragment (None without any)."""
+    panels = forest_plot_svgs(gates)
+    return "".join(panels) if panels else None
 
 
 def _drift_svgs(g: GateResult) -> list[str]:
@@ -91,8 +126,7 @@ def _gate_table(gates: Sequence[GateResult]) -> str:
         "candidate",
         "delta",
         "CI",
-        "p",
-        "p (Holm)",
+        "decided by",
         "limit",
         "status",
     )
@@ -106,19 +140,21 @@ def _gate_table(gates: Sequence[GateResult]) -> str:
             _fmt(g.candidate),
             _fmt(g.delta, True),
             ci,
-            _fmt(g.p_value),
-            _fmt(g.p_adjusted),
+            html.escape(decided_by(g)),
             html.escape(g.limit),
         )
         tds = "".join(
-            f"<td class='num'>{c}</td>" if i in (2, 3, 4, 6, 7) else f"<td>{c}</td>"
+            f"<td class='num'>{c}</td>" if i in (2, 3, 4) else f"<td>{c}</td>"
             for i, c in enumerate(cells)
         )
         color = _COLORS.get(g.status.value, "#000")
         status = html.escape(g.status.value)
         rows.append(f"<tr>{tds}<td class='status' style='color:{color}'>{status}</td></tr>")
     header = "".join(f"<th>{h}</th>" for h in head)
-    return f"<table><tr>{header}</tr>{''.join(rows)}</table>"
+    return (
+        f"<table class='sortable' id='gates'><thead><tr>{header}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def _worst(g: GateResult) -> str:
@@ -161,6 +197,7 @@ def _provenance(p: Any) -> str:
             timings.get("session_seconds") if isinstance(timings, Mapping) else None,
         ),
     ]
+    rows = [(k, "unknown" if v is None or v == "" else v) for k, v in rows]
     rows += [(f"golden {k}", v) for k, v in p.get("golden", {}).items()]
     rows += [
         (f"{a.get('role')} {a.get('component')}", a.get("fingerprint"))
@@ -211,7 +248,7 @@ def render_html(verdict: Verdict) -> str:
         f"<div>{html.escape(str(verdict.reason))}</div></div>",
         _components_table(verdict),
         f"<h2>Why</h2><ul>{reasons}</ul>",
-        f"<ul>{warnings}</ul>" if warnings else "",
+        f"<h3>Warnings</h3><ul>{warnings}</ul>" if warnings else "",
         "<h2>Gates</h2>",
         _gate_table(verdict.gates),
         f"<figure class='plot' id='forest'>{forest}</figure>" if forest else "",
@@ -222,5 +259,9 @@ def render_html(verdict: Verdict) -> str:
     worst = "".join(_worst(g) for g in verdict.gates if not g.passed)
     if worst:
         parts += ["<h2>Worst samples</h2>", worst]
-    parts += ["<h2>Provenance</h2>", _provenance(verdict.provenance), "</body></html>"]
+    parts += [
+        "<h2>Provenance</h2>",
+        _provenance(verdict.provenance),
+        f"<script>{_SORT_JS}</script></body></html>",
+    ]
     return "\n".join(parts)

@@ -41,7 +41,28 @@ def escape_markdown(value: object) -> str:
 
 _ICON = {"passed": "✅", "failed": "❌", "inconclusive": "⚠️"}
 _DECISION_ICON = {"promote": "✅", "rollback": "❌", "hold": "⚠️"}
-_HEADER = ("gate", "metric", "baseline", "candidate", "delta", "CI", "p (adj)", "status")
+_HEADER = ("gate", "metric", "baseline", "candidate", "delta", "CI", "decided by", "status")
+
+
+def decided_by(g: GateResult) -> str:
+    """What decided this gate, in words: the interval against the limit (a pass, or neither
+    side shown), or the violation test (a failure); for a drift gate, statistic and test."""
+    lo, hi = g.ci
+    p_adj = g.p_adjusted if g.p_adjusted is not None else g.p_value
+    p = "—" if p_adj is None else f"{p_adj:.3g}"
+    if g.kind == "no_drift":
+        above = "above" if g.candidate > g.threshold else "within"
+        return f"{g.metric}={g.candidate:.4g} {above} max {g.threshold:g}; p={p} vs α={g.alpha:g}"
+    if math.isnan(lo):
+        return f"violation p={p} vs α={g.alpha:g}"
+    t = g.threshold if g.higher_is_better else -g.threshold
+    side = "lower" if g.higher_is_better else "upper"
+    bound = lo if g.higher_is_better else hi
+    if g.status.value == "passed":
+        return f"CI {side} bound {bound:+.4g} clears limit {t:+.4g}"
+    if g.status.value == "failed":
+        return f"violation test p={p} < α={g.alpha:g} (limit {t:+.4g})"
+    return f"CI [{lo:+.4g}, {hi:+.4g}] straddles limit {t:+.4g}; violation p={p} ≥ α={g.alpha:g}"
 
 
 def _fmt(x: float | None, sign: bool = False) -> str:
@@ -53,9 +74,6 @@ def _fmt(x: float | None, sign: bool = False) -> str:
 def _row(g: GateResult) -> tuple[str, ...]:
     lo, hi = g.ci
     ci = "—" if math.isnan(lo) else f"[{lo:+.4f}, {hi:+.4f}]"
-    p = "—" if g.p_value is None else f"{g.p_value:.3g}"
-    if g.p_adjusted is not None:
-        p += f" ({g.p_adjusted:.3g})"
     return (
         g.name,
         g.metric,
@@ -63,7 +81,7 @@ def _row(g: GateResult) -> tuple[str, ...]:
         _fmt(g.candidate),
         _fmt(g.delta, True),
         ci,
-        p,
+        decided_by(g),
         g.status.value,
     )
 
@@ -98,9 +116,13 @@ def render_markdown(verdict: Verdict) -> str:
     out += ["", "| " + " | ".join(_HEADER) + " |", "|" + "---|" * len(_HEADER)]
     for g in verdict.gates:
         cells = list(_row(g))  # numbers are ours; the names come from the verdict
-        cells[0], cells[1] = md(g.name), md(g.metric)
+        cells[0], cells[1], cells[6] = md(g.name), md(g.metric), md(cells[6])
         cells[-1] = f"{_ICON.get(g.status.value, '')} {g.status.value}"
         out.append("| " + " | ".join(cells) + " |")
+    warnings = [f"- ⚠️ {md(g.name)}: {md(w)}" for g in verdict.gates for w in g.warnings]
+    if warnings:
+        out += ["", "### Warnings (weak evidence: margins below the detectable effect, ...)", ""]
+        out += warnings
     out += _worst_sections(verdict)
     out += [
         "",
@@ -153,16 +175,15 @@ def _worst_sections(verdict: Verdict) -> list[str]:
             f"| {md(w['id'])} | {_fmt(w.get('baseline'))} | {_fmt(w.get('candidate'))} |"
             for w in g.worst
         ]
-        out += [f"> ⚠️ {md(w)}" for w in g.warnings]
     return out
 
 
 def _provenance(p: dict[str, Any] | Any) -> list[str]:
     md = escape_markdown
-    git = p.get("git", {})
+    git = p.get("git", {}) if isinstance(p.get("git"), dict) else {}
     lines = [
-        f"- policy seed: {md(p.get('seed'))}, created: {md(p.get('created_at'))}",
-        f"- git: {md(git.get('commit', 'unknown'))}{' (dirty)' if git.get('dirty') else ''}",
+        f"- policy seed: {md(_known(p.get('seed')))}, created: {md(_known(p.get('created_at')))}",
+        f"- git: {md(_known(git.get('commit')))}{' (dirty)' if git.get('dirty') else ''}",
     ]
     lines += [f"- golden {md(k)}: {md(v)}" for k, v in p.get("golden", {}).items()]
     lines += [
@@ -171,3 +192,8 @@ def _provenance(p: dict[str, Any] | Any) -> list[str]:
     ]
     libs = ", ".join(f"{md(k)} {md(v)}" for k, v in p.get("libraries", {}).items())
     return [*lines, f"- libraries: {libs}"]
+
+
+def _known(value: Any) -> Any:
+    """Missing provenance reads "unknown" (e.g. no git repository), never "None"."""
+    return "unknown" if value is None or value == "" else value
