@@ -70,6 +70,7 @@ def render_markdown(verdict: Verdict) -> str:
         cells[-1] = f"{_ICON.get(g.status.value, '')} {g.status.value}"
         out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     out += _worst_sections(verdict)
+    out += _changed_sections(verdict)
     out += [
         "",
         "<details><summary>provenance</summary>",
@@ -117,6 +118,23 @@ def _worst_sections(verdict: Verdict) -> list[str]:
         ]
         out += [f"| {w['id']} | {_fmt(w['baseline'])} | {_fmt(w['candidate'])} |" for w in g.worst]
         out += [f"> ⚠️ {w}" for w in g.warnings]
+    return out
+
+
+def _changed_sections(verdict: Verdict) -> list[str]:
+    """Every discordant sample of a 0/1 gate with the rule that decided each side."""
+    out: list[str] = []
+    for g in verdict.gates:
+        examples = g.extra.get("examples", {})
+        rows = [
+            f"| {_cell(i)} | {_cell(str(ex['baseline_rule']))} | "
+            f"{_cell(str(ex.get('candidate_rule', '')))} |"
+            for i in g.changed()
+            if "baseline_rule" in (ex := examples.get(i, {}))
+        ]
+        if rows:
+            out += ["", f"### changed samples of `{g.name}`", "", "| id | production | candidate |"]
+            out += ["|---|---|---|", *rows]
     return out
 
 
