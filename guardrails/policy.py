@@ -37,7 +37,8 @@ metrics                                            built-in limits
 =================================================  ==========================================
 ranking (ndcg, mrr, recall, precision, map @k)     max-drop 0.02, min-gain 0 (scores on 0..1)
 text (rouge1/2/l, bleu, chrf, token_f1)            max-drop 0.02, min-gain 0 (scores on 0..1)
-binary per sample (pass_rate, exact_match, hit)    max-drop 0: no significant new failure
+binary per sample (pass_rate, exact_match, hit,    max-drop 0: no significant new failure
+degenerate_rate, which is lower-is-better)
 psi / kl                                           max 0.2 / 0.1 (PSI >= 0.2: a real shift)
 anything in units (latency, throughput, memory,    none: a gate on it needs its own limit
 nats of preference margin) and other drift stats

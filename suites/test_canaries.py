@@ -44,28 +44,82 @@ def canary_results(
     return out
 
 
+def _rule(outcome: Any) -> str:
+    verdict = "pass" if outcome.passed else "fail"
+    return f"{verdict} by {outcome.rule}" + (f": {outcome.detail}" if outcome.detail else "")
+
+
 @pytest.mark.parametrize("role", ["candidate", "alignment"])
 def test_canaries(
     gate: Any, canaries: dict[str, Any], canary_results: dict, domain: str, role: str
 ) -> None:
-    """No canary may newly fail beyond the policy (McNemar on discordant canaries)."""
+    """No canary may newly fail beyond the policy (McNemar on discordant canaries); the
+    report shows, for each canary that changed, the rule that decided each side."""
     cs = canaries[domain]
     answers = canary_results[domain]
-    ok = {
-        r: np.array([c.check(a) for c, a in zip(cs.canaries, answers[r], strict=True)], dtype=float)
+    outcomes = {
+        r: [c.outcome(a) for c, a in zip(cs.canaries, answers[r], strict=True)]
         for r in ("production", role)
     }
     gate.record(
         golden=cs,
         examples={
-            c.id: {"input": f"[{c.kind.value}] {c.prompt}", "baseline": p, "candidate": q}
-            for c, p, q in zip(cs.canaries, answers["production"], answers[role], strict=True)
+            c.id: {
+                "input": f"[{c.kind.value}] {c.prompt}",
+                "baseline": p,
+                "candidate": q,
+                "baseline_rule": _rule(po),
+                "candidate_rule": _rule(qo),
+            }
+            for c, p, q, po, qo in zip(
+                cs.canaries,
+                answers["production"],
+                answers[role],
+                outcomes["production"],
+                outcomes[role],
+                strict=True,
+            )
         },
     )
     gate.noninferior(
         "pass_rate",
-        candidate=ok[role],
-        baseline=ok["production"],
+        candidate=np.array([o.passed for o in outcomes[role]], dtype=float),
+        baseline=np.array([o.passed for o in outcomes["production"]], dtype=float),
         ids=[c.id for c in cs.canaries],
         name=f"canaries-{domain}:{role}",
     )
+
+
+@pytest.mark.parametrize("role", ["candidate", "alignment"])
+def test_canary_degeneration(
+    gate: Any, canaries: dict[str, Any], canary_results: dict, domain: str, role: str
+) -> None:
+    """No more degenerate canary answers (loops, value sprays, cut mid-token) than
+    production's, paired per canary."""
+    from guardrails.metrics.degeneration import degenerate_scores
+
+    cs = canaries[domain]
+    answers = canary_results[domain]
+    gate.record(golden=cs, examples=_degenerate_examples(cs, answers, role))
+    gate.noninferior(
+        "degenerate_rate",
+        candidate=degenerate_scores(answers[role]),
+        baseline=degenerate_scores(answers["production"]),
+        ids=[c.id for c in cs.canaries],
+        name=f"canaries-degenerate-{domain}:{role}",
+    )
+
+
+def _degenerate_examples(cs: Any, answers: dict, role: str) -> dict[str, dict[str, str]]:
+    from guardrails.metrics.degeneration import degeneration
+
+    return {
+        c.id: {
+            "input": f"[{c.kind.value}] {c.prompt}",
+            "baseline": p,
+            "candidate": q,
+            "baseline_rule": degeneration(p) or "not degenerate",
+            "candidate_rule": degeneration(q) or "not degenerate",
+        }
+        for c, p, q in zip(cs.canaries, answers["production"], answers[role], strict=True)
+    }

@@ -74,6 +74,42 @@ def test_generation_quality(
         gate.noninferior(metric, candidate=cand, baseline=prod, references=qa, name=name)
 
 
+def test_generation_degeneration(
+    gate: Any,
+    qa_golden: dict[str, Any],
+    qa_answers: dict,
+    production_generator: Any,
+    candidate_generator: Any,
+    domain: str,
+) -> None:
+    """No more degenerate answers (loops, value sprays, output cut mid-token) than
+    production's, paired per question; each changed answer shows its reason."""
+    from guardrails.metrics.degeneration import degenerate_scores, degeneration
+
+    qa = qa_golden[domain]
+    prod, cand, _ = qa_answers[domain]
+    _record(gate, production_generator, candidate_generator, qa, qa_answers[domain])
+    gate.record(
+        examples={
+            e.id: {
+                "input": e.question,
+                "baseline": p,
+                "candidate": c,
+                "baseline_rule": degeneration(p) or "not degenerate",
+                "candidate_rule": degeneration(c) or "not degenerate",
+            }
+            for e, p, c in zip(qa.examples, prod, cand, strict=True)
+        }
+    )
+    gate.noninferior(
+        "degenerate_rate",
+        candidate=degenerate_scores(cand),
+        baseline=degenerate_scores(prod),
+        ids=qa.ids,
+        name=f"generation-{domain}:degenerate_rate",
+    )
+
+
 @pytest.mark.parametrize("which", ["candidate_generator", "alignment_generator"])
 def test_merged_lora_matches_unmerged(
     request: pytest.FixtureRequest, production_generator: Any, qa_golden: dict[str, Any], which: str

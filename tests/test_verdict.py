@@ -427,3 +427,23 @@ def test_a_gate_name_recorded_twice_holds_and_the_worse_result_counts() -> None:
     assert both_pass.decision is Decision.HOLD
     assert "gate name 'g1' was recorded 2 times" in both_pass.reason
     assert decide([bad, good], POLICY).decision is Decision.ROLLBACK
+
+
+def test_degenerate_rate_is_a_lower_is_better_zero_one_gate() -> None:
+    policy = parse_policies({"policies": {"p": {"n-resamples": 2000}}})["p"]
+    base = np.array([0, 1, 0, 0, 1, 0, 0, 0, 0, 0] * 3, dtype=float)
+    fewer, more = base.copy(), base.copy()
+    fewer[[1, 4]] = 0.0  # two answers stop degenerating
+    more[[0, 2, 3, 5, 6, 7, 8, 9]] = 1.0  # eight more degenerate answers
+    run = {
+        label: evaluate_gate(
+            "noninferior", "degenerate_rate", candidate=c, baseline=base, policy=policy, name="d"
+        )
+        for label, c in (("fewer", fewer), ("more", more))
+    }
+    assert run["fewer"].status is Status.PASSED and not run["fewer"].higher_is_better
+    assert run["more"].status is Status.FAILED  # McNemar on 0/1, built-in max-drop 0
+    assert run["more"].delta == pytest.approx(more.mean() - base.mean())
+    assert run["more"].ci[0] > 0  # CI of candidate - baseline, in the metric's own units
+    assert run["fewer"].changed() == ["1", "4"]
+    assert _gate("g", 0.0).changed() == []  # not a 0/1 metric

@@ -117,8 +117,8 @@ def evaluate_gate(
         if base is None:
             raise MetricError(f"gate {name}: {kind} needs baseline scores")
         comp = stats.compare_paired(
-            sign * cand,
-            sign * base,
+            _orient(cand, higher, spec.binary),
+            _orient(base, higher, spec.binary),
             threshold,
             alpha,
             policy.n_resamples,
@@ -165,6 +165,14 @@ def evaluate_gate(
         overrides={k: float(v) for k, v in (overrides or {}).items() if v is not None},
         extra={"p_pass": comp.p_pass},
     )
+
+
+def _orient(x: np.ndarray, higher: bool, binary: bool) -> np.ndarray:
+    """Scores oriented so that higher is better; a lower-is-better 0/1 score (a degenerate
+    answer) becomes 1 - x, which keeps it 0/1 for McNemar and negates every paired delta."""
+    if higher:
+        return x
+    return 1.0 - x if binary else -x
 
 
 def _threshold(kind: str, spec: MetricSpec, limits: Any, higher: bool) -> tuple[float, str]:

@@ -213,9 +213,10 @@ class Gate:
             extra["artifacts"] = list(self.artifacts)
         if self.facts:
             extra["facts"] = dict(self.facts)
-        worst_ids = {str(w["id"]) for w in result.worst}
-        if self.examples and worst_ids:
-            extra["examples"] = {k: v for k, v in self.examples.items() if k in worst_ids}
+        # a 0/1 gate shows every discordant sample (McNemar counts them all), not the worst 5
+        shown = {str(w["id"]) for w in result.worst} | set(result.changed())
+        if self.examples and shown:
+            extra["examples"] = {k: v for k, v in self.examples.items() if k in shown}
         result = replace(result, nodeid=self._nodeid, golden=dict(self.golden), extra=extra)
         self._record(result)
         for w in result.warnings:

@@ -56,6 +56,7 @@ KNOWN_METRICS: dict[str, tuple[str, bool, bool, bool]] = {
     "exact_match": ("text", True, True, False),
     "token_f1": ("text", True, False, False),
     "pass_rate": ("binary", True, True, False),
+    "degenerate_rate": ("binary", False, True, False),
     "psi": ("drift", False, False, False),
     "kl": ("drift", False, False, False),
     "js": ("drift", False, False, False),

@@ -185,6 +185,23 @@ def _worst(g: GateResult) -> str:
     )
 
 
+def _changed(g: GateResult) -> str:
+    """Every discordant sample of a 0/1 gate whose examples say which rule decided it."""
+    examples = g.extra.get("examples", {})
+    rows = [
+        f"<tr><td>{html.escape(i)}</td><td>{html.escape(str(ex.get('baseline_rule', '')))}"
+        f"</td><td>{html.escape(str(ex.get('candidate_rule', '')))}</td></tr>"
+        for i in g.changed()
+        if "baseline_rule" in (ex := examples.get(i, {}))
+    ]
+    if not rows:
+        return ""
+    return (
+        f"<h3>{html.escape(g.name)}</h3><table><tr><th>id</th><th>production</th>"
+        f"<th>candidate</th></tr>{''.join(rows)}</table>"
+    )
+
+
 def _provenance(p: Any) -> str:
     git, timings = p.get("git", {}), p.get("timings", {})
     rows = [
@@ -259,6 +276,9 @@ def render_html(verdict: Verdict) -> str:
     worst = "".join(_worst(g) for g in verdict.gates if not g.passed)
     if worst:
         parts += ["<h2>Worst samples</h2>", worst]
+    changed = "".join(_changed(g) for g in verdict.gates)
+    if changed:
+        parts += ["<h2>Changed samples and the rule that decided them</h2>", changed]
     parts += [
         "<h2>Provenance</h2>",
         _provenance(verdict.provenance),

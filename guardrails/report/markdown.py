@@ -124,6 +124,7 @@ def render_markdown(verdict: Verdict) -> str:
         out += ["", "### Warnings (weak evidence: margins below the detectable effect, ...)", ""]
         out += warnings
     out += _worst_sections(verdict)
+    out += _changed_sections(verdict)
     out += [
         "",
         "<details><summary>provenance</summary>",
@@ -175,6 +176,23 @@ def _worst_sections(verdict: Verdict) -> list[str]:
             f"| {md(w['id'])} | {_fmt(w.get('baseline'))} | {_fmt(w.get('candidate'))} |"
             for w in g.worst
         ]
+    return out
+
+
+def _changed_sections(verdict: Verdict) -> list[str]:
+    """Every discordant sample of a 0/1 gate with the rule that decided each side."""
+    out: list[str] = []
+    for g in verdict.gates:
+        examples = g.extra.get("examples", {})
+        rows = [
+            f"| {_cell(i)} | {_cell(str(ex['baseline_rule']))} | "
+            f"{_cell(str(ex.get('candidate_rule', '')))} |"
+            for i in g.changed()
+            if "baseline_rule" in (ex := examples.get(i, {}))
+        ]
+        if rows:
+            out += ["", f"### changed samples of `{g.name}`", "", "| id | production | candidate |"]
+            out += ["|---|---|---|", *rows]
     return out
 
 

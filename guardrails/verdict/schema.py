@@ -80,6 +80,15 @@ class GateResult:
     def passed(self) -> bool:
         return self.status is Status.PASSED
 
+    def changed(self) -> list[str]:
+        """Ids whose 0/1 outcome differs between baseline and candidate (binary metrics with
+        per-sample scores; else empty): the discordant samples McNemar counts."""
+        per = self.per_sample or {}
+        if not self.binary or "baseline" not in per:
+            return []
+        pairs = zip(per.get("ids", ()), per["baseline"], per["candidate"], strict=False)
+        return [str(i) for i, b, c in pairs if b != c]
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["status"] = self.status.value

@@ -126,3 +126,45 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert pixels.shape[0] > 400 and pixels.std() > 0.05  # not blank
     red = (pixels[..., 0] > 0.7) & (pixels[..., 1] < 0.25) & (pixels[..., 2] < 0.3)
     assert red.mean() > 0.02  # the rollback banner is on screen
+
+
+def _canary_verdict():
+    from guardrails.gates.fixture import Gate
+    from guardrails.report.markdown import render_markdown
+
+    recorded: list = []
+    policy = parse_policies({"policies": {"p": {"n-resamples": 1000}}})["p"]
+    gate = Gate(policy, record=recorded.append, default_name="canaries")
+    ids = [f"c{i}" for i in range(10)]
+    base = np.ones(10)
+    cand = base.copy()
+    cand[3] = 0.0
+    base[7] = 0.0
+    gate.record(
+        examples={
+            i: {
+                "input": "q",
+                "baseline": "a <b>",
+                "candidate": "b",
+                "baseline_rule": f"rule-base-{i}",
+                "candidate_rule": f"rule-cand-{i}",
+            }
+            for i in ids
+        }
+    )
+    with pytest.raises(AssertionError):  # one canary newly fails: not shown safe
+        gate.noninferior("pass_rate", candidate=cand, baseline=base, ids=ids, name="canaries-x")
+    return decide(recorded, policy), render_markdown
+
+
+def test_reports_show_the_rule_of_every_changed_sample() -> None:
+    verdict, render_markdown = _canary_verdict()
+    (g,) = verdict.gates
+    assert sorted(g.extra["examples"]) == ["c3", "c7"]  # the improvement c7 is kept too
+    page, md = render_html(verdict), render_markdown(verdict)
+    for text in (page, md):
+        assert "rule-base-c3" in text and "rule-cand-c3" in text
+        assert "rule-base-c7" in text and "rule-cand-c7" in text
+        assert "rule-base-c1" not in text  # unchanged samples are not listed
+    assert "Changed samples and the rule that decided them" in page
+    assert "| c7 | rule-base-c7 | rule-cand-c7 |" in md
