@@ -359,7 +359,7 @@ class VerdictPlugin:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.config.getoption("--guardrails-apply"):
             if verdict.decision is Decision.PROMOTE:
-                _apply(self.config, verdict)
+                state.applied = _apply(self.config, verdict)
             elif verdict.promotable():
                 state.applied = _apply_components(self.config, verdict)
 
@@ -408,27 +408,46 @@ def _registry_path(config: pytest.Config) -> Path:
     return Path(option) if option else config.stash[STATE].stack.registry_path
 
 
-def _apply(config: pytest.Config, verdict: Verdict) -> None:
-    """Switch registry aliases for a promote verdict (``--guardrails-apply``)."""
+def _mirror(config: pytest.Config) -> Any:
+    """The MLflow alias mirror when ``[tool.guardrails.stack.mlflow]`` is configured."""
+    settings = config.stash[STATE].stack.mlflow
+    if settings is None:
+        return None
+    from guardrails.integrations.mlflow import MlflowMirror
+
+    return MlflowMirror(settings)
+
+
+def _apply(config: pytest.Config, verdict: Verdict) -> list[str]:
+    """Switch registry aliases for a promote verdict (``--guardrails-apply``); a failed MLflow
+    mirror (after the SQLite switch) comes back as a summary line."""
+    from guardrails.errors import MirrorError
     from guardrails.registry import Registry
     from guardrails.verdict.schema import verdict_document
 
     if verdict.provenance.get("artifacts"):
-        with Registry(_registry_path(config)) as registry:
-            registry.promote(verdict_document(verdict))
+        with Registry(_registry_path(config), mirror=_mirror(config)) as registry:
+            try:
+                registry.promote(verdict_document(verdict))
+            except MirrorError as exc:
+                return [f"guardrails apply: {exc}"]
+    return []
 
 
 def _apply_components(config: pytest.Config, verdict: Verdict) -> list[str]:
     """``--guardrails-apply`` on a non-promote verdict: switch only the components whose own
     decision is promote (one transaction); returns summary lines saying what happened."""
+    from guardrails.errors import MirrorError
     from guardrails.registry import Registry
     from guardrails.verdict.schema import verdict_document
 
     if not verdict.provenance.get("artifacts"):
         return ["guardrails apply: nothing switched: the verdict lists no artifacts"]
     try:
-        with Registry(_registry_path(config)) as registry:
+        with Registry(_registry_path(config), mirror=_mirror(config)) as registry:
             switches = registry.promote_components(verdict_document(verdict))
+    except MirrorError as exc:
+        return [f"guardrails apply: {exc}"]
     except GuardrailsError as exc:
         return [f"guardrails apply: nothing switched: {exc}"]
     return [

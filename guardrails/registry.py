@@ -19,6 +19,8 @@ Contract:
   (``components``) still lets ``promote(verdict, component=X)`` switch X if X's own decision is
   promote, and ``promote_components(verdict)`` switch every such component in one transaction.
 - ``rollback(component)`` swaps ``production`` and ``previous``; a second rollback flips back.
+- A ``mirror`` (optional) is called with the switches AFTER the commit, so an external
+  registry (MLflow aliases) follows; its failure never undoes the SQLite switch.
 - ``history`` rows cannot be updated or deleted: triggers ``RAISE(ABORT)`` [3], so the DB
   itself enforces the audit trail. Replaying history reproduces the alias table exactly.
 
@@ -38,7 +40,7 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -58,6 +60,7 @@ __all__ = [
     "AliasName",
     "Artifact",
     "HistoryEntry",
+    "Mirror",
     "Registry",
     "Switch",
     "default_actor",
@@ -176,6 +179,11 @@ class Switch:
     from_fingerprint: str
     to_fingerprint: str
     verdict_sha256: str | None
+
+
+Mirror = Callable[["Registry", Sequence[Switch]], None]
+"""Called with the committed switches of a promote / rollback (e.g. an MLflow alias mirror,
+:mod:`guardrails.integrations.mlflow`); raises :class:`~guardrails.errors.MirrorError`."""
 
 
 @dataclass(frozen=True)
@@ -328,8 +336,11 @@ class Registry:
     One connection per instance and per process; safe to use from many processes at once.
     """
 
-    def __init__(self, path: str | Path = DEFAULT_REGISTRY_PATH) -> None:
+    def __init__(
+        self, path: str | Path = DEFAULT_REGISTRY_PATH, *, mirror: Mirror | None = None
+    ) -> None:
         self.path = Path(path)
+        self.mirror = mirror
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
@@ -599,10 +610,11 @@ class Registry:
                 raise RegistryError(
                     f"{v.source}: every candidate equals its baseline; nothing to promote."
                 )
-            return [
+            switches = [
                 self._switch(conn, c, cand, Action.PROMOTE, v, actor, note=notes.get(c))
                 for c, cand in moving
             ]
+        return self._mirrored(switches)
 
     def rollback(
         self,
@@ -628,7 +640,15 @@ class Registry:
                     f"cannot roll back component={component!r}: no previous "
                     "production is recorded (nothing was promoted yet)."
                 )
-            return self._switch(conn, component, previous, Action.ROLLBACK, v, actor)
+            switch = self._switch(conn, component, previous, Action.ROLLBACK, v, actor)
+        return self._mirrored([switch])[0]
+
+    def _mirrored(self, switches: list[Switch]) -> list[Switch]:
+        """After the commit: hand the switches to :attr:`mirror`; SQLite stays switched when it
+        fails (a MirrorError carries the switches)."""
+        if self.mirror is not None:
+            self.mirror(self, switches)
+        return switches
 
     # ---- transaction pieces (called inside _write) ----
 
