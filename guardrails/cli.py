@@ -556,10 +556,39 @@ def add_drift(p: argparse.ArgumentParser) -> None:
 
 def _registry(args: argparse.Namespace, *, read_only: bool = False) -> object:
     """The registry at ``--registry``; it must exist (a mistyped path is an error, not a new
-    empty registry); read-only commands open it read-only."""
+    empty registry); read-only commands open it read-only; switches are mirrored to MLflow when
+    the config has [tool.guardrails.stack.mlflow]."""
     from guardrails.registry import Registry
 
-    return Registry(args.registry, read_only=read_only, create=False)
+    mirror = None if read_only else _mlflow_mirror(args)
+    return Registry(args.registry, read_only=read_only, create=False, mirror=mirror)
+
+
+def _mlflow_mirror(args: argparse.Namespace) -> Any:
+    from guardrails.stack import load_stack
+
+    stack = load_stack(args.config)
+    if stack.mlflow is None:
+        return None
+    from guardrails.integrations.mlflow import MlflowMirror
+
+    return MlflowMirror(stack.mlflow)
+
+
+def _switched(run: Callable[[], Any], line: Callable[[Any], str]) -> list[Any]:
+    """Run a promote / rollback; on a MirrorError print the committed switches, then raise."""
+    from guardrails.errors import MirrorError
+
+    try:
+        result = run()
+    except MirrorError as exc:
+        for s in exc.switches:  # type: ignore[attr-defined]
+            print(line(s))
+        raise
+    switches = result if isinstance(result, list) else [result]
+    for s in switches:
+        print(line(s))
+    return switches
 
 
 def _short_fp(fp: str | None) -> str:
@@ -594,6 +623,7 @@ def _add_registry(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_REGISTRY_PATH,
         help=f"registry SQLite file (default: {DEFAULT_REGISTRY_PATH})",
     )
+    _add_config(p)  # its [tool.guardrails.stack.mlflow] table, if any, mirrors switches
 
 
 @command("status", "aliases per component: fingerprints, when, by which verdict")
@@ -603,16 +633,18 @@ def add_status(p: argparse.ArgumentParser) -> None:
 
 
 def run_promote(args: argparse.Namespace) -> int:
-    reg = _registry(args)
+    reg: Any = _registry(args)
     if args.promotable:
-        switches = reg.promote_components(args.verdict)  # type: ignore[attr-defined]
+        run = lambda: reg.promote_components(args.verdict)  # noqa: E731
     else:
-        switches = reg.promote(args.verdict, component=args.component)  # type: ignore[attr-defined]
-    for s in switches:
-        print(
+        run = lambda: reg.promote(args.verdict, component=args.component)  # noqa: E731
+    _switched(
+        run,
+        lambda s: (
             f"promoted {s.component}: {_short_fp(s.from_fingerprint)} -> "
             f"{_short_fp(s.to_fingerprint)} (verdict {(s.verdict_sha256 or '')[:12]})"
-        )
+        ),
+    )
     return 0
 
 
@@ -635,10 +667,13 @@ def add_promote(p: argparse.ArgumentParser) -> None:
 
 
 def run_rollback(args: argparse.Namespace) -> int:
-    s = _registry(args).rollback(args.component, verdict=args.verdict)  # type: ignore[attr-defined]
-    print(
-        f"rolled back {s.component}: {_short_fp(s.from_fingerprint)} -> "
-        f"{_short_fp(s.to_fingerprint)}"
+    reg: Any = _registry(args)
+    _switched(
+        lambda: reg.rollback(args.component, verdict=args.verdict),
+        lambda s: (
+            f"rolled back {s.component}: {_short_fp(s.from_fingerprint)} -> "
+            f"{_short_fp(s.to_fingerprint)}"
+        ),
     )
     return 0
 
@@ -647,6 +682,23 @@ def run_rollback(args: argparse.Namespace) -> int:
 def add_rollback(p: argparse.ArgumentParser) -> None:
     p.add_argument("component")
     p.add_argument("--verdict", type=Path, default=None, help="a rollback verdict to record")
+    _add_registry(p)
+
+
+def run_mlflow_sync(args: argparse.Namespace) -> int:
+    from guardrails.errors import PolicyError
+    from guardrails.integrations.mlflow import sync_mlflow
+
+    reg: Any = _registry(args)
+    if reg.mirror is None:
+        raise PolicyError(f"{args.config}: no [tool.guardrails.stack.mlflow] table to sync to")
+    for line in sync_mlflow(reg, reg.mirror):
+        print(line)
+    return 0
+
+
+@command("mlflow-sync", "point MLflow's aliases at the registry's production / previous again")
+def add_mlflow_sync(p: argparse.ArgumentParser) -> None:
     _add_registry(p)
 
 

@@ -15,6 +15,7 @@ catch, so ``except ValueError`` keeps working for code that does not know about 
     ├── ComponentError (RuntimeError)       a model / index component cannot be loaded or used
     │   └── FingerprintMismatch (ValueError) vectors / artifacts from a different fingerprint
     ├── RegistryError (RuntimeError)        registry refused an alias switch or lookup
+    │   └── MirrorError                     switched in SQLite, not mirrored (e.g. MLflow)
     ├── LogDataError (ValueError)           a production log line is malformed
     ├── TrainingError (RuntimeError)        a candidate could not be trained
     └── DependencyError (ImportError)       installed packages that do not work together
@@ -35,6 +36,7 @@ __all__ = [
     "GuardrailsError",
     "LogDataError",
     "MetricError",
+    "MirrorError",
     "PolicyError",
     "RegistryError",
     "StatisticsError",
@@ -111,3 +113,12 @@ class TrainingError(GuardrailsError, RuntimeError):
 
 class DependencyError(GuardrailsError, ImportError):
     """Installed packages that do not work together (e.g. transformers and peft releases)."""
+
+
+class MirrorError(RegistryError):
+    """The SQLite registry switched (it is the source of truth) but mirroring the switch to an
+    external registry (MLflow aliases) failed. ``switches`` are the committed switches."""
+
+    def __init__(self, message: str, switches: object = ()) -> None:
+        self.switches = switches
+        super().__init__(message)

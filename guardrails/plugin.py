@@ -476,16 +476,30 @@ def _registry_path(config: pytest.Config) -> Path:
     return Path(option) if option else config.stash[STATE].stack.registry_path
 
 
+def _mirror(config: pytest.Config) -> Any:
+    """The MLflow alias mirror when ``[tool.guardrails.stack.mlflow]`` is configured."""
+    settings = config.stash[STATE].stack.mlflow
+    if settings is None:
+        return None
+    from guardrails.integrations.mlflow import MlflowMirror
+
+    return MlflowMirror(settings)
+
+
 def _apply(config: pytest.Config, verdict: Verdict) -> list[str]:
     """Switch registry aliases for a promote verdict (``--guardrails-apply``); returns summary
-    lines saying what happened."""
+    lines saying what happened (a failed MLflow mirror, after the SQLite switch, is one)."""
+    from guardrails.errors import MirrorError
     from guardrails.registry import Registry
     from guardrails.verdict.schema import verdict_document
 
     if not verdict.provenance.get("artifacts"):
         return ["guardrails apply: nothing switched: the verdict lists no artifacts"]
-    with Registry(_registry_path(config)) as registry:
-        switches = registry.promote(verdict_document(verdict))
+    with Registry(_registry_path(config), mirror=_mirror(config)) as registry:
+        try:
+            switches = registry.promote(verdict_document(verdict))
+        except MirrorError as exc:
+            return [f"guardrails apply: {exc}"]
     return [
         f"guardrails apply: promoted {s.component}: "
         f"{_short(s.from_fingerprint)} -> {_short(s.to_fingerprint)}"
@@ -496,14 +510,17 @@ def _apply(config: pytest.Config, verdict: Verdict) -> list[str]:
 def _apply_components(config: pytest.Config, verdict: Verdict) -> list[str]:
     """``--guardrails-apply`` on a non-promote verdict: switch only the components whose own
     decision is promote (one transaction); returns summary lines saying what happened."""
+    from guardrails.errors import MirrorError
     from guardrails.registry import Registry
     from guardrails.verdict.schema import verdict_document
 
     if not verdict.provenance.get("artifacts"):
         return ["guardrails apply: nothing switched: the verdict lists no artifacts"]
     try:
-        with Registry(_registry_path(config)) as registry:
+        with Registry(_registry_path(config), mirror=_mirror(config)) as registry:
             switches = registry.promote_components(verdict_document(verdict))
+    except MirrorError as exc:
+        return [f"guardrails apply: {exc}"]
     except GuardrailsError as exc:
         return [f"guardrails apply: nothing switched: {exc}"]
     return [

@@ -19,6 +19,8 @@ Contract:
   (``components``) still lets ``promote(verdict, component=X)`` switch X if X's own decision is
   promote, and ``promote_components(verdict)`` switch every such component in one transaction.
 - ``rollback(component)`` swaps ``production`` and ``previous``; a second rollback flips back.
+- A ``mirror`` (optional) is called with the switches AFTER the commit, so an external
+  registry (MLflow aliases) follows; its failure never undoes the SQLite switch.
 - ``history`` rows cannot be updated or deleted: triggers ``RAISE(ABORT)`` [3], so the DB
   itself enforces the audit trail. Replaying history reproduces the alias table exactly.
 
@@ -38,7 +40,7 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -59,6 +61,7 @@ __all__ = [
     "AliasName",
     "Artifact",
     "HistoryEntry",
+    "Mirror",
     "Registry",
     "Switch",
     "default_actor",
@@ -177,6 +180,11 @@ class Switch:
     from_fingerprint: str
     to_fingerprint: str
     verdict_sha256: str | None
+
+
+Mirror = Callable[["Registry", Sequence[Switch]], None]
+"""Called with the committed switches of a promote / rollback (e.g. an MLflow alias mirror,
+:mod:`guardrails.integrations.mlflow`); raises :class:`~guardrails.errors.MirrorError`."""
 
 
 @dataclass(frozen=True)
@@ -335,6 +343,7 @@ class Registry:
         *,
         read_only: bool = False,
         create: bool = True,
+        mirror: Mirror | None = None,
     ) -> None:
         """Open (and, unless ``create=False`` or ``read_only``, create) the registry at ``path``.
 
@@ -342,10 +351,12 @@ class Registry:
         or written); a missing file with ``create=False`` or ``read_only`` is a
         :class:`RegistryError` "no registry at PATH", and a file that is not a guardrails
         registry (corrupt, another database, random bytes) is a :class:`RegistryError` naming
-        it, never a ``sqlite3`` traceback.
+        it, never a ``sqlite3`` traceback. ``mirror``, when given, is called with the
+        switches after each promote / rollback commits (e.g. MLflow aliases).
         """
         self.path = Path(path)
         self.read_only = read_only
+        self.mirror = mirror
         if (read_only or not create) and not self.path.is_file():
             what = "a folder, not a registry file" if self.path.is_dir() else "no such file"
             raise RegistryError(
@@ -675,10 +686,11 @@ class Registry:
                 raise RegistryError(
                     f"{v.source}: every candidate equals its baseline; nothing to promote."
                 )
-            return [
+            switches = [
                 self._switch(conn, c, cand, Action.PROMOTE, v, actor, note=notes.get(c))
                 for c, cand in moving
             ]
+        return self._mirrored(switches)
 
     def rollback(
         self,
@@ -704,7 +716,15 @@ class Registry:
                     f"cannot roll back component={component!r}: no previous "
                     "production is recorded (nothing was promoted yet)."
                 )
-            return self._switch(conn, component, previous, Action.ROLLBACK, v, actor)
+            switch = self._switch(conn, component, previous, Action.ROLLBACK, v, actor)
+        return self._mirrored([switch])[0]
+
+    def _mirrored(self, switches: list[Switch]) -> list[Switch]:
+        """After the commit: hand the switches to :attr:`mirror`; SQLite stays switched when it
+        fails (a MirrorError carries the switches)."""
+        if self.mirror is not None:
+            self.mirror(self, switches)
+        return switches
 
     # ---- transaction pieces (called inside _write) ----
 

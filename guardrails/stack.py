@@ -13,6 +13,12 @@ factory that returns an object satisfying the component's Protocol
     reference = "logs/2026-11-w1.jsonl.gz"  # JSONL / .gz / .parquet (guardrails.monitoring.logs)
     current = "logs/2026-11-w2.jsonl.gz"
 
+    [tool.guardrails.stack.mlflow]     # optional: MLflow aliases follow promote / rollback
+    tracking-uri = "sqlite:///mlflow.db"    # registry-uri defaults to it
+    models = {embedder = "rag-embedder", generator = "rag-generator"}
+    production-alias = "production"   # default; e.g. "champion"
+    previous-alias = "previous"       # default; e.g. "challenger"
+
     [tool.guardrails.stack.domains.billing]
     golden = "golden/billing"         # BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv
     role = "established"              # in production: candidates must not forget it
@@ -51,6 +57,7 @@ folder. Every mistake raises :class:`~guardrails.errors.PolicyError` naming the 
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +69,7 @@ __all__ = [
     "ROLES",
     "ComponentSpec",
     "DomainConfig",
+    "MlflowConfig",
     "StackConfig",
     "build_component",
     "load_stack",
@@ -72,7 +80,8 @@ ROLES = ("established", "new")
 # component name -> the Protocol (guardrails.components.protocols) its factory must satisfy
 PROTOCOLS = {"embedder": "TextEmbedder", "reranker": "TextReranker", "generator": "TextGenerator"}
 INDEX_KINDS = ("flat", "hnsw", "ivf")
-_STACK_KEYS = {"artifacts", "registry", "logs", "domains", "index", *PROTOCOLS}
+_STACK_KEYS = {"artifacts", "registry", "logs", "domains", "index", "mlflow", *PROTOCOLS}
+_MLFLOW_KEYS = {"tracking-uri", "registry-uri", "models", "production-alias", "previous-alias"}
 _LOG_KEYS = {"reference", "current"}
 _DOMAIN_KEYS = {"golden", "role", "qa", "canaries", "preferences"}
 _DEFAULT_FILES = {
@@ -110,6 +119,18 @@ class ComponentSpec:
 
 
 @dataclass(frozen=True)
+class MlflowConfig:
+    """``[tool.guardrails.stack.mlflow]``: the MLflow registry that follows promote / rollback
+    (:mod:`guardrails.integrations.mlflow`); ``models`` maps a component to a registered model."""
+
+    tracking_uri: str
+    models: Mapping[str, str]
+    registry_uri: str | None = None
+    production_alias: str = "production"
+    previous_alias: str = "previous"
+
+
+@dataclass(frozen=True)
 class StackConfig:
     """The ``[tool.guardrails.stack]`` section: where artifacts land, the domains in order, and
     the components built from factories."""
@@ -123,6 +144,8 @@ class StackConfig:
     """The registry's SQLite file (``None``: ``<artifacts>/registry.sqlite``)."""
     logs: tuple[Path, Path] | None = None
     """``(reference, current)`` production log windows, when configured."""
+    mlflow: MlflowConfig | None = None
+    """The MLflow registry mirrored after each switch, when configured."""
 
     @property
     def registry_path(self) -> Path:
@@ -158,7 +181,59 @@ def parse_stack(
         _index_kind(table, source),
         None if registry is None else root / registry,
         _logs(table, root, source),
+        _mlflow(table, source),
     )
+
+
+def _mlflow(table: Mapping[str, Any], source: str) -> MlflowConfig | None:
+    where = "[tool.guardrails.stack.mlflow]"
+    body = table.get("mlflow")
+    if body is None:
+        return None
+    if not isinstance(body, Mapping):
+        raise PolicyError(f"{source}: {where} must be a table with keys {sorted(_MLFLOW_KEYS)}")
+    _check(body, _MLFLOW_KEYS, where, source)
+    uris = {k: body.get(k) for k in ("tracking-uri", "registry-uri")}
+    for key, value in uris.items():
+        if (value is not None or key == "tracking-uri") and (
+            not isinstance(value, str) or not value
+        ):
+            raise PolicyError(
+                f"{source}: {where} {key}={value!r}: give an MLflow URI, e.g. 'sqlite:///mlflow.db'"
+            )
+    models = body.get("models")
+    if (
+        not isinstance(models, Mapping)
+        or not models
+        or not all(isinstance(v, str) and v for v in models.values())
+    ):
+        raise PolicyError(
+            f"{source}: {where} models={models!r}: give a table component -> registered model "
+            'name, e.g. models = {embedder = "rag-embedder"}'
+        )
+    aliases = [_mlflow_alias(body, k, d, source) for k, d in _MLFLOW_ALIASES]
+    if aliases[0] == aliases[1]:
+        raise PolicyError(
+            f"{source}: {where} production-alias and previous-alias are both {aliases[0]!r}"
+        )
+    return MlflowConfig(
+        str(uris["tracking-uri"]), dict(models), uris["registry-uri"], aliases[0], aliases[1]
+    )
+
+
+_MLFLOW_ALIASES = (("production-alias", "production"), ("previous-alias", "previous"))
+
+
+def _mlflow_alias(body: Mapping[str, Any], key: str, default: str, source: str) -> str:
+    """MLflow's alias rule: letters, digits, '_' and '-'; not 'latest' nor 'v<digits>'."""
+    value = body.get(key, default)
+    ok = isinstance(value, str) and bool(re.fullmatch(r"[\w-]+", value))
+    if not ok or value.lower() == "latest" or re.fullmatch(r"[vV]\d+", str(value)):
+        raise PolicyError(
+            f"{source}: [tool.guardrails.stack.mlflow] {key}={value!r} is not a valid MLflow "
+            "alias: use letters, digits, '_' or '-', not 'latest' nor 'v<number>'"
+        )
+    return str(value)
 
 
 def _logs(table: Mapping[str, Any], root: Path, source: str) -> tuple[Path, Path] | None:

@@ -505,9 +505,10 @@ def _parquet_rows(path: Path) -> Iterator[tuple[int, Any]]:
 class LogStream:
     """Records of one file, streamed once; refused lines collect in :attr:`errors` as it goes."""
 
-    def __init__(self, path: str | Path, *, strict: bool = False) -> None:
+    def __init__(self, path: str | Path, *, strict: bool = False, otel: bool | None = None) -> None:
         self.path = Path(path)
         self.strict = strict
+        self.otel = otel
         self.errors: list[LogError] = []
         self.n_lines = 0
         self._records: Iterator[LogRecord] | None = None
@@ -523,8 +524,7 @@ class LogStream:
         return next(self._records)
 
     def _generate(self) -> Iterator[LogRecord]:
-        rows = _parquet_rows(self.path) if _is_parquet(self.path) else _jsonl_rows(self.path)
-        for lineno, obj in rows:
+        for lineno, obj in self._rows():
             self.n_lines += 1
             try:
                 if isinstance(obj, _Invalid):
@@ -533,6 +533,17 @@ class LogStream:
             except _Invalid as exc:
                 self._refuse(lineno, str(exc))
 
+    def _rows(self) -> Iterator[tuple[int, Any]]:
+        if _is_parquet(self.path):
+            return _parquet_rows(self.path)
+        from guardrails.monitoring import otel
+
+        if self.otel or (self.otel is None and otel.is_otel_file(self.path)):
+            return (
+                (n, _Invalid(r) if isinstance(r, str) else r) for n, r in otel.otel_rows(self.path)
+            )
+        return _jsonl_rows(self.path)
+
     def _refuse(self, lineno: int, message: str) -> None:
         error = LogError(str(self.path), lineno, message)
         if self.strict:
@@ -540,19 +551,24 @@ class LogStream:
         self.errors.append(error)
 
 
-def iter_logs(path: str | Path, *, strict: bool = False) -> LogStream:
-    """Stream the records of a JSONL(.gz) or Parquet log without loading it whole."""
-    return LogStream(path, strict=strict)
+def iter_logs(path: str | Path, *, strict: bool = False, otel: bool | None = None) -> LogStream:
+    """Stream the records of a JSONL(.gz) or Parquet log without loading it whole; an
+    OpenTelemetry span export (:mod:`guardrails.monitoring.otel`: ``.otel.json`` /
+    ``.otlp.json`` or sniffed ``.json``; ``otel=True`` forces it) gives one record per trace."""
+    return LogStream(path, strict=strict, otel=otel)
 
 
-def read_logs(paths: str | Path | Sequence[str | Path], *, strict: bool = False) -> LogBatch:
-    """Read one or more log files (JSONL, JSONL.gz, Parquet) into a :class:`LogBatch`."""
+def read_logs(
+    paths: str | Path | Sequence[str | Path], *, strict: bool = False, otel: bool | None = None
+) -> LogBatch:
+    """Read one or more log files (JSONL, JSONL.gz, Parquet, OpenTelemetry span exports) into a
+    :class:`LogBatch`."""
     sources = [paths] if isinstance(paths, str | Path) else list(paths)
     records: list[LogRecord] = []
     errors: list[LogError] = []
     n_lines = 0
     for source in sources:
-        stream = iter_logs(source, strict=strict)
+        stream = iter_logs(source, strict=strict, otel=otel)
         records.extend(stream)
         errors.extend(stream.errors)
         n_lines += stream.n_lines

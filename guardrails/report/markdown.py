@@ -185,8 +185,8 @@ def _changed_sections(verdict: Verdict) -> list[str]:
     for g in verdict.gates:
         examples = g.extra.get("examples", {})
         rows = [
-            f"| {_cell(i)} | {_cell(str(ex['baseline_rule']))} | "
-            f"{_cell(str(ex.get('candidate_rule', '')))} |"
+            f"| {escape_markdown(i)} | {escape_markdown(str(ex['baseline_rule']))} | "
+            f"{escape_markdown(str(ex.get('candidate_rule', '')))} |"
             for i in g.changed()
             if "baseline_rule" in (ex := examples.get(i, {}))
         ]

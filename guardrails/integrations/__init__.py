@@ -1,0 +1,1 @@
+"""Bridges to other tools' registries and formats; each module imports its tool lazily."""
