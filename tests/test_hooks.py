@@ -48,7 +48,7 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 def test_a_decide_hook_overrides_and_is_recorded(project: pytest.Pytester) -> None:
     project.makeconftest(CONFTEST)
     result = project.runpytest("--guardrails-verdict=v.json", "-p", "no:cacheprovider")
-    assert result.ret == 1  # held: the session is red
+    assert result.ret == 10  # held: the session is red (exit status of hold)
     verdict = json.loads((project.path / "v.json").read_text())
     assert verdict["decision"] == "hold" and verdict["reason"] == "team rule: hold on Fridays"
     assert verdict["provenance"]["rules_decided"]["decision"] == "promote"

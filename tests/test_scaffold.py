@@ -46,7 +46,7 @@ def test_the_starter_project_promotes_as_written_and_rolls_back_a_ruined_run(
     lines = [line.split() for line in run.read_text().splitlines()]
     run.write_text("".join(f"{q} Q0 {d} {r} {-float(s)} cand\n" for q, _, d, r, s, _ in lines))
     done = _pytest(folder)
-    assert done.returncode == 1 and _decision(folder) == "rollback", done.stdout
+    assert done.returncode == 11 and _decision(folder) == "rollback", done.stdout
 
 
 def test_init_refuses_to_overwrite(tmp_path: Path, capsys) -> None:

@@ -169,7 +169,9 @@ def test_merge_gap_works_as_an_at_least_gate(adapted: Generator) -> None:
     from guardrails.gates import Status, evaluate_gate
     from guardrails.policy import Policy
 
-    gaps = merged_unmerged_gaps(adapted, QUESTIONS)
+    # six or more prompts: with five, the exact pass test cannot reach alpha/2 (2^-5 > 0.025)
+    prompts = [*QUESTIONS, *(f"{q} Answer briefly." for q in QUESTIONS)]
+    gaps = merged_unmerged_gaps(adapted, prompts)
     result = evaluate_gate(
         "at_least",
         MERGED_GAP_METRIC,
