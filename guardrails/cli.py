@@ -169,7 +169,7 @@ def add_eval(p: argparse.ArgumentParser) -> None:
 def _compare_gates(args: argparse.Namespace, policy: Any) -> list[Any]:
     """One paired gate per metric: candidate run vs baseline run on the judged queries (a query
     missing from a run scores 0 there, as with trec_eval -c)."""
-    from guardrails.fingerprint import fingerprint_file
+    from guardrails.artifacts import fingerprint_file
     from guardrails.gates import evaluate_gate
     from guardrails.golden import load_trec_qrels, load_trec_run
     from guardrails.metrics import parse_metric
@@ -228,7 +228,7 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.verdict:
         write_verdict(verdict, args.verdict)
     if args.report:
-        from guardrails.atomic import atomic_write_text
+        from guardrails.artifacts import atomic_write_text
         from guardrails.report.html import render_html
 
         atomic_write_text(args.report, render_html(verdict))
@@ -287,7 +287,7 @@ def add_init(p: argparse.ArgumentParser) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from guardrails.atomic import atomic_write_text
+    from guardrails.artifacts import atomic_write_text
     from guardrails.verdict import load_verdict
 
     verdict = load_verdict(args.verdict)

@@ -37,8 +37,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from guardrails.artifacts import fingerprint_file, fingerprint_json, fingerprint_parts
 from guardrails.errors import GoldenDataError
-from guardrails.fingerprint import fingerprint_file, fingerprint_json, fingerprint_parts
 from guardrails.metrics.canary import CanaryOutcome, check_answer
 from guardrails.metrics.refusal import is_refusal
 from guardrails.metrics.regex_safety import backtracking_risk
@@ -442,7 +442,7 @@ def load_trec_run(path: str | Path) -> dict[str, dict[str, float]]:
 
 def write_trec_run(run: Run, path: str | Path, tag: str = "guardrails") -> None:
     """Write a run in TREC format (rank by score descending), atomically."""
-    from guardrails.atomic import atomic_write_text
+    from guardrails.artifacts import atomic_write_text
 
     lines = []
     for qid in sorted(run):

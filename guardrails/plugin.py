@@ -451,7 +451,7 @@ def _write_report(
     config: pytest.Config, verdict: Verdict, verdict_path: Path | None
 ) -> Path | None:
     """The self-contained HTML report for release managers, atomically, or None if not asked."""
-    from guardrails.atomic import atomic_write_text
+    from guardrails.artifacts import atomic_write_text
     from guardrails.report.html import render_html
 
     option = config.getoption("--guardrails-report")

@@ -50,8 +50,8 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
+from guardrails.artifacts import fingerprint_json
 from guardrails.errors import RegistryError, VerdictError
-from guardrails.fingerprint import fingerprint_json
 
 __all__ = [
     "DEFAULT_REGISTRY_PATH",

@@ -248,7 +248,7 @@ def _merged_jsonl(name: str, golden_file: Path, rows: list[dict[str, Any]]) -> P
     """The golden training file plus curated rows, as one JSONL the trainers read."""
     import json
 
-    from guardrails.atomic import atomic_write_text
+    from guardrails.artifacts import atomic_write_text
 
     lines = golden_file.read_text(encoding="utf-8").splitlines()
     lines += [json.dumps(r, sort_keys=True) for r in rows]

@@ -17,8 +17,8 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from guardrails.artifacts import fingerprint_json
 from guardrails.errors import RegistryError
-from guardrails.fingerprint import fingerprint_json
 from guardrails.registry import Registry
 
 COMPONENTS = ("embedder", "reranker")

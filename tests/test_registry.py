@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
+from guardrails.artifacts import fingerprint_json
 from guardrails.errors import RegistryError, VerdictError
-from guardrails.fingerprint import fingerprint_json
 from guardrails.registry import (
     DEFAULT_REGISTRY_PATH,
     SCHEMA_VERSION,

@@ -27,21 +27,21 @@ from typing import Any
 
 import numpy as np
 
-from guardrails.components.adapter import check_adapter_dir as _check_adapter_dir
-from guardrails.components.device import resolve_device
-from guardrails.components.store import SQLiteStore
-from guardrails.errors import ComponentError
-from guardrails.fingerprint import (
+from guardrails.artifacts import (
     fingerprint_bytes,
     fingerprint_json,
     fingerprint_model_dir,
     fingerprint_parts,
 )
-from guardrails.ml_stack import check_ml_stack
+from guardrails.components.adapter import check_adapter_dir as _check_adapter_dir
+from guardrails.components.device import resolve_device
+from guardrails.components.ml_stack import check_ml_stack
+from guardrails.components.store import SQLiteStore
+from guardrails.errors import ComponentError
 
 __all__ = ["Embedder", "EmbeddingCache", "content_hash", "load_minilm", "minilm_path"]
 
-# A model folder's identity is guardrails.fingerprint.fingerprint_model_dir: every file but the
+# A model folder's identity is guardrails.artifacts.fingerprint_model_dir: every file but the
 # README (a regenerated model card must not change a fingerprint), hashed once per process.
 
 

@@ -38,13 +38,17 @@ from typing import Any
 
 import numpy as np
 
-from guardrails.atomic import atomic_folder
+from guardrails.artifacts import (
+    atomic_folder,
+    fingerprint_json,
+    fingerprint_model_dir,
+    fingerprint_parts,
+)
 from guardrails.components.adapter import check_adapter_dir as _check_adapter_dir
 from guardrails.components.device import resolve_device
 from guardrails.components.memo import ResultCache, input_key
+from guardrails.components.ml_stack import check_ml_stack
 from guardrails.errors import ComponentError
-from guardrails.fingerprint import fingerprint_json, fingerprint_model_dir, fingerprint_parts
-from guardrails.ml_stack import check_ml_stack
 
 __all__ = [
     "SMOLLM2_DIRNAME",

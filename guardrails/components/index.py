@@ -35,9 +35,13 @@ from typing import Any
 
 import numpy as np
 
-from guardrails.atomic import atomic_folder
+from guardrails.artifacts import (
+    atomic_folder,
+    fingerprint_bytes,
+    fingerprint_json,
+    fingerprint_parts,
+)
 from guardrails.errors import ComponentError, FingerprintMismatch
-from guardrails.fingerprint import fingerprint_bytes, fingerprint_json, fingerprint_parts
 
 __all__ = ["SCHEMA_VERSION", "IndexConfig", "VectorIndex"]
 

@@ -35,9 +35,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from guardrails.artifacts import fingerprint_bytes, fingerprint_json, fingerprint_parts
 from guardrails.components.store import SQLiteStore
 from guardrails.errors import ComponentError
-from guardrails.fingerprint import fingerprint_bytes, fingerprint_json, fingerprint_parts
 
 __all__ = ["ResultCache", "input_key"]
 

@@ -16,8 +16,8 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
+from guardrails.artifacts import fingerprint_json
 from guardrails.errors import ComponentError
-from guardrails.fingerprint import fingerprint_json
 
 __all__ = ["DEFAULT_SYSTEM_PROMPT", "OpenAICompatibleGenerator"]
 

@@ -33,16 +33,16 @@ from typing import Any
 
 import numpy as np
 
-from guardrails.components.adapter import check_adapter_dir as _check_adapter_dir
-from guardrails.components.device import resolve_device
-from guardrails.components.memo import ResultCache, input_key
-from guardrails.errors import ComponentError
-from guardrails.fingerprint import (
+from guardrails.artifacts import (
     fingerprint_dir_cached,
     fingerprint_json,
     fingerprint_parts,
 )
-from guardrails.ml_stack import check_ml_stack
+from guardrails.components.adapter import check_adapter_dir as _check_adapter_dir
+from guardrails.components.device import resolve_device
+from guardrails.components.memo import ResultCache, input_key
+from guardrails.components.ml_stack import check_ml_stack
+from guardrails.errors import ComponentError
 
 __all__ = ["Reranker", "build_cross_encoder_from_minilm", "reranker_fingerprint", "top_k_docs"]
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from guardrails.fingerprint import fingerprint_json
+from guardrails.artifacts import fingerprint_json
 
 __all__ = [
     "Retriever",

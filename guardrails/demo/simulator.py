@@ -39,8 +39,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from guardrails.artifacts import fingerprint_json
 from guardrails.errors import GoldenDataError
-from guardrails.fingerprint import fingerprint_json
 from guardrails.golden import read_jsonl
 from guardrails.monitoring.logs import Feedback, Hit, LogRecord, write_logs
 

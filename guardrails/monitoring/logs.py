@@ -54,7 +54,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from guardrails.atomic import atomic_path
+from guardrails.artifacts import atomic_path
 from guardrails.errors import LogDataError
 from guardrails.golden import json_problem, parse_json_line
 

@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from guardrails.artifacts import fingerprint_json
 from guardrails.errors import MetricError
-from guardrails.fingerprint import fingerprint_json
 from guardrails.monitoring.logs import LATENCY_STAGES, Feedback, LogBatch, LogRecord, to_columns
 
 __all__ = [

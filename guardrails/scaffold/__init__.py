@@ -150,7 +150,7 @@ TEMPLATE_FILES = tuple(sorted(_files()))
 
 def init_project(folder: str | Path) -> list[Path]:
     """Write the starter project into ``folder``; refuse (naming them) if any file exists."""
-    from guardrails.atomic import atomic_write_text
+    from guardrails.artifacts import atomic_write_text
 
     root = Path(folder)
     files = _files()

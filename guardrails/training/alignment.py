@@ -43,8 +43,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from guardrails.artifacts import fingerprint_json, fingerprint_parts
+from guardrails.components.ml_stack import check_ml_stack
 from guardrails.errors import GoldenDataError, TrainingError
-from guardrails.fingerprint import fingerprint_json, fingerprint_parts
 from guardrails.golden import (
     Canary,
     CanarySet,
@@ -54,7 +55,6 @@ from guardrails.golden import (
     read_jsonl,
     text_field,
 )
-from guardrails.ml_stack import check_ml_stack
 from guardrails.training.config import DPOConfig, GRPOConfig, KTOConfig
 from guardrails.training.generator import (
     Corpus,
@@ -502,7 +502,7 @@ def ensure_alignment_candidate(
     adapter folder ``<root>/alignment-<kind>/<fingerprint>/``. The base fingerprint covers the
     base weights and, when given, the SFT ``ref_adapter`` the update continues.
     """
-    from guardrails.fingerprint import fingerprint_model_dir
+    from guardrails.artifacts import fingerprint_model_dir
     from guardrails.training.cache import ensure_candidate
 
     if kind not in _TRAINERS:

@@ -18,9 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from guardrails.atomic import atomic_folder
+from guardrails.artifacts import atomic_folder, fingerprint_json
 from guardrails.errors import TrainingError
-from guardrails.fingerprint import fingerprint_json
 from guardrails.verdict.provenance import library_versions
 
 __all__ = [

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from guardrails.fingerprint import fingerprint_json
+from guardrails.artifacts import fingerprint_json
 from guardrails.monitoring.logs import Feedback, LogRecord
 
 __all__ = [
@@ -508,7 +508,7 @@ def curate(
 def write_dataset(dataset: CuratedDataset, out_dir: str | Path) -> Path:
     """Write ``<name>.jsonl`` and ``<name>.datasheet.json`` (each atomically); return the
     JSONL path."""
-    from guardrails.atomic import atomic_write_text
+    from guardrails.artifacts import atomic_write_text
 
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)

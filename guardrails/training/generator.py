@@ -26,11 +26,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from guardrails.artifacts import fingerprint_json
 from guardrails.components.device import resolve_device
+from guardrails.components.ml_stack import check_ml_stack
 from guardrails.errors import GoldenDataError, TrainingError
-from guardrails.fingerprint import fingerprint_json
 from guardrails.golden import Document, load_corpus, read_jsonl, str_list, text_field
-from guardrails.ml_stack import check_ml_stack
 from guardrails.training.config import GeneratorCPTConfig, GeneratorSFTConfig
 
 __all__ = [
@@ -331,7 +331,7 @@ def ensure_generator_candidate(
     Returns a :class:`~guardrails.training.cache.CandidateArtifact` whose ``path`` is the
     adapter folder under ``<root>/generator-<kind>/<fingerprint>/``.
     """
-    from guardrails.fingerprint import fingerprint_model_dir
+    from guardrails.artifacts import fingerprint_model_dir
     from guardrails.training.cache import ensure_candidate
 
     if kind not in COMPONENTS:

@@ -35,10 +35,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from guardrails.artifacts import fingerprint_dir, fingerprint_json
+from guardrails.components.ml_stack import check_ml_stack
 from guardrails.errors import GoldenDataError, TrainingError
-from guardrails.fingerprint import fingerprint_dir, fingerprint_json
 from guardrails.golden import read_jsonl
-from guardrails.ml_stack import check_ml_stack
 from guardrails.training.cache import CandidateArtifact, ensure_candidate
 from guardrails.training.config import RerankerTrainingConfig
 

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from guardrails.artifacts import fingerprint_dir, fingerprint_json
 from guardrails.components.device import resolve_device
+from guardrails.components.ml_stack import check_ml_stack
 from guardrails.errors import GoldenDataError, TrainingError
-from guardrails.fingerprint import fingerprint_dir, fingerprint_json
 from guardrails.golden import Document, read_jsonl, text_field
-from guardrails.ml_stack import check_ml_stack
 from guardrails.training.cache import CandidateArtifact, ensure_candidate
 from guardrails.training.config import RetrieverTrainingConfig
 

@@ -16,7 +16,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from guardrails.atomic import atomic_write_text
+from guardrails.artifacts import atomic_write_text
 from guardrails.errors import (
     VerdictError,
 )

@@ -126,7 +126,7 @@ def test_folder_hash_is_computed_once_per_mtime(
 
     model = tmp_path / "model"
     shutil.copytree(tiny_st_path, model)
-    import guardrails.fingerprint as fingerprint_module
+    import guardrails.artifacts as fingerprint_module
 
     calls: list[str] = []
     real = fingerprint_module.fingerprint_dir

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from guardrails.atomic import atomic_folder, atomic_path, atomic_write_text
+from guardrails.artifacts import atomic_folder, atomic_path, atomic_write_text
 
 
 def _debris(folder: Path) -> list[str]:

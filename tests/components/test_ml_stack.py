@@ -15,8 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from guardrails.components.ml_stack import (
+    InstalledStack,
+    check_ml_stack,
+    find_conflicts,
+    installed_stack,
+)
 from guardrails.errors import DependencyError, GuardrailsError
-from guardrails.ml_stack import InstalledStack, check_ml_stack, find_conflicts, installed_stack
 
 
 def _stack(versions, requires=None, min_peft=None) -> InstalledStack:
