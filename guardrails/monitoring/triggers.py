@@ -280,17 +280,35 @@ def _latency(ref: Any, cur: Any, policy: TriggerPolicy) -> list[Finding]:
     return out
 
 
+# Which components an alarmed drift statistic sends to retraining (every statistic of the drift
+# report counts; ``novel_share`` is the new-domain event below). Query-embedding statistics
+# (norms, MMD, per-dimension KS, cosine to the history centroid, cluster shares) mean the
+# queries moved: retrain the retriever, and the reranker when the topic mix moved; reranker
+# score drift means the reranker's inputs or calibration moved.
+DRIFT_TARGETS: dict[str, tuple[str, ...]] = {
+    "norm_psi": ("retriever",),
+    "norm_kl": ("retriever",),
+    "mmd": ("retriever",),
+    "ks_max": ("retriever",),
+    "cosine_to_history": ("retriever",),
+    "cluster_share_psi": ("retriever", "reranker"),
+    "rerank_score_psi": ("reranker",),
+}
+
+
 def _drift(report: Any) -> list[Finding]:
     if report is None:
         return []
     out = []
-    norm = report.statistic("norm_psi")
-    if norm is not None and norm.alarm:
+    for stat in report.statistics:
+        if not stat.alarm or stat.name == "novel_share":
+            continue
         msg = (
-            f"query-embedding norm PSI {norm.value:.3f} > {norm.critical:.3f} "
-            f"(p_holm={norm.p_adjusted:.2g})"
+            f"{stat.name} {stat.value:.4g} > {stat.critical:.4g} (p_holm={stat.p_adjusted:.2g})"
+            + (f"; {stat.detail}" if stat.detail else "")
         )
-        out.append(Finding("threshold", "norm_psi", msg, ("retriever",), norm.p_adjusted))
+        targets = DRIFT_TARGETS.get(stat.name, ("retriever",))
+        out.append(Finding("threshold", stat.name, msg, targets, stat.p_adjusted))
     novel = report.statistic("novel_share")
     if novel is not None and novel.alarm:
         nov = report.novelty

@@ -101,3 +101,29 @@ def test_trigger_policy_from_pyproject(tmp_path: Path) -> None:
         parse_trigger_policy({"alpha": 0.7})
     with pytest.raises(PolicyError, match=r"min-queries=2\.5"):
         parse_trigger_policy({"min-queries": 2.5})
+
+
+@pytest.mark.parametrize(
+    ("statistic", "targets"),
+    [("mmd", {"retriever"}), ("ks_max", {"retriever"}), ("cosine_to_history", {"retriever"})],
+)
+def test_every_drift_statistic_alone_produces_a_trigger(lsa, statistic, targets) -> None:
+    """An MMD-only (or KS-only, cosine-only) alarm sends its component to retraining; before,
+    only norm PSI and the novel share were read."""
+    from dataclasses import replace
+
+    before, after = simulated(lsa, seed=2)
+    quiet = compare_windows(before, after, projections=False)
+    assert not quiet.alarm
+    stats = []
+    for s in quiet.statistics:
+        if s.name == statistic:  # a strong, significant shift of this statistic only
+            s = replace(s, value=s.critical * 3 + 1.0, p_value=1e-6, floor_met=True, alarm=True)
+        stats.append(s)
+    report = replace(quiet, statistics=tuple(stats))
+    signals = window_pair(before.records, after.records)
+    decision = decide_triggers(*signals, report, now=NOW)
+    fired = [f for f in decision.findings if f.signal == statistic]
+    assert len(fired) == 1, decision.findings
+    assert set(fired[0].components) == targets
+    assert targets <= set(decision.components)
