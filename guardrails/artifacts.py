@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -43,6 +44,7 @@ __all__ = [
     "fingerprint_json",
     "fingerprint_model_dir",
     "fingerprint_parts",
+    "parse_json_line",
 ]
 
 # ---- atomic writes
@@ -180,3 +182,24 @@ def fingerprint_json(obj: Any) -> str:
 def fingerprint_parts(*parts: str) -> str:
     """Fingerprint combining other fingerprints / strings in order (e.g. base + adapter)."""
     return fingerprint_bytes("\n".join(parts).encode("utf-8"))
+
+
+# ---- strict JSON (what every reader of our files parses with)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (JSON has no NaN / Infinity)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def parse_json_line(line: str) -> Any:
+    """``json.loads`` that refuses NaN / Infinity and numbers that overflow (``1e400``);
+    raises ``ValueError`` (incl. ``json.JSONDecodeError``) or ``RecursionError`` (nesting
+    too deep) on bad input."""
+    return json.loads(line, parse_constant=_reject_constant, parse_float=_finite_float)

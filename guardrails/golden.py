@@ -37,7 +37,12 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from guardrails.artifacts import fingerprint_file, fingerprint_json, fingerprint_parts
+from guardrails.artifacts import (
+    fingerprint_file,
+    fingerprint_json,
+    fingerprint_parts,
+    parse_json_line,
+)
 from guardrails.errors import GoldenDataError
 from guardrails.metrics.canary import CanaryOutcome, check_answer
 from guardrails.metrics.refusal import is_refusal
@@ -226,24 +231,6 @@ def read_lines(path: Path) -> Iterator[tuple[int, str]]:
                     f"{exc.start + 1}); save the file as UTF-8",
                 ) from None
             yield lineno, line.removeprefix("\ufeff") if lineno == 1 else line
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number (JSON has no NaN / Infinity)")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {text[:40]} is out of range")
-    return value
-
-
-def parse_json_line(line: str) -> Any:
-    """``json.loads`` that refuses NaN / Infinity and numbers that overflow (``1e400``);
-    raises ``ValueError`` (incl. ``json.JSONDecodeError``) or ``RecursionError`` (nesting
-    too deep) on bad input."""
-    return json.loads(line, parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def json_problem(exc: BaseException) -> str:

@@ -187,12 +187,9 @@ def parse_stack(
 
 def _mlflow(table: Mapping[str, Any], source: str) -> MlflowConfig | None:
     where = "[tool.guardrails.stack.mlflow]"
-    body = table.get("mlflow")
+    body = _subtable(table, "mlflow", _MLFLOW_KEYS, source)
     if body is None:
         return None
-    if not isinstance(body, Mapping):
-        raise PolicyError(f"{source}: {where} must be a table with keys {sorted(_MLFLOW_KEYS)}")
-    _check(body, _MLFLOW_KEYS, where, source)
     uris = {k: body.get(k) for k in ("tracking-uri", "registry-uri")}
     for key, value in uris.items():
         if (value is not None or key == "tracking-uri") and (
@@ -236,14 +233,25 @@ def _mlflow_alias(body: Mapping[str, Any], key: str, default: str, source: str) 
     return str(value)
 
 
+def _subtable(
+    table: Mapping[str, Any], key: str, allowed: set[str], source: str
+) -> Mapping[str, Any] | None:
+    """The optional ``[tool.guardrails.stack.<key>]`` table, its keys checked (None if absent)."""
+    body = table.get(key)
+    if body is None:
+        return None
+    where = f"[tool.guardrails.stack.{key}]"
+    if not isinstance(body, Mapping):
+        raise PolicyError(f"{source}: {where} must be a table with keys {sorted(allowed)}")
+    _check(body, allowed, where, source)
+    return body
+
+
 def _logs(table: Mapping[str, Any], root: Path, source: str) -> tuple[Path, Path] | None:
     where = "[tool.guardrails.stack.logs]"
-    logs = table.get("logs")
+    logs = _subtable(table, "logs", _LOG_KEYS, source)
     if logs is None:
         return None
-    if not isinstance(logs, Mapping):
-        raise PolicyError(f"{source}: {where} must be a table with keys {sorted(_LOG_KEYS)}")
-    _check(logs, _LOG_KEYS, where, source)
     paths = []
     for key in ("reference", "current"):
         value = logs.get(key)

@@ -16,7 +16,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from guardrails.artifacts import atomic_write_text
+from guardrails.artifacts import atomic_write_text, parse_json_line
 from guardrails.errors import (
     VerdictError,
 )
@@ -530,17 +530,6 @@ def write_verdict(verdict: Verdict, path: str | Path) -> Path:
     return Path(path)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {text[:40]} is out of range")
-    return value
-
-
 def load_verdict(path: str | Path) -> Verdict:
     """Read and validate a verdict JSON file; anything malformed (not UTF-8, not JSON, a
     field of the wrong type) raises :class:`VerdictError` naming the file and the field."""
@@ -557,7 +546,7 @@ def load_verdict(path: str | Path) -> Verdict:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise VerdictError(f"{p}:{line}: not valid UTF-8 (byte offset {exc.start})") from None
     try:
-        data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        data = parse_json_line(text)
     except json.JSONDecodeError as exc:
         raise VerdictError(f"{p}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     except (ValueError, RecursionError) as exc:
