@@ -425,3 +425,42 @@ def test_apply_failure_is_in_the_summary_and_the_exit_status(
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert (pytester.path / "v.json").is_file()
+
+
+def test_junit_has_flat_gate_properties_and_the_decision(project: pytest.Pytester) -> None:
+    """With --junitxml: each gate as flat JSON-scalar properties on its test case, the decision
+    and reason as test-suite properties, no per-sample arrays (parsed as XML); under xdist too."""
+    import xml.etree.ElementTree as ET
+
+    project.makepyfile(test_regression=REGRESSION)
+    for extra in ((), ("-n", "2")):
+        result = project.runpytest(
+            "--guardrails-verdict=v.json", "--junitxml=j.xml", "-p", "no:cacheprovider", *extra
+        )
+        assert result.ret == 11  # the regression rolls back
+        root = ET.parse(project.path / "j.xml").getroot()
+        suite = root if root.tag == "testsuite" else root.find("testsuite")
+        assert suite is not None
+        suite_props = {
+            p.get("name"): p.get("value") for p in suite.findall("./properties/property")
+        }
+        assert suite_props["guardrails.decision"] == "rollback"
+        assert "regressed" in suite_props["guardrails.reason"]
+        case = next(c for c in suite.iter("testcase") if c.get("name") == "test_regression")
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        fields = {k.split(".")[-1]: json.loads(v) for k, v in props.items()}
+        assert set(fields) == {
+            "status",
+            "metric",
+            "delta",
+            "ci_low",
+            "ci_high",
+            "p",
+            "threshold",
+            "n",
+        }
+        assert fields["status"] == "failed" and fields["metric"] == "ndcg@10"
+        assert fields["n"] == 200 and fields["delta"] < 0 and fields["ci_low"] < fields["ci_high"]
+        assert all(not isinstance(v, list | dict) for v in fields.values())
+        assert (project.path / "j.xml").stat().st_size < 20_000  # no per-sample arrays
+        assert json.loads((project.path / "v.json").read_text())["decision"] == "rollback"

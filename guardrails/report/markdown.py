@@ -55,9 +55,10 @@ def decided_by(g: GateResult) -> str:
         return f"{g.metric}={g.candidate:.4g} {above} max {g.threshold:g}; p={p} vs α={g.alpha:g}"
     if math.isnan(lo):
         return f"violation p={p} vs α={g.alpha:g}"
-    t = g.threshold if g.higher_is_better else -g.threshold
+    t = (g.threshold if g.higher_is_better else -g.threshold) + 0.0  # + 0.0: no "-0"
     side = "lower" if g.higher_is_better else "upper"
-    bound = lo if g.higher_is_better else hi
+    bound = (lo if g.higher_is_better else hi) + 0.0
+    lo, hi = lo + 0.0, hi + 0.0
     if g.status.value == "passed":
         return f"CI {side} bound {bound:+.4g} clears limit {t:+.4g}"
     if g.status.value == "failed":
