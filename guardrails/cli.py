@@ -559,15 +559,16 @@ def _registry(args: argparse.Namespace, *, read_only: bool = False) -> object:
     empty registry); read-only commands open it read-only; switches are mirrored to MLflow when
     the config has [tool.guardrails.stack.mlflow]."""
     from guardrails.registry import Registry
-
-    mirror = None if read_only else _mlflow_mirror(args)
-    return Registry(args.registry, read_only=read_only, create=False, mirror=mirror)
-
-
-def _mlflow_mirror(args: argparse.Namespace) -> Any:
     from guardrails.stack import load_stack
 
     stack = load_stack(args.config)
+    mirror = None if read_only else _mlflow_mirror(stack)
+    # artifact paths are stored relative to the project (the config's folder), as the plugin does
+    root = stack.root if Path(args.config).is_file() else None
+    return Registry(args.registry, read_only=read_only, create=False, mirror=mirror, root=root)
+
+
+def _mlflow_mirror(stack: Any) -> Any:
     if stack.mlflow is None:
         return None
     from guardrails.integrations.mlflow import MlflowMirror

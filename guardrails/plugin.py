@@ -476,6 +476,15 @@ def _registry_path(config: pytest.Config) -> Path:
     return Path(option) if option else config.stash[STATE].stack.registry_path
 
 
+def _open_registry(config: pytest.Config) -> Any:
+    """The registry ``--guardrails-apply`` switches: the stack's (or the option's) file, paths
+    relative to the project, aliases mirrored to MLflow when configured."""
+    from guardrails.registry import Registry
+
+    root = config.stash[STATE].stack.root
+    return Registry(_registry_path(config), mirror=_mirror(config), root=root)
+
+
 def _mirror(config: pytest.Config) -> Any:
     """The MLflow alias mirror when ``[tool.guardrails.stack.mlflow]`` is configured."""
     settings = config.stash[STATE].stack.mlflow
@@ -495,7 +504,9 @@ def _apply(config: pytest.Config, verdict: Verdict) -> list[str]:
 
     if not verdict.provenance.get("artifacts"):
         return ["guardrails apply: nothing switched: the verdict lists no artifacts"]
-    with Registry(_registry_path(config), mirror=_mirror(config)) as registry:
+    with Registry(
+        _registry_path(config), mirror=_mirror(config), root=config.stash[STATE].stack.root
+    ) as registry:
         try:
             switches = registry.promote(verdict_document(verdict))
         except MirrorError as exc:
@@ -517,7 +528,9 @@ def _apply_components(config: pytest.Config, verdict: Verdict) -> list[str]:
     if not verdict.provenance.get("artifacts"):
         return ["guardrails apply: nothing switched: the verdict lists no artifacts"]
     try:
-        with Registry(_registry_path(config), mirror=_mirror(config)) as registry:
+        with Registry(
+            _registry_path(config), mirror=_mirror(config), root=config.stash[STATE].stack.root
+        ) as registry:
             switches = registry.promote_components(verdict_document(verdict))
     except MirrorError as exc:
         return [f"guardrails apply: {exc}"]

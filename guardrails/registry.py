@@ -344,6 +344,7 @@ class Registry:
         read_only: bool = False,
         create: bool = True,
         mirror: Mirror | None = None,
+        root: str | Path | None = None,
     ) -> None:
         """Open (and, unless ``create=False`` or ``read_only``, create) the registry at ``path``.
 
@@ -353,10 +354,15 @@ class Registry:
         registry (corrupt, another database, random bytes) is a :class:`RegistryError` naming
         it, never a ``sqlite3`` traceback. ``mirror``, when given, is called with the
         switches after each promote / rollback commits (e.g. MLflow aliases).
+
+        ``root`` (default: the registry file's folder) makes the registry portable: an artifact
+        path under it is stored relative to it and resolved against it when read, so a moved or
+        re-cloned checkout still finds its adapters; a path outside it is stored absolute.
         """
         self.path = Path(path)
         self.read_only = read_only
         self.mirror = mirror
+        self.root = Path(root if root is not None else self.path.parent).resolve()
         if (read_only or not create) and not self.path.is_file():
             what = "a folder, not a registry file" if self.path.is_dir() else "no such file"
             raise RegistryError(
@@ -467,8 +473,7 @@ class Registry:
         with self._reading():
             return self._get(self._conn, fingerprint)
 
-    @staticmethod
-    def _get(conn: sqlite3.Connection, fingerprint: str) -> Artifact | None:
+    def _get(self, conn: sqlite3.Connection, fingerprint: str) -> Artifact | None:
         row = conn.execute(
             "SELECT * FROM artifacts WHERE fingerprint = ?", (fingerprint,)
         ).fetchone()
@@ -476,7 +481,21 @@ class Registry:
             return None
         values = dict(row)
         values["metadata"] = MappingProxyType(json.loads(values["metadata"]))
+        values["path"] = self._resolved(values["path"])
         return Artifact(**values)
+
+    def _stored(self, path: str | Path) -> str:
+        """``path`` as stored: relative (POSIX) to :attr:`root` when under it, else absolute."""
+        full = Path(path).expanduser()
+        full = (full if full.is_absolute() else Path.cwd() / full).resolve()
+        try:
+            return full.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(full)
+
+    def _resolved(self, stored: str) -> str:
+        """A stored path as a usable one: relative paths are resolved against :attr:`root`."""
+        return stored if Path(stored).is_absolute() else str(self.root / stored)
 
     def resolve(self, component: str, alias: str | AliasName) -> Artifact | None:
         """The artifact ``component/alias`` points at, or None if the alias is unset."""
@@ -537,7 +556,7 @@ class Registry:
                 conn.execute(
                     "INSERT INTO artifacts (kind, component, path, fingerprint, "
                     "parent_fingerprint, metadata, created_at) VALUES (?,?,?,?,?,?,?)",
-                    (kind, component, str(path), fingerprint, parent, meta, _now()),
+                    (kind, component, self._stored(path), fingerprint, parent, meta, _now()),
                 )
                 self._log(
                     conn,

@@ -109,7 +109,9 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 def test_register_get_is_idempotent(reg: Registry) -> None:
     a = reg.register("embedder", "embedder", "adapters/e", _fp("e"), metadata={"dim": 384})
     b = reg.register("embedder", "embedder", "elsewhere", _fp("e"), metadata={"dim": 1})
-    assert a == b and a.metadata == {"dim": 384} and a.path == "adapters/e"
+    assert (
+        a == b and a.metadata == {"dim": 384} and a.path == str(Path("adapters/e").resolve())
+    )  # stored resolved
     assert reg.get(_fp("e")) == a and reg.get("sha256:none") is None
     assert [h.action for h in reg.history()] == ["register"]
     with pytest.raises(RegistryError, match="already registered"):
@@ -677,3 +679,30 @@ def test_register_as_bootstraps_production_once_and_moves_other_aliases(tmp_path
         assert reg.get("sha256:b").parent_fingerprint == "sha256:a"
         with pytest.raises(RegistryError, match="unknown alias='staging'"):
             reg.register_as("embedder", "m4", "sha256:d", "staging")
+
+
+def test_paths_under_the_root_are_stored_relative_and_survive_a_moved_checkout(
+    tmp_path: Path,
+) -> None:
+    """A registry inside a project stores its artifacts' paths relative to the project root,
+    so a moved (or re-cloned) checkout still resolves them; paths outside stay absolute."""
+    import shutil
+
+    project = tmp_path / "project"
+    adapter = project / "adapters" / "retriever" / "abc"
+    adapter.mkdir(parents=True)
+    outside = tmp_path / "models" / "base"
+    outside.mkdir(parents=True)
+    with Registry(project / "adapters" / "registry.sqlite", root=project) as reg:
+        reg.register("adapter", "embedder", adapter, "sha256:a")
+        reg.register("model", "embedder", outside, "sha256:b")
+        stored = dict(reg._conn.execute("SELECT fingerprint, path FROM artifacts").fetchall())
+        assert stored == {"sha256:a": "adapters/retriever/abc", "sha256:b": str(outside)}
+        assert reg.get("sha256:a").path == str(adapter)
+    moved = tmp_path / "elsewhere" / "project"
+    shutil.move(str(project), str(moved))
+    with Registry(moved / "adapters" / "registry.sqlite", root=moved) as reg:
+        art = reg.get("sha256:a")
+        assert art is not None and art.path == str(moved / "adapters" / "retriever" / "abc")
+        assert Path(art.path).is_dir()
+        assert reg.get("sha256:b").path == str(outside)

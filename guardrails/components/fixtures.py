@@ -171,7 +171,7 @@ def registry(pytestconfig: pytest.Config, guardrails_stack: StackConfig) -> Any:
 
     option = pytestconfig.getoption("--guardrails-registry")
     path = Path(option) if option else guardrails_stack.registry_path
-    with Registry(path) as reg:
+    with Registry(path, root=guardrails_stack.root) as reg:
         yield reg
 
 

@@ -4,9 +4,9 @@ The SQLite registry (:mod:`guardrails.registry`) stays the source of truth: this
 after its transaction commits. For every switched component named in
 ``[tool.guardrails.stack.mlflow] models`` it
 
-1. finds the registered model's version whose tag ``guardrails.artifacts`` is the artifact's
+1. finds the registered model's version whose tag ``guardrails.fingerprint`` is the artifact's
    fingerprint, creating the registered model and the version (``source`` = the artifact's
-   registered path, tags ``guardrails.artifacts`` / ``guardrails.component``) when missing;
+   registered path, tags ``guardrails.fingerprint`` / ``guardrails.component``) when missing;
 2. points the production alias (default ``production``) at the new production's version and
    the previous alias (default ``previous``) at the old one's;
 3. tags the new production's version ``guardrails.decision`` (``promote`` / ``rollback``: the
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FINGERPRINT_TAG", "MlflowMirror", "sync_mlflow"]
 
-FINGERPRINT_TAG = "guardrails.artifacts"
+FINGERPRINT_TAG = "guardrails.fingerprint"
 
 
 class MlflowMirror:

@@ -22,6 +22,8 @@ mlflow = pytest.importorskip("mlflow")
 pytest.importorskip("sqlalchemy")  # MLflow's SQLite backend (the file store is deprecated)
 from guardrails.integrations.mlflow import MlflowMirror, sync_mlflow  # noqa: E402
 
+FP_TAG = "guardrails.fingerprint"  # the tag naming a version's guardrails artifact
+
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> str:
@@ -56,11 +58,11 @@ def test_promote_then_rollback_moves_aliases_and_tags(
         sha = hashlib.sha256(path.read_bytes()).hexdigest()
         prod = _by_alias(store, names["embedder"], "production")
         prev = _by_alias(store, names["embedder"], "previous")
-        assert prod.tags["guardrails.artifacts"] == fps["embedder"][1]
+        assert prod.tags[FP_TAG] == fps["embedder"][1]
         assert prod.tags["guardrails.decision"] == "promote"
         assert prod.tags["guardrails.verdict_sha256"] == sha
-        assert prod.source == "adapters/embedder-1"
-        assert prev.tags["guardrails.artifacts"] == fps["embedder"][0]
+        assert prod.source.endswith("adapters/embedder-1")  # the resolved registered path
+        assert prev.tags[FP_TAG] == fps["embedder"][0]
         assert "guardrails.decision" not in prev.tags
 
         reg.rollback("embedder")
@@ -79,8 +81,8 @@ def test_custom_alias_names(store: str, names: dict[str, str], tmp_path: Path) -
         fps = _stack(reg, "generator")["generator"]
         reg.promote(verdict_for({"generator": (fps[2], fps[0])}))
     champion = _by_alias(store, names["generator"], "champion")
-    assert champion.tags["guardrails.artifacts"] == fps[2]
-    assert _by_alias(store, names["generator"], "challenger").tags["guardrails.artifacts"] == fps[0]
+    assert champion.tags[FP_TAG] == fps[2]
+    assert _by_alias(store, names["generator"], "challenger").tags[FP_TAG] == fps[0]
     assert set(champion.aliases) == {"champion"}
 
 
@@ -98,7 +100,7 @@ def test_failed_mirror_keeps_the_sqlite_switch_and_sync_repairs_it(
         lines = sync_mlflow(reg, MlflowMirror(MlflowConfig(store, dict(names))))
     assert lines == [f"embedder: {names['embedder']} v1 is production"]
     prod = _by_alias(store, names["embedder"], "production")
-    assert prod.tags["guardrails.artifacts"] == fps[1]
+    assert prod.tags[FP_TAG] == fps[1]
     assert prod.tags["guardrails.decision"] == "promote"
 
 
@@ -118,9 +120,9 @@ def test_cli_promote_and_sync_read_the_config(
     args = ["--registry", str(db), "--config", str(config)]
     assert main(["promote", str(verdict), *args]) == 0
     assert "promoted embedder" in capsys.readouterr().out
-    assert _by_alias(store, names["embedder"], "production").tags["guardrails.artifacts"] == fps[1]
+    assert _by_alias(store, names["embedder"], "production").tags[FP_TAG] == fps[1]
     assert main(["mlflow-sync", *args]) == 0
     assert capsys.readouterr().out.strip() == f"embedder: {names['embedder']} v1 is production"
     assert main(["rollback", "embedder", *args]) == 0
-    assert _by_alias(store, names["embedder"], "production").tags["guardrails.artifacts"] == fps[0]
+    assert _by_alias(store, names["embedder"], "production").tags[FP_TAG] == fps[0]
     assert main(["mlflow-sync", "--registry", str(db), "--config", str(tmp_path / "none")]) == 2
