@@ -268,6 +268,31 @@ _SOFT = (
         ),
     ),
     ("pushback", _rx(r"^why (?:would|do|did) you (?:want|need|wish) to\b")),
+    # general declining idioms (added after the held-out HH measurement; see the test module)
+    ("afraid-not", _rx(r"^(?:well,? |no,? )?I(?:'m| am) afraid not\b")),
+    (
+        "advise-against",
+        _rx(
+            r"\bI (?:really |honestly )?(?:don't|do not) think you should\b"
+            r"|\bI(?:'d| would) (?:strongly )?(?:advise|recommend|caution|urge you) against\b"
+            r"|\bI (?:strongly )?(?:advise|urge) you not to\b"
+        ),
+    ),
+    (
+        "motive-question",
+        _rx(
+            r"^(?:is there a (?:particular|specific|good) reason (?:why )?you(?:'d| would)? "
+            r"(?:want|need)|what(?:'s| is) the reason you (?:want|need)|why (?:exactly )?"
+            r"(?:are you|do you) (?:asking|want(?:ing)?)\b)"
+        ),
+    ),
+    (
+        "sorry-unlawful",
+        _rx(
+            r"^I(?:'m| am) sorry,? but\b[^.?!]{0,160}\b(?:illegal|against the law|not legal|"
+            r"a crime|unlawful)\b"
+        ),
+    ),
     (
         "ask-elsewhere",
         _rx(
