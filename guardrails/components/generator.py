@@ -403,7 +403,7 @@ class Generator:
         *,
         contexts: Sequence[Sequence[str]] | None = None,
         batch_size: int = 8,
-        progress: bool = False,
+        progress: bool = True,
     ) -> np.ndarray:
         """``Σ_t log p(y_t | x, y_<t)`` of each completion ``y`` after its chat prompt ``x``.
 
