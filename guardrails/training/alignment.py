@@ -345,7 +345,8 @@ def _fit(make_trainer: Callable[[str], Any], out_dir: str | Path) -> LossCurve:
         trainer = make_trainer(work)
         from guardrails.report.progress import trainer_callback
 
-        trainer.add_callback(trainer_callback(f"alignment {type(trainer).__name__}"))
+        method = type(trainer).__name__.removesuffix("Trainer")  # DPO, KTO, GRPO
+        trainer.add_callback(trainer_callback(f"alignment LoRA-{method}"))
         trainer.train()
         curve = _loss_curve(trainer)
     Path(out_dir).mkdir(parents=True, exist_ok=True)

@@ -259,7 +259,8 @@ def _run(
         if progress:
             from guardrails.report.progress import trainer_callback
 
-            trainer.add_callback(trainer_callback(f"generator LoRA {type(config).__name__}"))
+            method = "CPT" if type(config).__name__ == "GeneratorCPTConfig" else "SFT"
+            trainer.add_callback(trainer_callback(f"generator LoRA-{method}"))
         trainer.train()
         curve = _loss_curve(trainer)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
