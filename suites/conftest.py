@@ -424,6 +424,8 @@ def alignment_generator(
     smollm2: Path,
     production_generator: Any,
     result_cache: Any,
+    registry: Registry,
+    alignment_baseline: str,
 ) -> Any:
     """DPO of SmolLM2 on the training half of both domains' preference pairs."""
     from guardrails.components.generator import Generator
@@ -435,7 +437,26 @@ def alignment_generator(
         adapter = ensure_alignment_candidate("dpo", smollm2, pairs, root=ADAPTERS).path
     if adapter is None:
         return production_generator
-    return Generator.load(smollm2, adapter=adapter, max_new_tokens=48, cache=result_cache)
+    generator = Generator.load(smollm2, adapter=adapter, max_new_tokens=48, cache=result_cache)
+    registry.register_as(
+        "alignment", adapter, generator.fingerprint, "candidate", parent=alignment_baseline
+    )
+    return generator
+
+
+@pytest.fixture(scope="session")
+def alignment_baseline(smollm2: Path, production_generator: Any, registry: Registry) -> str:
+    """The alignment component's production in the registry: the served generator with no
+    alignment adapter (its own artifact: a registry fingerprint belongs to one component, and
+    the bare model is the generator's). A DPO candidate is registered with it as its parent,
+    so ``guardrails promote --component alignment`` can switch it."""
+    from guardrails.artifacts import fingerprint_json
+
+    fingerprint = fingerprint_json(
+        {"component": "alignment", "base": production_generator.fingerprint, "adapter": None}
+    )
+    registry.register_as("alignment", smollm2, fingerprint, "production")
+    return fingerprint
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ def test_preference_margin(
     gate: Any,
     production_generator: Any,
     alignment_generator: Any,
+    alignment_baseline: str,
     preference_sets: dict,
     domain: str,
 ) -> None:
@@ -24,10 +25,13 @@ def test_preference_margin(
         if alignment_generator is production_generator
         else preference_margins(alignment_generator, held_out)
     )
-    for role, gen in (("baseline", production_generator), ("candidate", alignment_generator)):
-        gate.record(
-            artifact={"component": "alignment", "role": role, "fingerprint": gen.fingerprint}
-        )
+    same = alignment_generator is production_generator  # no candidate: an A/A run
+    fingerprints = {
+        "baseline": alignment_baseline,
+        "candidate": alignment_baseline if same else alignment_generator.fingerprint,
+    }
+    for role, fingerprint in fingerprints.items():
+        gate.record(artifact={"component": "alignment", "role": role, "fingerprint": fingerprint})
     name = f"alignment-{domain}:preference_margin"
     if alignment_generator is production_generator:
         gate.noninferior("preference_margin", candidate=cand, baseline=prod, name=name)
