@@ -24,6 +24,10 @@ log = logging.getLogger(LOGGER_NAME)
 T = TypeVar("T")
 
 
+def _plural(unit: str) -> str:
+    return unit + ("es" if unit.endswith(("s", "sh", "ch", "x")) else "s")
+
+
 def _fact(key: str, value: Any) -> str:
     return f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
 
@@ -52,7 +56,7 @@ class Progress:
         self.log = logger or log
         self.done = 0
         self.started = self._last = time.perf_counter()
-        of = f" of {total} {unit}s" if total else ""
+        of = f" of {total} {_plural(unit)}" if total else ""
         self.log.info("%s: started%s", task, of)
 
     def update(self, n: int = 1, **facts: Any) -> None:
@@ -67,14 +71,11 @@ class Progress:
         now = time.perf_counter() if now is None else now
         elapsed = now - self.started
         rate = elapsed / self.done if self.done else float("nan")
-        count = (
-            f"{self.unit} {self.done}/{self.total}" if self.total else f"{self.done} {self.unit}s"
-        )
+        unit, units = self.unit, _plural(self.unit)
+        count = f"{unit} {self.done}/{self.total}" if self.total else f"{self.done} {units}"
         parts = [f"{self.task}: {count}"]
         if self.done:
-            parts.append(
-                f"{rate:.2g} s/{self.unit}" if rate >= 0.1 else f"{1 / rate:.3g} {self.unit}s/s"
-            )
+            parts.append(f"{rate:.2g} s/{unit}" if rate >= 0.1 else f"{1 / rate:.3g} {units}/s")
         if self.total and self.done:
             parts.append(f"ETA {_duration(rate * (self.total - self.done))}")
         parts += [
@@ -86,7 +87,12 @@ class Progress:
         elapsed = time.perf_counter() - self.started
         extra = "".join(", " + _fact(k, v) for k, v in facts.items())
         self.log.info(
-            "%s: done, %d %ss in %s%s", self.task, self.done, self.unit, _duration(elapsed), extra
+            "%s: done, %d %s in %s%s",
+            self.task,
+            self.done,
+            _plural(self.unit),
+            _duration(elapsed),
+            extra,
         )
 
 

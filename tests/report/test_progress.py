@@ -31,9 +31,9 @@ def test_progress_is_visible_under_capture_and_quiet_with_q(pytester: pytest.Pyt
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     assert result.ret == 0
     out = result.stdout.str()
-    assert "[guardrails] building the thing: started of 4 batchs" in out
+    assert "[guardrails] building the thing: started of 4 batches" in out
     assert "[guardrails] building the thing: batch 2/4" in out and "ETA" in out
-    assert "[guardrails] building the thing: done, 4 batchs in" in out
+    assert "[guardrails] building the thing: done, 4 batches in" in out
     assert "captured print" not in out  # capture still works for everything else
     quiet = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
     assert quiet.ret == 0 and "[guardrails]" not in quiet.stdout.str()
@@ -47,4 +47,4 @@ def test_progress_line_rate_and_eta(caplog: pytest.LogCaptureFixture) -> None:
     line = p.line(facts={"loss": 1.23456})
     assert line == "generator LoRA-SFT: step 40/45, 6 s/step, ETA 30 s, loss=1.235"
     assert list(track([], "nothing")) == []
-    assert [r.getMessage() for r in caplog.records][-1].startswith("nothing: done, 0 batchs")
+    assert [r.getMessage() for r in caplog.records][-1].startswith("nothing: done, 0 batches")
