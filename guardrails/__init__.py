@@ -46,9 +46,18 @@ if TYPE_CHECKING:
         load_trec_run,
     )
     from guardrails.metrics import parse_metric, register_metric
+    from guardrails.metrics.canary import check_answer
+    from guardrails.metrics.degeneration import degeneration
     from guardrails.policy import Policy, load_policy
+    from guardrails.verdict.integrity import verify_verdict
     from guardrails.verdict.rules import decide, redecide
-    from guardrails.verdict.schema import Decision, Verdict, load_verdict, write_verdict
+    from guardrails.verdict.schema import (
+        EXIT_STATUS,
+        Decision,
+        Verdict,
+        load_verdict,
+        write_verdict,
+    )
 
 # where each lazily imported name lives
 _HOME = {
@@ -70,14 +79,19 @@ _HOME = {
         "guardrails.golden",
     ),
     **dict.fromkeys(("parse_metric", "register_metric"), "guardrails.metrics"),
+    "check_answer": "guardrails.metrics.canary",
+    "degeneration": "guardrails.metrics.degeneration",
+    "verify_verdict": "guardrails.verdict.integrity",
     **dict.fromkeys(("Policy", "load_policy"), "guardrails.policy"),
     **dict.fromkeys(("decide", "redecide"), "guardrails.verdict.rules"),
     **dict.fromkeys(
-        ("Decision", "Verdict", "load_verdict", "write_verdict"), "guardrails.verdict.schema"
+        ("EXIT_STATUS", "Decision", "Verdict", "load_verdict", "write_verdict"),
+        "guardrails.verdict.schema",
     ),
 }
 
 __all__ = [
+    "EXIT_STATUS",
     "ComponentError",
     "Decision",
     "DependencyError",
@@ -100,7 +114,9 @@ __all__ = [
     "TrainingError",
     "Verdict",
     "VerdictError",
+    "check_answer",
     "decide",
+    "degeneration",
     "evaluate_drift_gate",
     "evaluate_gate",
     "is_refusal",
@@ -116,6 +132,7 @@ __all__ = [
     "parse_metric",
     "redecide",
     "register_metric",
+    "verify_verdict",
     "write_verdict",
 ]
 
