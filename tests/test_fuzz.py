@@ -321,11 +321,14 @@ def mutated_verdict(draw: st.DrawFn) -> bytes:
 
 
 def _render_all(path: Path) -> None:
+    from guardrails.verdict.integrity import verify_verdict
+
     verdict = load_verdict(path)
     render_html(verdict)
     render_markdown(verdict)
     summary_lines(verdict)
     redecide(verdict, POLICY)
+    verify_verdict(json.loads(path.read_text(encoding="utf-8")), str(path), key=None)
 
 
 @FUZZ
@@ -526,6 +529,8 @@ def test_cli_turns_any_input_into_an_exit_status(
     _cli(["report", str(v)])
     _cli(["report", str(v), "--format", "html"])
     _cli(["redecide", str(v), "--policy", "p", "--config", str(cfg)])
+    _cli(["check", str(v)])
+    _cli(["check", str(same), "--json"])
     _cli(["drift", "--reference", str(lg), "--current", str(lg)])
     assert _cli(["status", "--registry", str(same)])[0] == 2
     assert _cli(["history", "--registry", str(same)])[0] == 2
