@@ -526,6 +526,17 @@ class Registry:
             rows = self._conn.execute(sql, [*args, -1 if limit is None else limit])
             return [HistoryEntry(**dict(r)) for r in rows]
 
+    def last_promoted(self, components: Sequence[str] | None = None) -> datetime | None:
+        """When production last moved by a promote (of one of ``components``, or of any), from
+        the history: the schedule trigger's "last retrain" (None if nothing was promoted)."""
+        sql, args = "SELECT max(at) FROM history WHERE action = ?", [Action.PROMOTE.value]
+        if components is not None:
+            sql += f" AND component IN ({','.join('?' * len(components))})"
+            args += list(components)
+        with self._reading():
+            (at,) = self._conn.execute(sql, args).fetchone()
+        return None if at is None else datetime.fromisoformat(at)
+
     @staticmethod
     def _alias_fp(conn: sqlite3.Connection, component: str, alias: AliasName) -> str | None:
         row = conn.execute(

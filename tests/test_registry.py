@@ -706,3 +706,22 @@ def test_paths_under_the_root_are_stored_relative_and_survive_a_moved_checkout(
         assert art is not None and art.path == str(moved / "adapters" / "retriever" / "abc")
         assert Path(art.path).is_dir()
         assert reg.get("sha256:b").path == str(outside)
+
+
+def test_last_promoted_is_the_schedule_triggers_last_retrain(reg: Registry) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from guardrails.monitoring.triggers import TriggerPolicy, _schedule
+
+    assert reg.last_promoted() is None
+    fps = _stack(reg, "embedder", "reranker")
+    reg.promote(verdict_for({"embedder": (fps["embedder"][1], fps["embedder"][0])}))
+    last = reg.last_promoted()
+    now = datetime.now(timezone.utc)
+    assert last is not None and abs((now - last).total_seconds()) < 60
+    assert reg.last_promoted(["reranker"]) is None
+    assert reg.last_promoted(["embedder", "reranker"]) == last
+    policy = TriggerPolicy()
+    assert _schedule(last, now, policy) == []  # just promoted: not due
+    later = now + timedelta(days=policy.max_age_days + 1)
+    assert [f.kind for f in _schedule(last, later, policy)] == ["schedule"]

@@ -195,9 +195,12 @@ def drift_windows(production_logs: tuple[Path, Path]) -> tuple[Any, Any]:
 
 
 @pytest.fixture(scope="session")
-def trigger_decision(pytestconfig: pytest.Config, drift_windows: tuple[Any, Any]) -> Any:
+def trigger_decision(
+    pytestconfig: pytest.Config, drift_windows: tuple[Any, Any], registry: Any
+) -> Any:
     """Drift + signals of the two windows -> which components to retrain, and why
-    (``[tool.guardrails.triggers]``)."""
+    (``[tool.guardrails.triggers]``); the schedule trigger's last retrain is the registry's
+    last promote."""
     from guardrails.monitoring.drift import compare_windows
     from guardrails.monitoring.triggers import decide_triggers, load_trigger_policy, window_pair
 
@@ -205,7 +208,7 @@ def trigger_decision(pytestconfig: pytest.Config, drift_windows: tuple[Any, Any]
     report = compare_windows(reference, current, projections=False)
     signals = window_pair(reference.batch.records, current.batch.records)
     policy = load_trigger_policy(pytestconfig.stash[STATE].config_path)
-    return decide_triggers(*signals, report, policy=policy)
+    return decide_triggers(*signals, report, policy=policy, last_retrain=registry.last_promoted())
 
 
 @pytest.fixture(scope="session")
