@@ -304,8 +304,8 @@ def _drift(report: Any) -> list[Finding]:
         if not stat.alarm or stat.name == "novel_share":
             continue
         msg = (
-            f"{stat.name} {stat.value:.4g} > {stat.critical:.4g} (p_holm={stat.p_adjusted:.2g})"
-            + (f"; {stat.detail}" if stat.detail else "")
+            f"{stat.name}={stat.value:.4g} beyond its floor {stat.critical:.4g} "
+            f"(p_holm={stat.p_adjusted:.2g})" + (f"; {stat.detail}" if stat.detail else "")
         )
         targets = DRIFT_TARGETS.get(stat.name, ("retriever",))
         out.append(Finding("threshold", stat.name, msg, targets, stat.p_adjusted))

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from guardrails.gates import GateResult
-from guardrails.report.markdown import decided_by
+from guardrails.report.markdown import decided_by, trigger_findings
 from guardrails.report.svg import ForestRow, forest_svg, histogram_svg, scatter_svg
 from guardrails.verdict import Verdict
 
@@ -228,6 +228,25 @@ def _provenance(p: Any) -> str:
     return f"<table>{body}</table>"
 
 
+def _triggers_table(verdict: Verdict) -> str:
+    """Why this run happened: the retrain-trigger findings the run recorded."""
+    findings = trigger_findings(verdict)
+    if not findings:
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(str(f.get('kind', '')))}</td>"
+        f"<td>{html.escape(str(f.get('signal', '')))}</td>"
+        f"<td>{html.escape(', '.join(str(c) for c in f.get('components', []) or []))}</td>"
+        f"<td>{html.escape(str(f.get('message', '')))}</td></tr>"
+        for f in findings
+    )
+    return (
+        "<h2>Why this run happened</h2><table class='sortable' id='triggers'><thead><tr>"
+        "<th>kind</th><th>signal</th><th>retrain</th><th>evidence</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
 def _components_table(verdict: Verdict) -> str:
     if not verdict.components:
         return ""
@@ -265,6 +284,7 @@ def render_html(verdict: Verdict) -> str:
         f"<div>{html.escape(str(verdict.reason))}</div></div>",
         _components_table(verdict),
         f"<h2>Why</h2><ul>{reasons}</ul>",
+        _triggers_table(verdict),
         f"<h3>Warnings</h3><ul>{warnings}</ul>" if warnings else "",
         "<h2>Gates</h2>",
         _gate_table(verdict.gates),

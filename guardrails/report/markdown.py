@@ -114,6 +114,7 @@ def render_markdown(verdict: Verdict) -> str:
     out = [f"## guardrails verdict: **{decision}**", "", md(verdict.reason), ""]
     out += [f"- {md(r)}" for r in verdict.reasons[1:]]
     out += _components_table(verdict)
+    out += _triggers_section(verdict)
     out += ["", "| " + " | ".join(_HEADER) + " |", "|" + "---|" * len(_HEADER)]
     for g in verdict.gates:
         cells = list(_row(g))  # numbers are ours; the names come from the verdict
@@ -216,3 +217,37 @@ def _provenance(p: dict[str, Any] | Any) -> list[str]:
 def _known(value: Any) -> Any:
     """Missing provenance reads "unknown" (e.g. no git repository), never "None"."""
     return "unknown" if value is None or value == "" else value
+
+
+def trigger_findings(verdict: Verdict) -> list[dict[str, Any]]:
+    """The retrain-trigger findings a run recorded (``gate.record(facts={"triggers": ...})``):
+    why this run happened, for the reports."""
+    out: list[dict[str, Any]] = []
+    for g in verdict.gates:
+        facts = g.extra.get("facts") if isinstance(g.extra, dict) else None
+        triggers = facts.get("triggers") if isinstance(facts, dict) else None
+        findings = triggers.get("findings") if isinstance(triggers, dict) else None
+        if isinstance(findings, list):
+            out += [f for f in findings if isinstance(f, dict)]
+    return out
+
+
+def _triggers_section(verdict: Verdict) -> list[str]:
+    findings = trigger_findings(verdict)
+    if not findings:
+        return []
+    md = escape_markdown
+    out = [
+        "",
+        "### Why this run happened (retrain triggers)",
+        "",
+        "| kind | signal | retrain | evidence |",
+        "|---|---|---|---|",
+    ]
+    for f in findings:
+        comps = ", ".join(str(c) for c in f.get("components", []) or [])
+        out.append(
+            f"| {md(f.get('kind', ''))} | {md(f.get('signal', ''))} | {md(comps)} | "
+            f"{md(f.get('message', ''))} |"
+        )
+    return out

@@ -169,3 +169,25 @@ def test_reports_show_the_rule_of_every_changed_sample() -> None:
         assert "rule-base-c1" not in text  # unchanged samples are not listed
     assert "Changed samples and the rule that decided them" in page
     assert "| c7 | rule-base-c7 | rule-cand-c7 |" in md
+
+
+def test_reports_say_why_the_run_happened() -> None:
+    """Retrain-trigger findings recorded as facts show in both reports (escaped)."""
+    from dataclasses import replace as dc_replace
+
+    from guardrails.report.markdown import render_markdown as md_render
+
+    verdict, _ = _canary_verdict()
+    finding = {
+        "kind": "event",
+        "signal": "new_domain",
+        "components": ["retriever", "generator"],
+        "message": "new domain: 31% of queries <b>far</b> from every reference cluster",
+        "p_value": 1e-9,
+    }
+    gate = dc_replace(verdict.gates[0], extra={"facts": {"triggers": {"findings": [finding]}}})
+    verdict = dc_replace(verdict, gates=(gate,))
+    page, md = render_html(verdict), md_render(verdict)
+    assert "Why this run happened" in page and "new_domain" in page
+    assert "&lt;b&gt;far&lt;/b&gt;" in page and "<b>far</b>" not in page
+    assert "Why this run happened" in md and "retriever, generator" in md
