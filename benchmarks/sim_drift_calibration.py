@@ -67,6 +67,7 @@ from scipy.stats import kstest
 from guardrails.demo.simulator import (
     ComplaintSurge,
     EmbeddingShift,
+    LSAEmbedder,
     NewDomainLaunch,
     SimulationConfig,
     simulate,
@@ -149,26 +150,6 @@ def power_vectors(n: int, d: int, pairs: int, share: float, permutations: int) -
         "alarm_rate": alarms / pairs,
         "alarm_rate_by_statistic": {k: v / pairs for k, v in sorted(hits.items())},
     }
-
-
-class LSAEmbedder:
-    """TF-IDF + truncated SVD on the demo corpora: a deterministic stand-in sentence embedder."""
-
-    def __init__(self, dim: int = 48) -> None:
-        from sklearn.decomposition import TruncatedSVD
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        texts = [
-            json.loads(line)["text"]
-            for d in ("payments", "devices")
-            for line in (GOLDEN / d / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
-        ]
-        self.vectorizer = TfidfVectorizer(sublinear_tf=True, stop_words="english").fit(texts)
-        self.svd = TruncatedSVD(dim, random_state=0).fit(self.vectorizer.transform(texts))
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        x = self.svd.transform(self.vectorizer.transform(texts))
-        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def _decide(before: LogBatch, after: LogBatch, permutations: int, seed: int):
@@ -254,7 +235,7 @@ def main() -> None:
         for n, d in ((200, 16), (1000, 64), (200, 768))
         if not args.only_logs
     ]
-    embedder = LSAEmbedder()
+    embedder = LSAEmbedder(GOLDEN, ("payments", "devices"))
     results["h0_logs"] = h0_logs(embedder, max(3, int(40 * scale)), args.permutations)
     results["power_logs"] = power_logs(embedder, args.permutations)
     text = json.dumps(results, indent=2, sort_keys=True)

@@ -162,7 +162,8 @@ def test_logs_registry_reranker(drift_windows, trigger_decision, logged_queries,
     reference, current = drift_windows
     assert len(reference.batch.records) == 300 and len(current.batch.records) == 300
     assert len(logged_queries) == 300
-    assert trigger_decision is not None
+    # two windows from one distribution: no trigger fires (the family-wise drift control)
+    assert not trigger_decision.fire and trigger_decision.components == ()
     assert Path(registry.path).name == "registry.sqlite"
     assert Path(registry.path).parent.name == "state"
     assert production_reranker.fingerprint == "overlap:1.0"
@@ -171,7 +172,9 @@ def test_logs_registry_reranker(drift_windows, trigger_decision, logged_queries,
                                          {"a": "blue sky", "b": "the red fox"})
     assert run["q"]["b"] > run["q"]["a"]
     assert set(canaries) == {"alpha"}
-    assert isinstance(curated, dict)
+    # liked answers of the current window are curated (the golden question is excluded)
+    assert 0 < len(curated["sft"].rows) <= 60
+    assert all(r.data["prompt"].startswith("how do I reset device") for r in curated["sft"].rows)
 """
 
 
@@ -189,6 +192,8 @@ def _log_lines(seed: int) -> str:
                 "query_embedding": [round(float(x), 5) for x in rng.normal(size=16)],
                 "domain": "alpha",
                 "latency_ms": {"total": float(rng.gamma(4.0, 50.0))},
+                "answer": f"Hold the power button of device {i % 17} for ten seconds.",
+                "feedback": "like" if i % 5 == 0 else None,
             }
         )
     return "".join(json.dumps(r) + "\n" for r in rows)

@@ -198,16 +198,11 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         encode = getattr(self.model, method, None) or self.model.encode
+        from guardrails.report.progress import chunks
+
         # chunks of 16 batches, so progress is logged (a bar would vanish under pytest capture)
         step = self.batch_size * 16
-        chunks = [texts[i : i + step] for i in range(0, len(texts), step)]
-        if progress and len(chunks) > 1:
-            from guardrails.report.progress import track
-
-            chunks = list(chunks)
-            iterator = track(chunks, f"embedder {method}", unit="chunk")
-        else:
-            iterator = iter(chunks)
+        iterator = chunks(texts, step, f"embedder {method}", progress=progress, unit="chunk")
         parts = [
             encode(
                 chunk,

@@ -491,15 +491,12 @@ class Generator:
 
 
 def _batches(items: list[int], size: int, progress: bool, desc: str) -> Iterator[list[int]]:
+    from guardrails.report.progress import chunks
+
     if size <= 0:
         raise ComponentError(f"batch_size={size} must be > 0")
-    chunks = [items[i : i + size] for i in range(0, len(items), size)]
-    if progress and len(chunks) > 1:
-        from guardrails.report.progress import track
-
-        yield from track(chunks, f"generator {desc}", unit="batch")
-    else:
-        yield from chunks
+    for chunk in chunks(items, size, f"generator {desc}", progress=progress):
+        yield list(chunk)
 
 
 def max_logit_difference(a: Generator, b: Generator, prompts: Sequence[str]) -> float:

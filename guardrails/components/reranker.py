@@ -165,14 +165,10 @@ class Reranker:
     def _predict(self, pairs: list[tuple[str, str]], progress: bool) -> np.ndarray:
         import torch
 
-        step = self.batch_size * 16
-        chunks = [pairs[i : i + step] for i in range(0, len(pairs), step)]
-        if progress and len(chunks) > 1:
-            from guardrails.report.progress import track
+        from guardrails.report.progress import chunks
 
-            iterator = track(chunks, "reranker score", unit="chunk")
-        else:
-            iterator = iter(chunks)
+        step = self.batch_size * 16  # chunks of 16 batches: progress is logged per chunk
+        iterator = chunks(pairs, step, "reranker score", progress=progress, unit="chunk")
         parts = [
             np.asarray(
                 self.model.predict(

@@ -48,6 +48,7 @@ __all__ = [
     "COMPLAINT_TEMPLATES",
     "ComplaintSurge",
     "EmbeddingShift",
+    "LSAEmbedder",
     "LatencyRegression",
     "NewDomainLaunch",
     "SimulationConfig",
@@ -635,3 +636,25 @@ def write_simulated_logs(
     reference = write_logs([r for r in records if r.timestamp < split], out / "reference.jsonl")
     current = write_logs([r for r in records if r.timestamp >= split], out / "current.jsonl")
     return reference, current
+
+
+class LSAEmbedder:
+    """Latent semantic analysis (TF-IDF + truncated SVD) fitted on the corpora of the domains in
+    ``golden``: a tiny, deterministic stand-in for a sentence embedder that still separates the
+    domains (the simulator's tests and the drift calibration benchmark embed logs with it)."""
+
+    def __init__(self, golden: str | Path, domains: Sequence[str], dim: int = 48) -> None:
+        from sklearn.decomposition import TruncatedSVD
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        texts = [
+            str(obj.get("text", ""))
+            for d in domains
+            for _, obj in read_jsonl(Path(golden) / d / "corpus.jsonl")
+        ]
+        self.vectorizer = TfidfVectorizer(sublinear_tf=True, stop_words="english").fit(texts)
+        self.svd = TruncatedSVD(dim, random_state=0).fit(self.vectorizer.transform(texts))
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        x = self.svd.transform(self.vectorizer.transform(list(texts)))
+        return np.asarray(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12))

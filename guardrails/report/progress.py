@@ -14,10 +14,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-__all__ = ["LOGGER_NAME", "Progress", "TerminalHandler", "install_terminal_handler", "track"]
+__all__ = [
+    "LOGGER_NAME",
+    "Progress",
+    "TerminalHandler",
+    "chunks",
+    "install_terminal_handler",
+    "track",
+]
 
 LOGGER_NAME = "guardrails"
 log = logging.getLogger(LOGGER_NAME)
@@ -112,6 +119,20 @@ def track(
         yield item
         progress.update()
     progress.finish()
+
+
+def chunks(
+    items: Sequence[T], size: int, task: str, *, progress: bool = True, unit: str = "batch"
+) -> Iterator[Sequence[T]]:
+    """``items`` in slices of ``size``, logging progress (as :func:`track`) when asked and there
+    is more than one slice: the one way the components batch long work visibly."""
+    if size <= 0:
+        raise ValueError(f"size={size} must be > 0")
+    parts = [items[i : i + size] for i in range(0, len(items), size)]
+    if progress and len(parts) > 1:
+        yield from track(parts, task, unit=unit)
+    else:
+        yield from parts
 
 
 def trainer_callback(task: str, every: float = 10.0) -> Any:

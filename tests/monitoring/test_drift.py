@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from guardrails.cli import main
-from guardrails.demo.simulator import EmbeddingShift, NewDomainLaunch, SimulationConfig, simulate
+from guardrails.demo.simulator import (
+    EmbeddingShift,
+    LSAEmbedder,
+    NewDomainLaunch,
+    SimulationConfig,
+    simulate,
+)
 from guardrails.errors import MetricError
 from guardrails.monitoring.drift import (
     DriftThresholds,
@@ -24,30 +30,9 @@ GOLDEN = Path(__file__).resolve().parents[2] / "golden"
 AT = timedelta(hours=12)
 
 
-class LSAEmbedder:
-    """Latent semantic analysis (TF-IDF + truncated SVD) fitted on the demo corpora: a tiny,
-    deterministic stand-in for a sentence embedder that still separates the two domains."""
-
-    def __init__(self, dim: int = 48) -> None:
-        from sklearn.decomposition import TruncatedSVD
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        texts = [
-            json.loads(line)["text"]
-            for d in ("payments", "devices")
-            for line in (GOLDEN / d / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
-        ]
-        self.vectorizer = TfidfVectorizer(sublinear_tf=True, stop_words="english").fit(texts)
-        self.svd = TruncatedSVD(dim, random_state=0).fit(self.vectorizer.transform(texts))
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        x = self.svd.transform(self.vectorizer.transform(texts))
-        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 @pytest.fixture(scope="session")
 def lsa() -> LSAEmbedder:
-    return LSAEmbedder()
+    return LSAEmbedder(GOLDEN, ("payments", "devices"))
 
 
 def simulated(embedder, events=(), seed=2, hours=24.0):

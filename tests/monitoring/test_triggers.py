@@ -10,6 +10,7 @@ import pytest
 from guardrails.demo.simulator import (
     ComplaintSurge,
     LatencyRegression,
+    LSAEmbedder,
     NewDomainLaunch,
 )
 from guardrails.errors import PolicyError
@@ -21,14 +22,14 @@ from guardrails.monitoring.triggers import (
     parse_trigger_policy,
     window_pair,
 )
-from tests.monitoring.test_drift import AT, LSAEmbedder, simulated
+from tests.monitoring.test_drift import AT, GOLDEN, simulated
 
 NOW = datetime(2026, 3, 2, tzinfo=timezone.utc)
 
 
 @pytest.fixture(scope="module")
 def lsa() -> LSAEmbedder:
-    return LSAEmbedder()
+    return LSAEmbedder(GOLDEN, ("payments", "devices"))
 
 
 def decide(before, after, **kwargs):
