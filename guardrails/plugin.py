@@ -28,6 +28,7 @@ from guardrails.verdict import Decision, TestOutcome, Verdict, decide, write_ver
 
 FAILURE_KEY = "guardrails_failure"
 GATES = pytest.StashKey[list[dict[str, Any]]]()  # item -> its gate results (full, with samples)
+SENT = pytest.StashKey[int]()  # item -> how many of them earlier phase reports already carried
 # JUnit gets flat scalar properties per gate (guardrails.<gate>.<field>, JSON values); the
 # full results travel on the report's ``guardrails_gates`` attribute, which pytest-xdist
 # serialises with the report like any other report attribute.
@@ -46,7 +47,6 @@ class SessionState:
     gates: list[GateResult] = field(
         default_factory=list
     )  # every result: a re-run never replaces one
-    seen: dict[str, int] = field(default_factory=dict)  # nodeid -> gate results already taken
     outcomes: dict[str, TestOutcome] = field(default_factory=dict)
     verdict: Verdict | None = None
     applied: list[str] = field(default_factory=list)  # what --guardrails-apply did, for the summary
@@ -280,8 +280,12 @@ def junit_properties(result: GateResult) -> list[tuple[str, str]]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
+    # each phase's report carries the gate results recorded since the previous phase, so a
+    # result crosses the xdist wire once and a gate run twice is two results
     gates: list[dict[str, Any]] = item.stash.get(GATES, [])
-    report.guardrails_gates = list(gates)
+    sent = item.stash.get(SENT, 0)
+    report.guardrails_gates = gates[sent:]
+    item.stash[SENT] = len(gates)
     if call.excinfo is not None and report.failed:
         if call.excinfo.errisinstance(GateError):
             kind = "gate"
@@ -371,13 +375,8 @@ class VerdictPlugin:
         self.state = config.stash[STATE]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        # each phase's report carries the item's whole user_properties list so far: take only
-        # the gate results this test has not reported yet (a gate run twice is two results)
-        recorded = getattr(report, "guardrails_gates", None) or []
-        seen = self.state.seen.get(report.nodeid, 0)
-        for value in recorded[seen:]:
+        for value in getattr(report, "guardrails_gates", None) or []:  # new since last phase
             self.state.gates.append(GateResult.from_dict(value))
-        self.state.seen[report.nodeid] = max(seen, len(recorded))
         _record_outcome(self.state, report)
 
     @pytest.hookimpl(tryfirst=True)  # before junitxml writes: the decision is a suite property
