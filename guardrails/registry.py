@@ -497,6 +497,15 @@ class Registry:
         """A stored path as a usable one: relative paths are resolved against :attr:`root`."""
         return stored if Path(stored).is_absolute() else str(self.root / stored)
 
+    def portable(self, path: str | Path) -> str:
+        """``path`` as metadata should keep it: relative to :attr:`root` when under it (so a
+        moved checkout still resolves it with :meth:`locate`), else absolute."""
+        return self._stored(path)
+
+    def locate(self, stored: str | Path) -> Path:
+        """A path kept with :meth:`portable` (or an artifact path) as a usable path."""
+        return Path(self._resolved(str(stored)))
+
     def resolve(self, component: str, alias: str | AliasName) -> Artifact | None:
         """The artifact ``component/alias`` points at, or None if the alias is unset."""
         fp = self._alias_fp(self._conn, component, _alias_name(alias))

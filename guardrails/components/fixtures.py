@@ -18,24 +18,95 @@ from guardrails.plugin import STATE
 from guardrails.stack import StackConfig
 
 
-def _configured(config: pytest.Config, component: str, role: str) -> Any:
-    from guardrails.stack import build_component
-
+def _spec(config: pytest.Config, component: str, role: str) -> Any:
     spec = config.stash[STATE].stack.components.get(component)
     if spec is None:
         raise PolicyError(
             f"no [tool.guardrails.stack.{component}] factory is configured, and no conftest "
             f"fixture provides {role}_{component}"
         )
-    return build_component(spec, role)
+    return spec
 
 
-def _candidate(config: pytest.Config, component: str, production: Any) -> Any:
-    """The configured candidate, or ``production`` when there is no candidate table (A/A)."""
+def _configured(config: pytest.Config, component: str, role: str) -> Any:
+    from guardrails.stack import build_component
+
+    return build_component(_spec(config, component, role), role)
+
+
+def _recipe(spec: Any, role: str) -> dict[str, Any]:
+    """What the registry keeps to rebuild a configured component: its factory and options."""
+    options = dict(spec.options)
+    if role == "candidate":
+        options.update(spec.candidate or {})
+    return {"factory": spec.factory, "options": options}
+
+
+def _production(config: pytest.Config, registry: Any, component: str) -> Any:
+    """What the registry's ``production`` alias names, rebuilt from its recorded factory and
+    options; on a fresh registry, the configured component, registered as production.
+
+    After a promote the configuration's production options are only the bootstrap: the
+    served component is the promoted one, and changing it goes through a verdict.
+    """
+    from guardrails.errors import RegistryError
+    from guardrails.stack import ComponentSpec, build_component
+
+    spec = _spec(config, component, "production")
+    served = registry.resolve(component, "production")
+    if served is None or "factory" not in served.metadata:
+        built = build_component(spec, "production")
+        source = config.stash[STATE].config_path or guardrails_root(config)
+        registry.register_as(
+            component, source, built.fingerprint, "production", metadata=_recipe(spec, "production")
+        )
+        served = registry.resolve(component, "production")
+        if served is not None and served.fingerprint == built.fingerprint:
+            return built
+    assert served is not None
+    if "factory" not in served.metadata:
+        raise RegistryError(
+            f"{registry.path}: production {component} {served.fingerprint} has no recorded "
+            "factory, so the configured stack cannot rebuild it; promote a configured candidate "
+            "or register production with its factory and options"
+        )
+    options = dict(served.metadata.get("options") or {})
+    recorded = ComponentSpec(component, str(served.metadata["factory"]), options)
+    built = build_component(recorded, "production")
+    if built.fingerprint != served.fingerprint:
+        raise RegistryError(
+            f"{registry.path}: production {component} is {served.fingerprint}, but its recorded "
+            f"factory {recorded.factory} with options {sorted(options)} now builds "
+            f"{built.fingerprint}: what would be judged is not what is served; register and "
+            "promote the new build, or restore the artifact"
+        )
+    return built
+
+
+def guardrails_root(config: pytest.Config) -> Path:
+    return Path(config.stash[STATE].stack.root)
+
+
+def _candidate(config: pytest.Config, registry: Any, component: str, production: Any) -> Any:
+    """The configured candidate, registered with production as its parent; ``production``
+    itself when there is no candidate table (A/A)."""
     spec = config.stash[STATE].stack.components.get(component)
     if spec is None or spec.candidate is None:
         return production
-    return _configured(config, component, "candidate")
+    from guardrails.stack import build_component
+
+    built = build_component(spec, "candidate")
+    if built.fingerprint != production.fingerprint:
+        source = config.stash[STATE].config_path or guardrails_root(config)
+        registry.register_as(
+            component,
+            source,
+            built.fingerprint,
+            "candidate",
+            parent=production.fingerprint,
+            metadata=_recipe(spec, "candidate"),
+        )
+    return built
 
 
 # The stack's fixtures (a conftest fixture of the same name takes precedence, as the demo's do).
@@ -60,31 +131,41 @@ def knowledge_base(retrieval_golden: dict[str, Any]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def production_embedder(pytestconfig: pytest.Config) -> Any:
-    """The embedder ``[tool.guardrails.stack.embedder]`` builds."""
-    return _configured(pytestconfig, "embedder", "production")
+def production_embedder(pytestconfig: pytest.Config, registry: Any) -> Any:
+    """The embedder the registry's ``production`` alias names (first run: the one
+    ``[tool.guardrails.stack.embedder]`` builds, registered as production)."""
+    return _production(pytestconfig, registry, "embedder")
 
 
 @pytest.fixture(scope="session")
-def candidate_embedder(pytestconfig: pytest.Config, production_embedder: Any) -> Any:
-    """The embedder built with ``[...embedder.candidate]`` overrides; production if none."""
-    return _candidate(pytestconfig, "embedder", production_embedder)
+def candidate_embedder(pytestconfig: pytest.Config, registry: Any, production_embedder: Any) -> Any:
+    """The embedder built with ``[...embedder.candidate]`` overrides (registered as the
+    candidate, production its parent); production if none."""
+    return _candidate(pytestconfig, registry, "embedder", production_embedder)
 
 
-def _retriever(stack: StackConfig, embedder: Any, texts: dict[str, str]) -> Any:
+def _retriever(
+    stack: StackConfig, embedder: Any, texts: dict[str, str], registry: Any, alias: str
+) -> Any:
     from guardrails.components.index import IndexConfig
-    from guardrails.components.stack import build_retriever
+    from guardrails.components.stack import build_retriever, served_index_config
 
-    config = IndexConfig(kind=stack.index_kind)
-    return build_retriever(embedder, texts, stack.artifacts / "indexes", config=config)
+    config = served_index_config(registry, IndexConfig(kind=stack.index_kind))
+    retriever = build_retriever(embedder, texts, stack.artifacts / "indexes", config=config)
+    retriever.register(registry, alias=alias)
+    return retriever
 
 
 @pytest.fixture(scope="session")
 def production_retriever(
-    guardrails_stack: StackConfig, production_embedder: Any, knowledge_base: dict[str, str]
+    guardrails_stack: StackConfig,
+    production_embedder: Any,
+    knowledge_base: dict[str, str],
+    registry: Any,
 ) -> Any:
-    """The production embedder over an index of ``[tool.guardrails.stack.index] kind``."""
-    return _retriever(guardrails_stack, production_embedder, knowledge_base)
+    """The production embedder over the index type that is served: the registry's production
+    index's configuration, else ``[tool.guardrails.stack.index] kind`` (registered)."""
+    return _retriever(guardrails_stack, production_embedder, knowledge_base, registry, "production")
 
 
 @pytest.fixture(scope="session")
@@ -94,11 +175,13 @@ def candidate_retriever(
     production_embedder: Any,
     production_retriever: Any,
     knowledge_base: dict[str, str],
+    registry: Any,
 ) -> Any:
-    """The candidate embedder over its own index; production's when the embedders are equal."""
+    """The candidate embedder over its own index of production's type (the registry's
+    ``shadow`` index); production's when the embedders are equal."""
     if candidate_embedder.fingerprint == production_embedder.fingerprint:
         return production_retriever
-    return _retriever(guardrails_stack, candidate_embedder, knowledge_base)
+    return _retriever(guardrails_stack, candidate_embedder, knowledge_base, registry, "candidate")
 
 
 @pytest.fixture(scope="session")
@@ -120,29 +203,32 @@ def retrieval_runs(
 
 
 @pytest.fixture(scope="session")
-def production_generator(pytestconfig: pytest.Config) -> Any:
-    """The generator ``[tool.guardrails.stack.generator]`` builds (a conftest fixture of the
-    same name takes precedence)."""
-    return _configured(pytestconfig, "generator", "production")
+def production_generator(pytestconfig: pytest.Config, registry: Any) -> Any:
+    """The generator the registry's ``production`` alias names (first run: the one
+    ``[tool.guardrails.stack.generator]`` builds, registered)."""
+    return _production(pytestconfig, registry, "generator")
 
 
 @pytest.fixture(scope="session")
-def candidate_generator(pytestconfig: pytest.Config, production_generator: Any) -> Any:
+def candidate_generator(
+    pytestconfig: pytest.Config, registry: Any, production_generator: Any
+) -> Any:
     """The candidate: the generator options updated by ``[...generator.candidate]``;
     production itself when there is no candidate table (an A/A run)."""
-    return _candidate(pytestconfig, "generator", production_generator)
+    return _candidate(pytestconfig, registry, "generator", production_generator)
 
 
 @pytest.fixture(scope="session")
-def production_reranker(pytestconfig: pytest.Config) -> Any:
-    """The reranker ``[tool.guardrails.stack.reranker]`` builds."""
-    return _configured(pytestconfig, "reranker", "production")
+def production_reranker(pytestconfig: pytest.Config, registry: Any) -> Any:
+    """The reranker the registry's ``production`` alias names (first run: the one
+    ``[tool.guardrails.stack.reranker]`` builds, registered)."""
+    return _production(pytestconfig, registry, "reranker")
 
 
 @pytest.fixture(scope="session")
-def candidate_reranker(pytestconfig: pytest.Config, production_reranker: Any) -> Any:
+def candidate_reranker(pytestconfig: pytest.Config, registry: Any, production_reranker: Any) -> Any:
     """The reranker built with ``[...reranker.candidate]`` overrides; production if none."""
-    return _candidate(pytestconfig, "reranker", production_reranker)
+    return _candidate(pytestconfig, registry, "reranker", production_reranker)
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ __all__ = [
     "ensure_index",
     "index_folder",
     "index_key",
+    "served_index_config",
 ]
 
 
@@ -94,6 +95,21 @@ def build_retriever(
     return Retriever(embedder, index, index_folder(embedder, texts, directory, config))
 
 
+def served_index_config(registry: Any, default: Any = None) -> Any:
+    """The :class:`~guardrails.components.index.IndexConfig` of the index the registry's
+    ``production`` alias names, so production is rebuilt (or loaded) as the index type that is
+    actually served after a promote; ``default`` (flat) when there is none or its record
+    predates the stored configuration."""
+    from guardrails.components.index import IndexConfig
+
+    default = default or IndexConfig()
+    served = registry.resolve("index", "production") if registry is not None else None
+    config = served.metadata.get("config") if served is not None else None
+    if not isinstance(config, Mapping):
+        return default
+    return IndexConfig(**config)
+
+
 @dataclass
 class Retriever:
     """Embedder + index; the index refuses queries embedded by another embedder."""
@@ -127,24 +143,36 @@ class Retriever:
     def fingerprints(self) -> dict[str, str]:
         return {"embedder": self.embedder.fingerprint, "index": self.index.fingerprint}
 
-    def register(self, registry: Any, *, embedder_source: Mapping[str, Any], alias: str) -> None:
+    def register(
+        self, registry: Any, *, embedder_source: Mapping[str, Any] | None = None, alias: str
+    ) -> None:
         """Register embedder and index in ``registry`` and point ``alias`` at them.
 
         ``embedder_source`` is ``{"base": path, "adapter": path or None}`` (kept as metadata,
-        so the registry can load what it names). The production alias is only bootstrapped
-        here, when none exists; later switches go through promote / rollback. Candidates
-        point ``candidate`` (embedder) and ``shadow`` (index) at themselves.
+        relative to the registry's root, so the registry can load what it names from a moved
+        checkout); ``None`` when the embedder is already registered (the index alone is). The
+        index's metadata keeps its configuration, so the production index is rebuilt as the
+        type that is served (:func:`served_index_config`). The production alias is only
+        bootstrapped here, when none exists; later switches go through promote / rollback.
+        Candidates point ``candidate`` (embedder) and ``shadow`` (index) at themselves.
         """
-        path = embedder_source.get("adapter") or embedder_source["base"]
-        items = (
-            ("embedder", path, self.embedder.fingerprint, None, dict(embedder_source)),
+        items: list[tuple[str, Any, str, str | None, dict[str, Any]]] = []
+        if embedder_source is not None:
+            source = {
+                k: registry.portable(v) if k in ("base", "adapter") and v else v
+                for k, v in embedder_source.items()
+            }
+            path = embedder_source.get("adapter") or embedder_source["base"]
+            items.append(("embedder", path, self.embedder.fingerprint, None, source))
+        index_meta = {"embedder": self.embedder.fingerprint, "config": asdict(self.index.config)}
+        items.append(
             (
                 "index",
                 self.index_path,
                 self.index.fingerprint,
                 self.embedder.fingerprint,
-                {"embedder": self.embedder.fingerprint},
-            ),
+                index_meta,
+            )
         )
         for component, where, fp, parent, meta in items:
             name = "shadow" if component == "index" and alias != "production" else alias

@@ -104,10 +104,14 @@ def test_register_bootstraps_production_then_shadow(production, shadow, tmp_path
     production.register(
         reg, embedder_source={"base": "minilm", "adapter": None}, alias="production"
     )
-    shadow.register(reg, embedder_source={"base": "minilm", "adapter": "lora"}, alias="candidate")
+    lora = tmp_path / "adapters" / "lora"
+    shadow.register(reg, embedder_source={"base": "minilm", "adapter": lora}, alias="candidate")
     assert reg.resolve("index", "production").fingerprint == production.index.fingerprint
     assert reg.resolve("index", "shadow").fingerprint == shadow.index.fingerprint
-    assert reg.resolve("embedder", "candidate").metadata["adapter"] == "lora"
+    assert reg.resolve("index", "shadow").metadata["config"]["kind"] == shadow.index.config.kind
+    # kept relative to the registry's root, so a moved checkout still resolves it
+    assert reg.resolve("embedder", "candidate").metadata["adapter"] == "adapters/lora"
+    assert reg.locate(reg.resolve("embedder", "candidate").metadata["adapter"]) == lora
     production.register(
         reg, embedder_source={"base": "minilm", "adapter": None}, alias="production"
     )  # idempotent: production is not re-set
@@ -224,3 +228,20 @@ def test_serving_memory_of_a_merged_lora_equals_the_base_model(
         if "lora_" in name
     )
     assert lora > 0 and model_memory_bytes(unmerged.model) == prod["model"] + lora
+
+
+def test_served_index_config_follows_the_production_index(
+    production, shadow, tmp_path: Path
+) -> None:
+    from guardrails.components.index import IndexConfig
+    from guardrails.components.stack import served_index_config
+
+    fresh = Registry(tmp_path / "fresh.sqlite")
+    assert served_index_config(fresh, IndexConfig(kind="ivf")).kind == "ivf"  # none served yet
+    served_hnsw = Registry(tmp_path / "hnsw.sqlite")
+    shadow.register(served_hnsw, embedder_source={"base": "minilm"}, alias="production")
+    config = served_index_config(served_hnsw)
+    assert config == shadow.index.config and config.kind == "hnsw"
+    served_flat = Registry(tmp_path / "flat.sqlite")
+    production.register(served_flat, embedder_source={"base": "minilm"}, alias="production")
+    assert served_index_config(served_flat).kind == production.index.config.kind == "flat"
