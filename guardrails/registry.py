@@ -249,7 +249,9 @@ class Branch:
 @dataclass(frozen=True)
 class WatchResult:
     """One regressed component of a monitoring verdict (:meth:`Registry.watch`): ``action`` is
-    ``rollback`` (done with ``apply``, else planned) or ``skip`` (``reason`` says why)."""
+    ``rollback`` (done with ``apply``, else planned) or ``skip`` (``reason`` says why);
+    ``judged_production``: the verdict's candidate for it is its current production (False: a
+    candidate evaluation, whose rollback rejects the candidate and leaves production alone)."""
 
     component: str
     action: str
@@ -257,6 +259,7 @@ class WatchResult:
     to_fingerprint: str | None
     reason: str
     evidence: Mapping[str, Any] = field(hash=False)
+    judged_production: bool = False
 
 
 @dataclass(frozen=True)
@@ -1122,7 +1125,8 @@ class Registry:
         judged = v.candidate(component)
 
         def skip(why: str) -> WatchResult:
-            return WatchResult(component, "skip", production, None, why, evidence)
+            monitored = production is not None and judged == production
+            return WatchResult(component, "skip", production, None, why, evidence, monitored)
 
         if production is None:
             return skip(f"component={component!r} has no production alias")
@@ -1144,7 +1148,7 @@ class Registry:
             )
         gates = "; ".join(_gate_line(g) for g in found["failing_gates"])
         reason = f"watch: {component} regressed after promote: {gates or found['reason']}"
-        return WatchResult(component, "rollback", production, str(last[1]), reason, evidence)
+        return WatchResult(component, "rollback", production, str(last[1]), reason, evidence, True)
 
     def _mirrored(self, switches: list[Switch]) -> list[Switch]:
         """After the commit: hand the switches to :attr:`mirror`; SQLite stays switched when it
