@@ -143,12 +143,17 @@ def candidate_embedder(retriever_adapter: Path | None, production_embedder: Embe
 
 
 def _retriever(
-    embedder: Embedder, texts: dict[str, str], cache: EmbeddingCache, registry: Registry, alias: str
+    embedder: Embedder,
+    texts: dict[str, str],
+    cache: EmbeddingCache,
+    registry: Registry,
+    alias: str,
+    branch: str | None = None,
 ) -> Retriever:
     from guardrails.components.stack import build_retriever
 
     retriever = build_retriever(embedder, texts, ADAPTERS / "indexes", cache=cache)
-    retriever.register(registry, embedder_source=embedder.source, alias=alias)
+    retriever.register(registry, embedder_source=embedder.source, alias=alias, branch=branch)
     return retriever
 
 
@@ -168,11 +173,14 @@ def candidate_retriever(
     knowledge_base: dict[str, str],
     embedding_cache: Any,
     registry: Any,
+    retrain_branch: str | None,
 ) -> Any:
     """The candidate embedder over its own shadow index; production when they are equal."""
     if candidate_embedder.fingerprint == production_embedder.fingerprint:
         return production_retriever
-    return _retriever(candidate_embedder, knowledge_base, embedding_cache, registry, "candidate")
+    return _retriever(
+        candidate_embedder, knowledge_base, embedding_cache, registry, "candidate", retrain_branch
+    )
 
 
 @pytest.fixture(scope="session")
@@ -201,6 +209,7 @@ def shadow_retriever(
     knowledge_base: dict[str, str],
     embedding_cache: Any,
     registry: Any,
+    retrain_branch: str | None,
 ) -> Any:
     """The shadow: the candidate embedder over a new index of type
     ``--guardrails-shadow-index`` (default HNSW), built beside production's flat index."""
@@ -215,7 +224,9 @@ def shadow_retriever(
         config=config,
         cache=embedding_cache,
     )
-    retriever.register(registry, embedder_source=candidate_embedder.source, alias="shadow")
+    retriever.register(
+        registry, embedder_source=candidate_embedder.source, alias="shadow", branch=retrain_branch
+    )
     return retriever
 
 
@@ -328,6 +339,7 @@ def candidate_reranker(
     production_reranker: Any,
     registry: Any,
     result_cache: Any,
+    retrain_branch: str | None,
 ) -> Any:
     """A LoRA on the production reranker for the new domain (given, trained, or production)."""
     from guardrails.components.reranker import Reranker
@@ -348,6 +360,7 @@ def candidate_reranker(
         reranker.fingerprint,
         "candidate",
         parent=production_reranker.fingerprint,
+        branch=retrain_branch,
     )
     return reranker
 
@@ -398,6 +411,7 @@ def candidate_generator(
     retrieval_golden: dict[str, Any],
     registry: Any,
     result_cache: Any,
+    retrain_branch: str | None,
 ) -> Any:
     """LoRA-SFT of SmolLM2 on the new domain's grounded QA pairs (given, trained, or
     production)."""
@@ -413,7 +427,14 @@ def candidate_generator(
         return production_generator
     generator = Generator.load(smollm2, adapter=adapter, max_new_tokens=48, cache=result_cache)
     parent = production_generator.fingerprint
-    registry.register_as("generator", adapter, generator.fingerprint, "candidate", parent=parent)
+    registry.register_as(
+        "generator",
+        adapter,
+        generator.fingerprint,
+        "candidate",
+        parent=parent,
+        branch=retrain_branch,
+    )
     return generator
 
 
@@ -426,6 +447,7 @@ def alignment_generator(
     result_cache: Any,
     registry: Registry,
     alignment_baseline: str,
+    retrain_branch: str | None,
 ) -> Any:
     """DPO of SmolLM2 on the training half of both domains' preference pairs."""
     from guardrails.components.generator import Generator
@@ -439,23 +461,23 @@ def alignment_generator(
         return production_generator
     generator = Generator.load(smollm2, adapter=adapter, max_new_tokens=48, cache=result_cache)
     registry.register_as(
-        "alignment", adapter, generator.fingerprint, "candidate", parent=alignment_baseline
+        "alignment",
+        adapter,
+        generator.fingerprint,
+        "candidate",
+        parent=alignment_baseline,
+        branch=retrain_branch,
     )
     return generator
 
 
 @pytest.fixture(scope="session")
 def alignment_baseline(smollm2: Path, production_generator: Any, registry: Registry) -> str:
-    """The alignment component's production in the registry: the served generator with no
-    alignment adapter (its own artifact: a registry fingerprint belongs to one component, and
-    the bare model is the generator's). A DPO candidate is registered with it as its parent,
-    so ``guardrails promote --component alignment`` can switch it."""
-    from guardrails.artifacts import fingerprint_json
-
-    fingerprint = fingerprint_json(
-        {"component": "alignment", "base": production_generator.fingerprint, "adapter": None}
-    )
-    registry.register_as("alignment", smollm2, fingerprint, "production")
+    """The alignment component's production in the registry: the served generator itself
+    (the same artifact registered for both components). A DPO candidate is registered with it
+    as its parent, so ``guardrails promote --component alignment`` can switch it."""
+    fingerprint = str(production_generator.fingerprint)
+    registry.register_as("alignment", smollm2, fingerprint, "production", kind="generator")
     return fingerprint
 
 

@@ -266,3 +266,32 @@ def test_watch_follows_per_component_decisions(reg: Registry) -> None:
     assert (result.component, result.action) == ("reranker", "rollback")
     assert reg.resolve("reranker", "production").fingerprint == "sha256:reranker-0"  # type: ignore[union-attr]
     assert reg.resolve("embedder", "production").fingerprint == "sha256:embedder-1"  # type: ignore[union-attr]
+
+
+def test_the_retrain_branch_fixture_opens_the_triggers_branch(pytester: pytest.Pytester) -> None:
+    """The stack's ``retrain_branch`` fixture: a fired trigger opens its branch in the
+    configured registry (the candidates' fixtures pass it to ``register_as``)."""
+    pytester.makepyprojecttoml('[tool.guardrails.stack]\nregistry = "state/registry.sqlite"\n')
+    pytester.makeconftest(
+        """
+import pytest
+from guardrails.monitoring.triggers import Finding, TriggerDecision
+
+@pytest.fixture(scope="session")
+def trigger_decision():
+    found = Finding("threshold", "ks_max", "ks 0.3 > 0.1", ("retriever",), 0.004)
+    return TriggerDecision(fire=True, findings=(found,), components=("retriever",))
+"""
+    )
+    pytester.makepyfile(
+        """
+def test_branch(retrain_branch, registry):
+    assert retrain_branch.startswith("retrain-") and retrain_branch.endswith("-ks_max")
+    registry.register_as("retriever", "lora", "sha256:lora", "candidate", branch=retrain_branch)
+"""
+    )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    with Registry(pytester.path / "state" / "registry.sqlite") as reg:
+        [branch] = reg.branches()
+        assert branch.components == ("retriever",) and "ks 0.3 > 0.1" in branch.reason
+        assert [a.fingerprint for a in reg.branch_artifacts(branch.name)] == ["sha256:lora"]

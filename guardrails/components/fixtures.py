@@ -212,6 +212,15 @@ def trigger_decision(
 
 
 @pytest.fixture(scope="session")
+def retrain_branch(trigger_decision: Any, registry: Any) -> str | None:
+    """The registry branch the retrain trigger opened, ``retrain-<UTC date>-<signal>`` (reused
+    by a re-run the same day), with its findings as evidence: this run's candidates are
+    registered on it (their lineage). None when no trigger fired."""
+    branch = trigger_decision.open_branch(registry)
+    return None if branch is None else str(branch.name)
+
+
+@pytest.fixture(scope="session")
 def logged_queries(drift_windows: tuple[Any, Any]) -> list[str]:
     """Queries of the current production window (the shadow replays them)."""
     return list(drift_windows[1].queries)

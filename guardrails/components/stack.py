@@ -127,8 +127,16 @@ class Retriever:
     def fingerprints(self) -> dict[str, str]:
         return {"embedder": self.embedder.fingerprint, "index": self.index.fingerprint}
 
-    def register(self, registry: Any, *, embedder_source: Mapping[str, Any], alias: str) -> None:
-        """Register embedder and index in ``registry`` and point ``alias`` at them.
+    def register(
+        self,
+        registry: Any,
+        *,
+        embedder_source: Mapping[str, Any],
+        alias: str,
+        branch: str | None = None,
+    ) -> None:
+        """Register embedder and index in ``registry`` and point ``alias`` at them; a candidate
+        or shadow joins the retrain ``branch`` (lineage), production never does.
 
         ``embedder_source`` is ``{"base": path, "adapter": path or None}`` (kept as metadata,
         so the registry can load what it names). The production alias is only bootstrapped
@@ -148,4 +156,12 @@ class Retriever:
         )
         for component, where, fp, parent, meta in items:
             name = "shadow" if component == "index" and alias != "production" else alias
-            registry.register_as(component, str(where), fp, name, parent=parent, metadata=meta)
+            registry.register_as(
+                component,
+                str(where),
+                fp,
+                name,
+                parent=parent,
+                metadata=meta,
+                branch=None if alias == "production" else branch,
+            )
