@@ -735,9 +735,10 @@ def add_history(p: argparse.ArgumentParser) -> None:
 
 def _jsonable(record: Any) -> dict[str, Any]:
     """A frozen registry record as JSON (mapping proxies as dicts, tuples as lists)."""
-    from dataclasses import asdict
+    from dataclasses import fields
 
-    return json.loads(json.dumps(asdict(record), default=dict, sort_keys=True))
+    values = {f.name: getattr(record, f.name) for f in fields(record)}
+    return json.loads(json.dumps(values, default=dict, sort_keys=True))
 
 
 def run_branches(args: argparse.Namespace) -> int:

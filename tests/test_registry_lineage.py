@@ -295,3 +295,75 @@ def test_branch(retrain_branch, registry):
         [branch] = reg.branches()
         assert branch.components == ("retriever",) and "ks 0.3 > 0.1" in branch.reason
         assert [a.fingerprint for a in reg.branch_artifacts(branch.name)] == ["sha256:lora"]
+
+
+# ---- CLI ------------------------------------------------------------------------------------
+
+
+def test_cli_reads_a_schema1_registry_and_lists_branches_and_lineage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from guardrails.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no pyproject.toml here: the built-in defaults
+    db = _schema1(tmp_path / "registry.sqlite")
+    assert main(["status", "--registry", str(db)]) == 0  # read-only command, old file
+    out, err = capsys.readouterr()
+    assert "migrated" in err and "schema_version=1 to 2" in err and "embedder" in out
+    assert Registry.stored_schema_version(db) == 2
+    assert main(["branches", "--registry", str(db)]) == 0
+    assert "no branches yet" in capsys.readouterr().out
+    with Registry(db) as reg:
+        reg.open_branch("retrain-20261206-ks", ["embedder"], "ks alarm", {"p": 0.01})
+        reg.register(
+            "adapter",
+            "embedder",
+            "e3",
+            "sha256:embedder-3",
+            "sha256:embedder-1",
+            branch="retrain-20261206-ks",
+        )
+    assert main(["branches", "--registry", str(db), "--json"]) == 0
+    [branch] = json.loads(capsys.readouterr().out)
+    assert branch["name"] == "retrain-20261206-ks" and branch["evidence"] == {"p": 0.01}
+    assert branch["base"] == {"embedder": "sha256:embedder-1"}
+    assert [a["fingerprint"] for a in branch["artifacts"]] == ["sha256:embedder-3"]
+    assert main(["lineage", "sha256:embedder-3", "--registry", str(db), "--json"]) == 0
+    chain = json.loads(capsys.readouterr().out)
+    assert [(a["fingerprint"], a["branch"]) for a in chain] == [
+        ("sha256:embedder-3", "retrain-20261206-ks"),
+        ("sha256:embedder-1", None),
+        ("sha256:embedder-0", None),
+    ]
+    assert main(["branches", "nope", "--registry", str(db)]) == 2
+    assert "branch='nope' is not in" in capsys.readouterr().err
+
+
+def test_cli_watch_refuses_a_forged_verdict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from guardrails.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "registry.sqlite"
+    with Registry(db) as reg:
+        _promoted(reg)
+    honest = verdict_for({"embedder": ("sha256:embedder-1", "sha256:embedder-0")}, "promote")
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps({**honest, "decision": "rollback"}))
+    assert main(["watch", str(forged), "--registry", str(db), "--apply"]) == 2
+    assert "does not follow from its gates" in capsys.readouterr().err
+    with Registry(db) as reg:
+        assert reg.resolve("embedder", "production").fingerprint == "sha256:embedder-1"  # type: ignore[union-attr]
+    never = tmp_path / "never.json"  # production regressed but came from no promote: hold
+    never.write_text(
+        json.dumps(
+            verdict_for({"reranker": ("sha256:reranker-0", "sha256:reranker-0")}, "rollback")
+        )
+    )
+    assert main(["watch", str(never), "--registry", str(db), "--apply"]) == 10
+    assert "not rolled back reranker" in capsys.readouterr().out
