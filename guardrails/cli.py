@@ -722,6 +722,8 @@ def run_history(args: argparse.Namespace) -> int:
             f"{_short_fp(r.from_fingerprint)} -> {_short_fp(r.to_fingerprint)}  "
             f"{r.verdict_decision or ''} {(r.verdict_sha256 or '')[:12]}"
         )
+        if r.evidence:  # an automatic rollback: say why under its row
+            print(f"    {r.note}")
     return 0
 
 

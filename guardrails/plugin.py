@@ -557,6 +557,8 @@ def _apply_watch(config: pytest.Config, verdict: Verdict) -> list[str]:
             results = registry.watch(verdict_document(verdict), apply=True)
     except MirrorError as exc:
         return [f"guardrails apply: {exc}"]
+    except GuardrailsError as exc:
+        return [f"guardrails apply: nothing rolled back: {exc}"]
     lines = []
     for r in results:
         if r.action == "rollback":

@@ -396,20 +396,11 @@ def _read_verdict(verdict: str | Path | Mapping[str, Any]) -> _Verdict:
 
 
 def _gate_evidence(gate: Any) -> dict[str, Any]:
-    """A failed gate as history evidence: name, metric, delta with its CI, the policy limit."""
-
-    def num(x: Any) -> float | None:
-        return None if x is None or x != x else float(x)  # NaN -> None (JSON)
-
-    return {
-        "name": gate.name,
-        "metric": gate.metric,
-        "kind": gate.kind,
-        "delta": num(gate.delta),
-        "ci": [num(v) for v in gate.ci],
-        "p_value": num(gate.p_adjusted if gate.p_adjusted is not None else gate.p_value),
-        "limit": gate.limit,
-    }
+    """A failed gate as history evidence: name, metric, delta with its CI, the policy limit
+    (numbers as the verdict's JSON writes them: NaN as None)."""
+    full = gate.to_dict()
+    keys = ("name", "metric", "kind", "delta", "ci", "p_value", "p_adjusted", "limit")
+    return {k: full[k] for k in keys}
 
 
 def _regressed(checked: Any, listed: set[str]) -> dict[str, dict[str, Any]]:

@@ -138,6 +138,8 @@ def test_promote_then_watch_apply_rolls_back(
     assert "rolled back embedder: embedder-1 -> embedder-0" in capsys.readouterr().out
     assert _aliases(db) == {"production": ORIGINAL, "previous": TRAINED, "candidate": TRAINED}
     _check_rollback_entry(db, hashlib.sha256((pytester.path / "v2.json").read_bytes()).hexdigest())
+    assert main(["history", "embedder", "--limit", "1", "--registry", str(db)]) == 0
+    assert "watch: embedder regressed after promote: quality" in capsys.readouterr().out
 
     assert main(["watch", "v2.json", "--registry", str(db), "--apply", "--json"]) == 0
     [again] = json.loads(capsys.readouterr().out)  # it judged the old production: left alone
