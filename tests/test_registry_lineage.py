@@ -90,6 +90,29 @@ def test_schema1_registry_migrates_in_place_keeping_every_row(tmp_path: Path) ->
         assert ro.schema_version == 2
 
 
+def test_concurrent_openers_migrate_once(tmp_path: Path) -> None:
+    """Four processes open the same schema-1 file at once: one migrates, the others wait for
+    its transaction and find schema 2 (the version is re-read inside BEGIN IMMEDIATE)."""
+    import os
+    import subprocess
+    import sys
+
+    db = _schema1(tmp_path / "registry.sqlite")
+    repo = str(Path(__file__).resolve().parents[1])
+    code = "import sys; from guardrails.registry import Registry; Registry(sys.argv[1]).close()"
+    env = {**os.environ, "PYTHONPATH": repo}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(db)], env=env, stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    assert [(p.wait(timeout=120), p.stderr.read() if p.stderr else b"") for p in procs] == [
+        (0, b"")
+    ] * 4
+    assert _rows(db, "SELECT schema_version FROM migrations ORDER BY 1") == [(1,), (2,)]
+    assert _rows(db, "SELECT count(*) FROM artifacts") == [(9,)]
+    assert _rows(db, "PRAGMA foreign_key_check") == []
+
+
 def test_a_failing_migration_changes_nothing(tmp_path: Path) -> None:
     db = _schema1(tmp_path / "registry.sqlite")
     conn = sqlite3.connect(db)  # foreign keys off (sqlite's default): plant a dangling alias
@@ -223,6 +246,9 @@ def test_watch_rolls_back_a_regressed_promoted_production_with_evidence(reg: Reg
     assert gate["name"] == "embedder-quality" and gate["delta"] < -0.1
     assert gate["ci"][1] < 0 and gate["limit"] and gate["metric"] == "ndcg@10"
     assert last.note is not None and "embedder-quality: ndcg@10 delta=-0.2" in last.note
+    from tests.test_registry import _alias_map, _replay
+
+    assert _replay(reg) == _alias_map(reg)  # the history still reproduces the aliases
     [again] = reg.watch(monitoring, apply=True)  # idempotent: it judged the old production
     assert again.action == "skip" and "not a monitoring verdict" in again.reason
     restored = verdict_for(  # the restored production regressing too is not undone by a flip

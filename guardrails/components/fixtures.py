@@ -3,7 +3,8 @@ configure time). Every one can be overridden by a conftest fixture of the same n
 bundled demo's ``suites/conftest.py`` does: golden sets, QA sets, canaries and knowledge base
 from the domains; embedders and retrievers from ``embedder`` / ``index``; rerankers from
 ``reranker``; generators from ``generator``; the registry from ``registry``; log windows,
-retrain triggers, logged queries and curated training sets from ``logs``. A ``candidate``
+retrain triggers (and the registry branch a fired trigger opens), logged queries and curated
+training sets from ``logs``. A ``candidate``
 sub-table builds the candidate, its absence makes the run A/A."""
 
 from __future__ import annotations
