@@ -4,8 +4,8 @@ bundled demo's ``suites/conftest.py`` does: golden sets, QA sets, canaries and k
 from the domains; embedders and retrievers from ``embedder`` / ``index``; rerankers from
 ``reranker``; generators from ``generator``; the registry from ``registry``; log windows,
 retrain triggers (and the registry branch a fired trigger opens), logged queries and curated
-training sets from ``logs``. A ``candidate``
-sub-table builds the candidate, its absence makes the run A/A."""
+training sets from ``logs``. A ``candidate`` sub-table builds the candidate, its absence makes
+the run A/A."""
 
 from __future__ import annotations
 
