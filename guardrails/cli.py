@@ -556,15 +556,23 @@ def add_drift(p: argparse.ArgumentParser) -> None:
 
 def _registry(args: argparse.Namespace, *, read_only: bool = False) -> object:
     """The registry at ``--registry``; it must exist (a mistyped path is an error, not a new
-    empty registry); read-only commands open it read-only; switches are mirrored to MLflow when
+    empty registry); read-only commands open it read-only (a registry of an older schema is
+    migrated first, once, as any writable open does); switches are mirrored to MLflow when
     the config has [tool.guardrails.stack.mlflow]."""
-    from guardrails.registry import Registry
+    from guardrails.registry import SCHEMA_VERSION, Registry
     from guardrails.stack import load_stack
 
     stack = load_stack(args.config)
     mirror = None if read_only else _mlflow_mirror(stack)
     # artifact paths are stored relative to the project (the config's folder), as the plugin does
     root = stack.root if Path(args.config).is_file() else None
+    found = Registry.stored_schema_version(args.registry)
+    if read_only and found is not None and found < SCHEMA_VERSION:
+        Registry(args.registry, create=False, root=root).close()
+        print(
+            f"guardrails: migrated {args.registry} from schema_version={found} to {SCHEMA_VERSION}",
+            file=sys.stderr,
+        )
     return Registry(args.registry, read_only=read_only, create=False, mirror=mirror, root=root)
 
 
@@ -607,7 +615,7 @@ def run_status(args: argparse.Namespace) -> int:
         return 0
     print(f"{'component':<12} {'alias':<11} {'fingerprint':<13} {'updated (UTC)':<26} verdict")
     for a in aliases:
-        art = reg.get(a.fingerprint)  # type: ignore[attr-defined]
+        art = reg.get(a.fingerprint, a.component)  # type: ignore[attr-defined]
         print(
             f"{a.component:<12} {a.alias:<11} {_short_fp(a.fingerprint):<13} "
             f"{a.updated_at:<26} {(a.verdict_sha256 or '—')[:12]}  {art.path if art else ''}"
@@ -714,6 +722,8 @@ def run_history(args: argparse.Namespace) -> int:
             f"{_short_fp(r.from_fingerprint)} -> {_short_fp(r.to_fingerprint)}  "
             f"{r.verdict_decision or ''} {(r.verdict_sha256 or '')[:12]}"
         )
+        if r.evidence:  # an automatic rollback: say why under its row
+            print(f"    {r.note}")
     return 0
 
 
@@ -722,6 +732,142 @@ def add_history(p: argparse.ArgumentParser) -> None:
     p.add_argument("component", nargs="?", default=None)
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--json", action="store_true")
+    _add_registry(p)
+
+
+def _jsonable(record: Any) -> dict[str, Any]:
+    """A frozen registry record as JSON (mapping proxies as dicts, tuples as lists)."""
+    from dataclasses import fields
+
+    values = {f.name: getattr(record, f.name) for f in fields(record)}
+    return json.loads(json.dumps(values, default=dict, sort_keys=True))
+
+
+def run_branches(args: argparse.Namespace) -> int:
+    reg: Any = _registry(args, read_only=True)
+    branches = [reg.branch(args.name)] if args.name else reg.branches()
+    if args.name and branches[0] is None:
+        from guardrails.errors import RegistryError
+
+        known = [b.name for b in reg.branches()]
+        raise RegistryError(f"branch={args.name!r} is not in {args.registry}; branches: {known}")
+    rows = [
+        _jsonable(b) | {"artifacts": [_jsonable(a) for a in reg.branch_artifacts(b.name)]}
+        for b in branches
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2, sort_keys=True))
+        return 0
+    if not rows:
+        print(f"registry {args.registry}: no branches yet")
+    for b in rows:
+        parent = f" (from {b['parent']})" if b["parent"] else ""
+        print(f"{b['name']}{parent}  opened {b['opened_at']} by {b['actor']}")
+        print(f"  components: {', '.join(b['components'])}  reason: {b['reason'] or '—'}")
+        for comp, fp in sorted(b["base"].items()):
+            print(f"  base {comp:<12} {_short_fp(fp)}")
+        for a in b["artifacts"]:
+            print(f"  artifact {a['component']:<12} {_short_fp(a['fingerprint'])}  {a['path']}")
+    return 0
+
+
+@command("branches", "lineage: the branches retrain triggers opened and their candidates")
+def add_branches(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", nargs="?", default=None, help="only this branch")
+    p.add_argument("--json", action="store_true")
+    _add_registry(p)
+
+
+def run_lineage(args: argparse.Namespace) -> int:
+    chain = _registry(args, read_only=True).lineage(args.fingerprint, args.component)  # type: ignore[attr-defined]
+    if not chain:
+        from guardrails.errors import RegistryError
+
+        raise RegistryError(f"fingerprint={args.fingerprint!r} is not in {args.registry}")
+    if args.json:
+        print(json.dumps([_jsonable(a) for a in chain], indent=2, sort_keys=True))
+        return 0
+    for depth, a in enumerate(chain):
+        print(
+            f"{'  ' * depth}{a.component:<12} {_short_fp(a.fingerprint)}  "
+            f"branch={a.branch or '—'}  {a.kind}  {a.path}"
+        )
+    return 0
+
+
+@command("lineage", "an artifact and its parents, with the branch each was built on")
+def add_lineage(p: argparse.ArgumentParser) -> None:
+    p.add_argument("fingerprint", help="the full fingerprint (sha256:...)")
+    p.add_argument("--component", default=None, help="the registration of this component")
+    p.add_argument("--json", action="store_true")
+    _add_registry(p)
+
+
+def run_watch(args: argparse.Namespace) -> int:
+    """Exit 0: production did not regress; 11 (rollback): a regressed production was rolled
+    back (or would be, without --apply); 10 (hold): production regressed but cannot be rolled
+    back automatically (it did not come from a promote: the reason is printed)."""
+    reg: Any = _registry(args, read_only=not args.apply)
+    run = lambda: reg.watch(args.verdict, apply=args.apply)  # noqa: E731
+    results = _watched(run) if args.apply else run()
+    if args.json:
+        print(json.dumps([_jsonable(r) for r in results], indent=2, sort_keys=True))
+    for r in [] if args.json else results:
+        if r.action == "rollback":
+            done = "rolled back" if args.apply else "would roll back"
+            print(
+                f"{done} {r.component}: {_short_fp(r.from_fingerprint)} -> "
+                f"{_short_fp(r.to_fingerprint)}  {r.reason}"
+            )
+            if not args.apply:
+                print("  (dry run: nothing changed; --apply rolls back)")
+        else:
+            print(f"not rolled back {r.component}: {r.reason}")
+    if not any(r.judged_production for r in results) and not args.json:
+        print(f"{args.verdict}: production did not regress; it stays")
+    if any(r.action == "rollback" for r in results):
+        return EXIT_STATUS["rollback"]
+    stuck = any(r.judged_production for r in results)
+    return EXIT_STATUS["hold"] if stuck else EXIT_STATUS["promote"]
+
+
+def _watched(run: Callable[[], Any]) -> list[Any]:
+    """Apply a watch; on a MirrorError print the committed rollbacks, then raise."""
+    from guardrails.errors import MirrorError
+
+    try:
+        return list(run())
+    except MirrorError as exc:
+        for s in exc.switches:  # type: ignore[attr-defined]
+            print(
+                f"rolled back {s.component}: {_short_fp(s.from_fingerprint)} -> "
+                f"{_short_fp(s.to_fingerprint)}"
+            )
+        raise
+
+
+_WATCH_EPILOG = """\
+VERDICT is a verdict of a monitoring run of the current production (e.g. the suites re-run on
+replayed logs after a promote, production as the candidate). A component is rolled back
+(production <- previous, with the verdict's sha256 and the failing gates' delta and CI in the
+history) when its decision is rollback or one of its gates failed, the verdict's candidate for
+it is its current production, and that production came from a promote.
+
+exit status:
+  0   no production regressed (a regressed candidate that is not production is left alone)
+  2   bad input (unreadable, unverified or forged verdict; no registry)
+  10  a production regressed but cannot be rolled back automatically (reason printed)
+  11  a regressed production was rolled back (--apply) or would be (dry run)
+"""
+
+
+@command("watch", "roll back production that a monitoring verdict shows regressed after a promote")
+def add_watch(p: argparse.ArgumentParser) -> None:
+    p.epilog = _WATCH_EPILOG
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("verdict", type=Path, help="verdict of a monitoring run of production")
+    p.add_argument("--apply", action="store_true", help="roll back (default: dry run)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
     _add_registry(p)
 
 

@@ -123,7 +123,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         default=False,
         help="after a promote verdict, switch the registry aliases (otherwise switch only "
-        "the components whose own decision is promote)",
+        "the components whose own decision is promote, and roll back each component whose "
+        "production regressed after a promote: see `guardrails watch`)",
     )
     group.addoption(
         "--guardrails-registry",
@@ -399,6 +400,8 @@ class VerdictPlugin:
                     state.applied = _apply(self.config, verdict)
                 elif verdict.promotable():
                     state.applied = _apply_components(self.config, verdict)
+                if verdict.decision is not Decision.PROMOTE:
+                    state.applied = [*state.applied, *_apply_watch(self.config, verdict)]
             except Exception as exc:
                 # a stale verdict, a missing or damaged registry, ...: the verdict and its
                 # report are written; say what failed where the summary is read, and fail
@@ -506,6 +509,11 @@ def _apply(config: pytest.Config, verdict: Verdict) -> list[str]:
     with Registry(
         _registry_path(config), mirror=_mirror(config), root=config.stash[STATE].stack.root
     ) as registry:
+        if _already_production(registry, verdict):
+            return [
+                "guardrails apply: nothing switched: every candidate already is production "
+                "(a monitoring run of it)"
+            ]
         try:
             switches = registry.promote(verdict_document(verdict))
         except MirrorError as exc:
@@ -515,6 +523,52 @@ def _apply(config: pytest.Config, verdict: Verdict) -> list[str]:
         f"{_short(s.from_fingerprint)} -> {_short(s.to_fingerprint)}"
         for s in switches
     ]
+
+
+def _already_production(registry: Any, verdict: Verdict) -> bool:
+    """Every candidate the verdict lists is its component's production already: a passing
+    monitoring run of production, which has nothing to switch (not a stale verdict)."""
+    candidates = [
+        (a.get("component"), a.get("fingerprint"))
+        for a in verdict.provenance.get("artifacts", ())
+        if isinstance(a, dict) and a.get("role") == "candidate"
+    ]
+    current = {c: registry.resolve(c, "production") for c, _ in candidates}
+    return bool(candidates) and all(
+        current[c] is not None and current[c].fingerprint == fp for c, fp in candidates
+    )
+
+
+def _apply_watch(config: pytest.Config, verdict: Verdict) -> list[str]:
+    """``--guardrails-apply`` on a verdict that is not promote: roll back every component whose
+    current production (the verdict's candidate, a monitoring run) regressed after a promote
+    (:meth:`Registry.watch <guardrails.registry.Registry.watch>`, evidence in the history).
+    A candidate evaluation's rollback leaves production alone and prints nothing."""
+    from guardrails.errors import MirrorError
+    from guardrails.registry import Registry
+    from guardrails.verdict.schema import verdict_document
+
+    path = _registry_path(config)
+    if not path.is_file():  # no registry: no production to roll back (and none is created)
+        return []
+    root = config.stash[STATE].stack.root
+    try:
+        with Registry(path, mirror=_mirror(config), root=root) as registry:
+            results = registry.watch(verdict_document(verdict), apply=True)
+    except MirrorError as exc:
+        return [f"guardrails apply: {exc}"]
+    except GuardrailsError as exc:
+        return [f"guardrails apply: nothing rolled back: {exc}"]
+    lines = []
+    for r in results:
+        if r.action == "rollback":
+            lines.append(
+                f"guardrails apply: rolled back {r.component} (production regressed after a "
+                f"promote): {_short(str(r.from_fingerprint))} -> {_short(str(r.to_fingerprint))}"
+            )
+        elif r.judged_production:
+            lines.append(f"guardrails apply: not rolled back {r.component}: {r.reason}")
+    return lines
 
 
 def _apply_components(config: pytest.Config, verdict: Verdict) -> list[str]:

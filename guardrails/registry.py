@@ -1,10 +1,21 @@
 """SQLite registry of artifacts and aliases: atomic promote / rollback with an append-only history.
 
-Three tables (plus ``migrations``, one row per applied ``schema_version``)::
+Four tables (plus ``migrations``, one row per applied ``schema_version``)::
 
-    artifacts  fingerprint UNIQUE -> kind, component, path, parent_fingerprint, metadata (JSON)
+    artifacts  (component, fingerprint) UNIQUE -> kind, path, parent_fingerprint, metadata (JSON),
+               branch                  the same artifact (a bare base model) may serve several
+                                       components: it is registered once per component
     aliases    (component, alias) -> fingerprint      alias in production|shadow|candidate|previous
-    history    append-only log of every register / set_alias / promote / rollback
+               (component, fingerprint) references artifacts: an alias names its own component's
+    branches   name -> components, reason, evidence (JSON), parent branch, base (the production
+               fingerprints it forked from): the lineage a retrain trigger opens (schema 2)
+    history    append-only log of every register / set_alias / promote / rollback; ``evidence``
+               (JSON) says why an automatic rollback happened (schema 2)
+
+Schema 2 (``_V2``) rebuilds ``artifacts`` / ``aliases`` in place, in the one migration
+transaction, following SQLite's "other ALTER TABLE" recipe [4]: foreign keys off for the
+connection, copy into new tables, drop, rename, ``PRAGMA foreign_key_check`` before the commit.
+A registry written by schema 1 keeps every row, id and alias; nothing changes if it fails.
 
 Contract:
 
@@ -29,6 +40,7 @@ of a switch, inside the transaction, so crash tests can kill a process mid-switc
 
 [1] https://www.sqlite.org/lang_transaction.html  [2] https://www.sqlite.org/wal.html
 [3] https://www.sqlite.org/lang_createtrigger.html#raise
+[4] https://www.sqlite.org/lang_altertable.html#otheralter
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ import getpass
 import hashlib
 import json
 import os
+import re
 import socket
 import sqlite3
 import time
@@ -60,10 +73,12 @@ __all__ = [
     "Alias",
     "AliasName",
     "Artifact",
+    "Branch",
     "HistoryEntry",
     "Mirror",
     "Registry",
     "Switch",
+    "WatchResult",
     "default_actor",
 ]
 
@@ -125,7 +140,49 @@ _V1 = (
     """CREATE TRIGGER history_no_delete BEFORE DELETE ON history
         BEGIN SELECT RAISE(ABORT, 'history is append-only: rows cannot be deleted'); END""",
 )
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+_V2 = (
+    """CREATE TABLE branches (
+        name TEXT PRIMARY KEY CHECK (length(name) > 0),
+        parent TEXT NULL REFERENCES branches (name),
+        components TEXT NOT NULL CHECK (json_valid(components)),
+        reason TEXT NOT NULL,
+        evidence TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(evidence)),
+        base TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(base)),
+        opened_at TEXT NOT NULL,
+        actor TEXT NOT NULL)""",
+    """CREATE TABLE artifacts_v2 (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (length(kind) > 0),
+        component TEXT NOT NULL CHECK (length(component) > 0),
+        path TEXT NOT NULL,
+        fingerprint TEXT NOT NULL CHECK (length(fingerprint) > 0),
+        parent_fingerprint TEXT NULL,
+        metadata TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(metadata)),
+        created_at TEXT NOT NULL,
+        branch TEXT NULL REFERENCES branches (name),
+        UNIQUE (component, fingerprint))""",
+    "INSERT INTO artifacts_v2 (id, kind, component, path, fingerprint, parent_fingerprint, "
+    "metadata, created_at) SELECT id, kind, component, path, fingerprint, parent_fingerprint, "
+    "metadata, created_at FROM artifacts",
+    """CREATE TABLE aliases_v2 (
+        component TEXT NOT NULL,
+        alias TEXT NOT NULL CHECK (alias IN ('production', 'shadow', 'candidate', 'previous')),
+        fingerprint TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        verdict_sha256 TEXT NULL,
+        PRIMARY KEY (component, alias),
+        FOREIGN KEY (component, fingerprint) REFERENCES artifacts_v2 (component, fingerprint))""",
+    "INSERT INTO aliases_v2 SELECT component, alias, fingerprint, updated_at, verdict_sha256 "
+    "FROM aliases",
+    "DROP TABLE aliases",
+    "DROP TABLE artifacts",
+    "ALTER TABLE artifacts_v2 RENAME TO artifacts",  # rewrites aliases_v2's foreign key too
+    "ALTER TABLE aliases_v2 RENAME TO aliases",
+    "CREATE INDEX artifacts_by_fingerprint ON artifacts (fingerprint)",
+    "ALTER TABLE history ADD COLUMN evidence TEXT NULL "
+    "CHECK (evidence IS NULL OR json_valid(evidence))",
+)
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
@@ -141,6 +198,7 @@ class Artifact:
     parent_fingerprint: str | None
     metadata: Mapping[str, Any] = field(default_factory=dict, hash=False)
     created_at: str = ""
+    branch: str | None = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +227,39 @@ class HistoryEntry:
     verdict_sha256: str | None
     verdict_decision: str | None
     note: str | None
+    evidence: Mapping[str, Any] | None = field(default=None, hash=False)
+    """Why an automatic rollback happened (``watch``): verdict sha256, failing gates (schema 2)."""
+
+
+@dataclass(frozen=True)
+class Branch:
+    """A line of candidates opened for one reason (a retrain trigger): ``base`` is the production
+    fingerprint of each component when it opened, ``parent`` the branch it continues."""
+
+    name: str
+    parent: str | None
+    components: tuple[str, ...]
+    reason: str
+    evidence: Mapping[str, Any] = field(hash=False)
+    base: Mapping[str, str] = field(hash=False)
+    opened_at: str
+    actor: str
+
+
+@dataclass(frozen=True)
+class WatchResult:
+    """One regressed component of a monitoring verdict (:meth:`Registry.watch`): ``action`` is
+    ``rollback`` (done with ``apply``, else planned) or ``skip`` (``reason`` says why);
+    ``judged_production``: the verdict's candidate for it is its current production (False: a
+    candidate evaluation, whose rollback rejects the candidate and leaves production alone)."""
+
+    component: str
+    action: str
+    from_fingerprint: str | None
+    to_fingerprint: str | None
+    reason: str
+    evidence: Mapping[str, Any] = field(hash=False)
+    judged_production: bool = False
 
 
 @dataclass(frozen=True)
@@ -197,9 +288,16 @@ class _Verdict:
     reason: str
     artifacts: tuple[tuple[str, str, str], ...]  # (component, role, fingerprint)
     components: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # (decision, reason)
+    regressed: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # see _regressed
 
     def promotable(self) -> list[str]:
         return sorted(c for c, (d, _) in self.components.items() if d == "promote")
+
+    def candidate(self, component: str) -> str | None:
+        """The fingerprint the verdict judged as ``component``'s candidate, if it names one."""
+        return next(
+            (fp for c, role, fp in self.artifacts if c == component and role == "candidate"), None
+        )
 
 
 def default_actor() -> str:
@@ -212,6 +310,23 @@ def default_actor() -> str:
     except (OSError, KeyError):  # no login name in some containers
         user = "unknown"
     return f"{user}@{socket.gethostname()}"
+
+
+_BRANCH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,127}")
+
+
+def _gate_line(g: Mapping[str, Any]) -> str:
+    """``name: metric delta=-0.12 (CI -0.15..-0.09), limit`` of a failing-gate evidence."""
+    lo, hi = g["ci"]
+    fmt = lambda x: "nan" if x is None else f"{x:+.4g}"  # noqa: E731
+    ci = f"CI {fmt(lo)}..{fmt(hi)}"
+    return f"{g['name']}: {g['metric']} delta={fmt(g['delta'])} ({ci}), {g['limit']}"
+
+
+def _history_entry(row: dict[str, Any]) -> HistoryEntry:
+    evidence = row.get("evidence")
+    row["evidence"] = None if evidence is None else json.loads(evidence)
+    return HistoryEntry(**row)
 
 
 def _now() -> str:
@@ -274,7 +389,43 @@ def _read_verdict(verdict: str | Path | Mapping[str, Any]) -> _Verdict:
         name: (str(entry["decision"]), str(entry.get("reason", "")))
         for name, entry in checked.components.items()
     }
-    return _Verdict(source, sha, checked.decision.value, checked.reason, rows, components)
+    regressed = _regressed(checked, {c for c, _, _ in rows})
+    return _Verdict(
+        source, sha, checked.decision.value, checked.reason, rows, components, regressed
+    )
+
+
+def _gate_evidence(gate: Any) -> dict[str, Any]:
+    """A failed gate as history evidence: name, metric, delta with its CI, the policy limit
+    (numbers as the verdict's JSON writes them: NaN as None)."""
+    full = gate.to_dict()
+    keys = ("name", "metric", "kind", "delta", "ci", "p_value", "p_adjusted", "limit")
+    return {k: full[k] for k in keys}
+
+
+def _regressed(checked: Any, listed: set[str]) -> dict[str, dict[str, Any]]:
+    """``component -> {decision, reason, failing_gates}`` for every component the verdict says
+    regressed: its own decision is rollback or one of its gates failed. Without per-component
+    decisions, an overall rollback (or any failed gate) concerns every component it lists."""
+    failed = {g.name: _gate_evidence(g) for g in checked.gates if g.status.value == "failed"}
+    out: dict[str, dict[str, Any]] = {}
+    if checked.components:
+        for comp, entry in checked.components.items():
+            mine = [failed[n] for n in entry.get("gates", ()) if n in failed]
+            if entry["decision"] == "rollback" or mine:
+                out[comp] = {
+                    "decision": entry["decision"],
+                    "reason": str(entry.get("reason", "")),
+                    "failing_gates": mine,
+                }
+    elif checked.decision.value == "rollback" or failed:
+        for comp in listed:
+            out[comp] = {
+                "decision": checked.decision.value,
+                "reason": checked.reason,
+                "failing_gates": list(failed.values()),
+            }
+    return out
 
 
 _ARTIFACT_KEYS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
@@ -386,12 +537,13 @@ class Registry:
         try:
             self._conn.row_factory = sqlite3.Row
             self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            self._conn.execute("PRAGMA foreign_keys = ON")
             if read_only:
+                self._conn.execute("PRAGMA foreign_keys = ON")
                 self._check_schema()
             else:
                 self._conn.execute("PRAGMA journal_mode = WAL")
                 self._migrate()
+                self._conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise RegistryError(
@@ -419,6 +571,29 @@ class Registry:
                 f"{self.path}: schema_version={current} is not one this guardrails reads "
                 f"(1..{SCHEMA_VERSION}); upgrade guardrails."
             )
+        if current < SCHEMA_VERSION:
+            raise RegistryError(
+                f"{self.path}: schema_version={current} predates this guardrails' "
+                f"{SCHEMA_VERSION} and a read-only open cannot migrate it; open it once "
+                "writable (Registry(path), or any guardrails command that writes)."
+            )
+
+    @staticmethod
+    def stored_schema_version(path: str | Path) -> int | None:
+        """The schema version of the registry file at ``path`` (read-only), or None when it
+        is missing or not a registry; lets a reader migrate an older file before reading."""
+        try:
+            uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S)
+        except sqlite3.Error:
+            return None
+        try:
+            row = conn.execute("SELECT max(schema_version) FROM migrations").fetchone()
+            return None if row is None or row[0] is None else int(row[0])
+        except sqlite3.Error:
+            return None
+        finally:
+            conn.close()
 
     def close(self) -> None:
         """Close the connection."""
@@ -443,6 +618,10 @@ class Registry:
             raise
 
     def _migrate(self) -> None:
+        """Apply the missing migrations in ONE transaction. Foreign keys are off for it (a
+        no-op inside a transaction, so set before): schema 2 rebuilds referenced tables; the
+        caller turns them on after, and ``foreign_key_check`` must be empty before the commit."""
+        self._conn.execute("PRAGMA foreign_keys = OFF")
         with self._write() as conn:
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS migrations "
@@ -460,6 +639,13 @@ class Registry:
                 for statement in _MIGRATIONS[version - 1]:
                     conn.execute(statement)
                 conn.execute("INSERT INTO migrations VALUES (?, ?)", (version, _now()))
+            broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RegistryError(
+                    f"{self.path}: migrating to schema_version={SCHEMA_VERSION} would leave "
+                    f"{len(broken)} dangling reference(s) (first: table={broken[0][0]!r} "
+                    f"rowid={broken[0][1]}); nothing was changed: repair or restore the file."
+                )
 
     @property
     def schema_version(self) -> int:
@@ -468,15 +654,19 @@ class Registry:
 
     # ---- reads ----
 
-    def get(self, fingerprint: str) -> Artifact | None:
-        """The artifact with this fingerprint, or None."""
+    def get(self, fingerprint: str, component: str | None = None) -> Artifact | None:
+        """The artifact with this fingerprint (registered for ``component``; without one, its
+        first registration), or None."""
         with self._reading():
-            return self._get(self._conn, fingerprint)
+            return self._get(self._conn, fingerprint, component)
 
-    def _get(self, conn: sqlite3.Connection, fingerprint: str) -> Artifact | None:
-        row = conn.execute(
-            "SELECT * FROM artifacts WHERE fingerprint = ?", (fingerprint,)
-        ).fetchone()
+    def _get(
+        self, conn: sqlite3.Connection, fingerprint: str, component: str | None = None
+    ) -> Artifact | None:
+        sql, args = "SELECT * FROM artifacts WHERE fingerprint = ?", [fingerprint]
+        if component is not None:
+            sql, args = sql + " AND component = ?", [*args, component]
+        row = conn.execute(sql + " ORDER BY id LIMIT 1", args).fetchone()
         if row is None:
             return None
         values = dict(row)
@@ -509,7 +699,7 @@ class Registry:
     def resolve(self, component: str, alias: str | AliasName) -> Artifact | None:
         """The artifact ``component/alias`` points at, or None if the alias is unset."""
         fp = self._alias_fp(self._conn, component, _alias_name(alias))
-        return None if fp is None else self.get(fp)
+        return None if fp is None else self.get(fp, component)
 
     def aliases(self) -> list[Alias]:
         """Every alias, ordered by component then alias name."""
@@ -533,7 +723,7 @@ class Registry:
         sql += " ORDER BY id DESC LIMIT ?"
         with self._reading():
             rows = self._conn.execute(sql, [*args, -1 if limit is None else limit])
-            return [HistoryEntry(**dict(r)) for r in rows]
+            return [_history_entry(dict(r)) for r in rows]
 
     def last_promoted(self, components: Sequence[str] | None = None) -> datetime | None:
         """When production last moved by a promote (of one of ``components``, or of any), from
@@ -564,19 +754,36 @@ class Registry:
         fingerprint: str,
         parent: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        *,
+        branch: str | None = None,
     ) -> Artifact:
-        """Record an artifact; registering the same fingerprint again returns the stored row.
+        """Record an artifact for ``component``; registering the same (component, fingerprint)
+        again returns the stored row. The same fingerprint may be registered for several
+        components (a bare base model is the generator's production and the alignment's).
 
-        Raises RegistryError if the fingerprint is already registered as another kind/component.
+        ``branch`` (opened with :meth:`open_branch`) records which line the artifact belongs
+        to; an artifact registered without one joins the first branch it is registered with.
+        Raises RegistryError if (component, fingerprint) is already registered as another kind.
         """
         with self._write() as conn:
-            known = self._get(conn, fingerprint)
+            if branch is not None:
+                self._require_branch(conn, branch)
+            known = self._get(conn, fingerprint, component)
             if known is None:
                 meta = json.dumps(dict(metadata or {}), sort_keys=True, default=str)
                 conn.execute(
                     "INSERT INTO artifacts (kind, component, path, fingerprint, "
-                    "parent_fingerprint, metadata, created_at) VALUES (?,?,?,?,?,?,?)",
-                    (kind, component, self._stored(path), fingerprint, parent, meta, _now()),
+                    "parent_fingerprint, metadata, created_at, branch) VALUES (?,?,?,?,?,?,?,?)",
+                    (
+                        kind,
+                        component,
+                        self._stored(path),
+                        fingerprint,
+                        parent,
+                        meta,
+                        _now(),
+                        branch,
+                    ),
                 )
                 self._log(
                     conn,
@@ -587,13 +794,15 @@ class Registry:
                     fingerprint,
                     note=f"{kind} at {path}",
                 )
-                known = self._get(conn, fingerprint)
+                known = self._get(conn, fingerprint, component)
+            elif branch is not None and known.branch is None and known.kind == kind:
+                conn.execute("UPDATE artifacts SET branch = ? WHERE id = ?", (branch, known.id))
+                known = self._get(conn, fingerprint, component)
         assert known is not None
-        if (known.kind, known.component) != (kind, component):
+        if known.kind != kind:
             raise RegistryError(
-                f"fingerprint={fingerprint!r} is already registered as "
-                f"kind={known.kind!r} component={known.component!r}; "
-                f"refusing kind={kind!r} component={component!r}."
+                f"fingerprint={fingerprint!r} is already registered for "
+                f"component={component!r} as kind={known.kind!r}; refusing kind={kind!r}."
             )
         return known
 
@@ -607,12 +816,20 @@ class Registry:
         kind: str | None = None,
         parent: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        branch: str | None = None,
     ) -> Artifact:
         """Register an artifact and point ``alias`` at it, except that ``production`` is only
         bootstrapped (set when the component has none): once production exists it moves through
-        :meth:`promote` / :meth:`rollback` and their verdicts, never by registering."""
+        :meth:`promote` / :meth:`rollback` and their verdicts, never by registering.
+        ``branch``: see :meth:`register`."""
         artifact = self.register(
-            kind or component, component, path, fingerprint, parent=parent, metadata=metadata
+            kind or component,
+            component,
+            path,
+            fingerprint,
+            parent=parent,
+            metadata=metadata,
+            branch=branch,
         )
         name = _alias_name(alias)
         if name is not AliasName.PRODUCTION or self.resolve(component, name) is None:
@@ -758,6 +975,181 @@ class Registry:
             switch = self._switch(conn, component, previous, Action.ROLLBACK, v, actor)
         return self._mirrored([switch])[0]
 
+    # ---- lineage: branches and parent chains ----
+
+    def open_branch(
+        self,
+        name: str,
+        components: Sequence[str],
+        reason: str = "",
+        evidence: Mapping[str, Any] | None = None,
+        *,
+        parent: str | None = None,
+        actor: str | None = None,
+    ) -> Branch:
+        """Open the branch ``name`` (a retrain trigger's line of candidates) for ``components``;
+        ``base`` records each component's production now. Idempotent per name: an open branch
+        is returned as stored (its reason and evidence are those of the first opening)."""
+        if not _BRANCH_NAME.fullmatch(name):
+            raise RegistryError(
+                f"branch name={name!r}: use letters, digits and . _ / - (starting with a letter "
+                "or digit), e.g. 'retrain-20260101-novel_share'."
+            )
+        with self._write() as conn:
+            known = self._branch(conn, name)
+            if known is not None:
+                return known
+            if parent is not None:
+                self._require_branch(conn, parent)
+            comps = sorted(set(components))
+            base = {
+                c: fp
+                for c in comps
+                if (fp := self._alias_fp(conn, c, AliasName.PRODUCTION)) is not None
+            }
+            conn.execute(
+                "INSERT INTO branches VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    name,
+                    parent,
+                    json.dumps(comps),
+                    reason,
+                    json.dumps(dict(evidence or {}), sort_keys=True, default=str),
+                    json.dumps(base, sort_keys=True),
+                    _now(),
+                    actor or default_actor(),
+                ),
+            )
+            known = self._branch(conn, name)
+        assert known is not None
+        return known
+
+    def branch(self, name: str) -> Branch | None:
+        """The branch ``name``, or None."""
+        with self._reading():
+            return self._branch(self._conn, name)
+
+    def branches(self) -> list[Branch]:
+        """Every branch, oldest first."""
+        with self._reading():
+            rows = self._conn.execute("SELECT name FROM branches ORDER BY opened_at, name")
+            names = [r[0] for r in rows]
+            return [b for n in names if (b := self._branch(self._conn, n)) is not None]
+
+    def branch_artifacts(self, name: str) -> list[Artifact]:
+        """The artifacts registered on branch ``name``, in registration order."""
+        with self._reading():
+            rows = self._conn.execute(
+                "SELECT fingerprint, component FROM artifacts WHERE branch = ? ORDER BY id",
+                (name,),
+            ).fetchall()
+            return [a for fp, c in rows if (a := self._get(self._conn, fp, c)) is not None]
+
+    @staticmethod
+    def _branch(conn: sqlite3.Connection, name: str) -> Branch | None:
+        row = conn.execute("SELECT * FROM branches WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return None
+        values = dict(row)
+        values["components"] = tuple(json.loads(values["components"]))
+        values["evidence"] = MappingProxyType(json.loads(values["evidence"]))
+        values["base"] = MappingProxyType(json.loads(values["base"]))
+        return Branch(**values)
+
+    def lineage(self, fingerprint: str, component: str | None = None) -> list[Artifact]:
+        """The artifact and its ancestors, newest first, following ``parent_fingerprint``
+        (within the same component when the parent is registered there, else its first
+        registration); empty when the fingerprint is not registered. A cycle stops the walk."""
+        chain: list[Artifact] = []
+        seen: set[tuple[str, str]] = set()
+        with self._reading():
+            art = self._get(self._conn, fingerprint, component)
+            while art is not None and (art.component, art.fingerprint) not in seen:
+                chain.append(art)
+                seen.add((art.component, art.fingerprint))
+                parent = art.parent_fingerprint
+                if parent is None:
+                    break
+                art = self._get(self._conn, parent, art.component) or self._get(self._conn, parent)
+        return chain
+
+    # ---- automatic rollback after a promote ----
+
+    def watch(
+        self,
+        verdict: str | Path | Mapping[str, Any],
+        *,
+        apply: bool = False,
+        actor: str | None = None,
+    ) -> list[WatchResult]:
+        """Roll back every component a monitoring verdict of the *current production* shows
+        regressed (its own decision is rollback or one of its gates failed), when that
+        production came from a promote: ``production <- previous``, in ONE transaction, with
+        the evidence (verdict sha256, the failing gates' delta and CI) in the history.
+
+        A component is skipped (``action == "skip"``, with the reason) when the verdict's
+        candidate for it is not the current production (a candidate evaluation's rollback
+        rejects the candidate, it says nothing about production) or when its last switch was
+        not a promote (nothing to undo, or already rolled back). Without ``apply`` nothing is
+        written: the results say what would happen. Raises VerdictError / RegistryError.
+        """
+        v = _read_verdict(verdict)
+        if not apply:
+            with self._reading():
+                return [self._watch_one(self._conn, v, c, e) for c, e in v.regressed.items()]
+        with self._write() as conn:
+            results = [self._watch_one(conn, v, c, e) for c, e in v.regressed.items()]
+            switches = [
+                self._switch(
+                    conn,
+                    r.component,
+                    str(r.to_fingerprint),
+                    Action.ROLLBACK,
+                    v,
+                    actor,
+                    note=r.reason,
+                    evidence=r.evidence,
+                )
+                for r in results
+                if r.action == "rollback"
+            ]
+        self._mirrored(switches)
+        return results
+
+    def _watch_one(
+        self, conn: sqlite3.Connection, v: _Verdict, component: str, found: Mapping[str, Any]
+    ) -> WatchResult:
+        """What :meth:`watch` does for one regressed component (reads only)."""
+        evidence = {"verdict": v.source, "verdict_sha256": v.sha256, **found}
+        production = self._alias_fp(conn, component, AliasName.PRODUCTION)
+        judged = v.candidate(component)
+
+        def skip(why: str) -> WatchResult:
+            monitored = production is not None and judged == production
+            return WatchResult(component, "skip", production, None, why, evidence, monitored)
+
+        if production is None:
+            return skip(f"component={component!r} has no production alias")
+        if judged != production:
+            return skip(
+                f"the verdict judged candidate={judged!r} of component={component!r}, not its "
+                f"production={production!r}: not a monitoring verdict of the current production"
+            )
+        last = conn.execute(
+            "SELECT action, from_fingerprint, to_fingerprint FROM history WHERE component = ? "
+            "AND action IN ('promote', 'rollback') ORDER BY id DESC LIMIT 1",
+            (component,),
+        ).fetchone()
+        if last is None or last[0] != Action.PROMOTE.value or last[2] != production:
+            what = "nothing was promoted" if last is None else f"its last switch was a {last[0]}"
+            return skip(
+                f"production of component={component!r} did not come from a promote "
+                f"({what}): nothing to roll back automatically"
+            )
+        gates = "; ".join(_gate_line(g) for g in found["failing_gates"])
+        reason = f"watch: {component} regressed after promote: {gates or found['reason']}"
+        return WatchResult(component, "rollback", production, str(last[1]), reason, evidence, True)
+
     def _mirrored(self, switches: list[Switch]) -> list[Switch]:
         """After the commit: hand the switches to :attr:`mirror`; SQLite stays switched when it
         fails (a MirrorError carries the switches)."""
@@ -768,15 +1160,20 @@ class Registry:
     # ---- transaction pieces (called inside _write) ----
 
     def _require_artifact(self, conn: sqlite3.Connection, component: str, fp: str) -> Artifact:
-        art = self._get(conn, fp)
-        if art is None:
+        art = self._get(conn, fp, component)
+        if art is not None:
+            return art
+        other = self._get(conn, fp)
+        if other is None:
             raise RegistryError(f"fingerprint={fp!r} is not registered; register() it first.")
-        if art.component != component:
-            raise RegistryError(
-                f"fingerprint={fp!r} belongs to component={art.component!r}, "
-                f"not component={component!r}."
-            )
-        return art
+        raise RegistryError(
+            f"fingerprint={fp!r} belongs to component={other.component!r}, "
+            f"not component={component!r}; register it for {component!r} too if it serves both."
+        )
+
+    def _require_branch(self, conn: sqlite3.Connection, name: str) -> None:
+        if conn.execute("SELECT 1 FROM branches WHERE name = ?", (name,)).fetchone() is None:
+            raise RegistryError(f"branch={name!r} is not open; open_branch({name!r}, ...) first.")
 
     def _check_promotable(
         self, conn: sqlite3.Connection, component: str, candidate: str, baseline: str
@@ -804,6 +1201,7 @@ class Registry:
         verdict: _Verdict | None,
         actor: str | None,
         note: str | None = None,
+        evidence: Mapping[str, Any] | None = None,
     ) -> Switch:
         old = self._alias_fp(conn, component, AliasName.PRODUCTION)
         assert old is not None  # promote / rollback checked it
@@ -823,6 +1221,7 @@ class Registry:
             actor=actor,
             verdict=verdict,
             note=note,
+            evidence=evidence,
         )
         _test_sleep_in_txn()
         return Switch(component, action.value, old, new, sha)
@@ -850,11 +1249,12 @@ class Registry:
         actor: str | None = None,
         verdict: _Verdict | None = None,
         note: str | None = None,
+        evidence: Mapping[str, Any] | None = None,
     ) -> None:
         conn.execute(
             "INSERT INTO history (at, actor, action, component, alias, from_fingerprint, "
-            "to_fingerprint, verdict_sha256, verdict_decision, note) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "to_fingerprint, verdict_sha256, verdict_decision, note, evidence) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (
                 _now(),
                 actor or default_actor(),
@@ -866,5 +1266,6 @@ class Registry:
                 None if verdict is None else verdict.sha256,
                 None if verdict is None else verdict.decision,
                 note,
+                None if evidence is None else json.dumps(evidence, sort_keys=True),
             ),
         )

@@ -159,7 +159,12 @@ def candidate_embedder(retriever_adapter: Path | None, production_embedder: Embe
 
 
 def _retriever(
-    embedder: Embedder, texts: dict[str, str], cache: EmbeddingCache, registry: Registry, alias: str
+    embedder: Embedder,
+    texts: dict[str, str],
+    cache: EmbeddingCache,
+    registry: Registry,
+    alias: str,
+    branch: str | None = None,
 ) -> Retriever:
     from guardrails.components.index import IndexConfig
     from guardrails.components.stack import build_retriever, served_index_config
@@ -167,7 +172,7 @@ def _retriever(
     # the index type that is served: flat until a promote switches to the shadow's type
     config = served_index_config(registry, IndexConfig(kind=STACK.index_kind))
     retriever = build_retriever(embedder, texts, ADAPTERS / "indexes", config=config, cache=cache)
-    retriever.register(registry, embedder_source=embedder.source, alias=alias)
+    retriever.register(registry, embedder_source=embedder.source, alias=alias, branch=branch)
     return retriever
 
 
@@ -188,11 +193,14 @@ def candidate_retriever(
     knowledge_base: dict[str, str],
     embedding_cache: Any,
     registry: Any,
+    retrain_branch: str | None,
 ) -> Any:
     """The candidate embedder over its own shadow index; production when they are equal."""
     if candidate_embedder.fingerprint == production_embedder.fingerprint:
         return production_retriever
-    return _retriever(candidate_embedder, knowledge_base, embedding_cache, registry, "candidate")
+    return _retriever(
+        candidate_embedder, knowledge_base, embedding_cache, registry, "candidate", retrain_branch
+    )
 
 
 @pytest.fixture(scope="session")
@@ -221,6 +229,7 @@ def shadow_retriever(
     knowledge_base: dict[str, str],
     embedding_cache: Any,
     registry: Any,
+    retrain_branch: str | None,
 ) -> Any:
     """The shadow: the candidate embedder over a new index of type
     ``--guardrails-shadow-index`` (default HNSW), built beside production's flat index."""
@@ -235,7 +244,9 @@ def shadow_retriever(
         config=config,
         cache=embedding_cache,
     )
-    retriever.register(registry, embedder_source=candidate_embedder.source, alias="shadow")
+    retriever.register(
+        registry, embedder_source=candidate_embedder.source, alias="shadow", branch=retrain_branch
+    )
     return retriever
 
 
@@ -357,6 +368,7 @@ def candidate_reranker(
     production_reranker: Any,
     registry: Any,
     result_cache: Any,
+    retrain_branch: str | None,
 ) -> Any:
     """A LoRA on the production reranker for the new domain (given, trained, or production)."""
     from guardrails.components.reranker import Reranker
@@ -378,6 +390,7 @@ def candidate_reranker(
         "candidate",
         parent=production_reranker.fingerprint,
         metadata=_source(registry, Path(base), Path(adapter)),
+        branch=retrain_branch,
     )
     return reranker
 
@@ -437,6 +450,7 @@ def candidate_generator(
     retrieval_golden: dict[str, Any],
     registry: Any,
     result_cache: Any,
+    retrain_branch: str | None,
 ) -> Any:
     """LoRA-SFT of SmolLM2 on the new domain's grounded QA pairs (given, trained, or
     production)."""
@@ -459,6 +473,7 @@ def candidate_generator(
         "candidate",
         parent=parent,
         metadata=_source(registry, smollm2, Path(adapter)),
+        branch=retrain_branch,
     )
     return generator
 
@@ -468,10 +483,11 @@ def alignment_generator(
     pytestconfig: pytest.Config,
     retrain: frozenset[str],
     smollm2: Path,
-    production_generator: Any,
+    alignment_production: Any,
     result_cache: Any,
     registry: Registry,
     alignment_baseline: str,
+    retrain_branch: str | None,
 ) -> Any:
     """DPO of SmolLM2 on the training half of both domains' preference pairs."""
     from guardrails.components.generator import Generator
@@ -482,27 +498,50 @@ def alignment_generator(
         pairs = [p for d in DOMAINS for p in load_preference_pairs(preference_split(d)[0])]
         adapter = ensure_alignment_candidate("dpo", smollm2, pairs, root=ADAPTERS).path
     if adapter is None:
-        return production_generator
+        return alignment_production
     generator = Generator.load(smollm2, adapter=adapter, max_new_tokens=48, cache=result_cache)
     registry.register_as(
-        "alignment", adapter, generator.fingerprint, "candidate", parent=alignment_baseline
+        "alignment",
+        adapter,
+        generator.fingerprint,
+        "candidate",
+        parent=alignment_baseline,
+        metadata=_source(registry, smollm2, Path(adapter)),
+        branch=retrain_branch,
     )
     return generator
 
 
 @pytest.fixture(scope="session")
-def alignment_baseline(smollm2: Path, production_generator: Any, registry: Registry) -> str:
-    """The alignment component's production in the registry: the served generator with no
-    alignment adapter (its own artifact: a registry fingerprint belongs to one component, and
-    the bare model is the generator's). A DPO candidate is registered with it as its parent,
-    so ``guardrails promote --component alignment`` can switch it."""
-    from guardrails.artifacts import fingerprint_json
+def alignment_production(
+    smollm2: Path, production_generator: Any, registry: Registry, result_cache: ResultCache
+) -> Any:
+    """What the registry's alignment ``production`` alias names: on a fresh deployment the
+    served generator itself (the same artifact registered for both components); after an
+    alignment promote, SmolLM2 with the promoted preference adapter."""
+    from guardrails.components.generator import Generator
 
-    fingerprint = fingerprint_json(
-        {"component": "alignment", "base": production_generator.fingerprint, "adapter": None}
-    )
-    registry.register_as("alignment", smollm2, fingerprint, "production")
-    return fingerprint
+    base, adapter = _served(registry, "alignment")
+    served = registry.resolve("alignment", "production")
+    if served is None or served.fingerprint == production_generator.fingerprint or base is None:
+        registry.register_as(
+            "alignment",
+            smollm2,
+            production_generator.fingerprint,
+            "production",
+            kind="generator",
+            metadata=_source(registry, smollm2, None),
+        )
+        return production_generator
+    return Generator.load(base, adapter=adapter, max_new_tokens=48, cache=result_cache)
+
+
+@pytest.fixture(scope="session")
+def alignment_baseline(alignment_production: Any) -> str:
+    """The fingerprint of the alignment component's production (:func:`alignment_production`);
+    a preference candidate is registered with it as its parent, so ``guardrails promote
+    --component alignment`` can switch it."""
+    return str(alignment_production.fingerprint)
 
 
 @pytest.fixture(scope="session")

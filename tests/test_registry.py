@@ -80,11 +80,11 @@ def _replay(reg: Registry) -> dict[tuple[str, str], str]:
 
 
 def test_open_creates_schema_wal_and_foreign_keys(reg: Registry) -> None:
-    assert reg.schema_version == SCHEMA_VERSION == 1
+    assert reg.schema_version == SCHEMA_VERSION == 2
     conn = sqlite3.connect(reg.path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"artifacts", "aliases", "history", "migrations"} <= tables
+    assert {"artifacts", "aliases", "branches", "history", "migrations"} <= tables
     assert reg._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert Path("adapters/registry.sqlite") == DEFAULT_REGISTRY_PATH
 
@@ -93,7 +93,7 @@ def test_reopen_does_not_migrate_twice(tmp_path: Path) -> None:
     db = tmp_path / "r.sqlite"
     Registry(db).close()
     with Registry(db) as r:
-        assert r._conn.execute("SELECT count(*) FROM migrations").fetchone()[0] == 1
+        assert r._conn.execute("SELECT count(*) FROM migrations").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -115,7 +115,7 @@ def test_register_get_is_idempotent(reg: Registry) -> None:
     assert reg.get(_fp("e")) == a and reg.get("sha256:none") is None
     assert [h.action for h in reg.history()] == ["register"]
     with pytest.raises(RegistryError, match="already registered"):
-        reg.register("reranker", "reranker", "x", _fp("e"))
+        reg.register("reranker", "embedder", "x", _fp("e"))  # same component, another kind
 
 
 def test_set_alias_resolve_and_rules(reg: Registry) -> None:

@@ -158,12 +158,14 @@ import json
 from pathlib import Path
 
 def test_logs_registry_reranker(drift_windows, trigger_decision, logged_queries, registry,
-                                production_reranker, candidate_reranker, canaries, curated):
+                                production_reranker, candidate_reranker, canaries, curated,
+                                retrain_branch):
     reference, current = drift_windows
     assert len(reference.batch.records) == 300 and len(current.batch.records) == 300
     assert len(logged_queries) == 300
     # two windows from one distribution: no trigger fires (the family-wise drift control)
     assert not trigger_decision.fire and trigger_decision.components == ()
+    assert retrain_branch is None and registry.branches() == []  # so no branch is opened
     assert Path(registry.path).name == "registry.sqlite"
     assert Path(registry.path).parent.name == "state"
     assert production_reranker.fingerprint == "overlap:1.0"

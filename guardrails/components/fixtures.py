@@ -3,8 +3,9 @@ configure time). Every one can be overridden by a conftest fixture of the same n
 bundled demo's ``suites/conftest.py`` does: golden sets, QA sets, canaries and knowledge base
 from the domains; embedders and retrievers from ``embedder`` / ``index``; rerankers from
 ``reranker``; generators from ``generator``; the registry from ``registry``; log windows,
-retrain triggers, logged queries and curated training sets from ``logs``. A ``candidate``
-sub-table builds the candidate, its absence makes the run A/A."""
+retrain triggers (and the registry branch a fired trigger opens), logged queries and curated
+training sets from ``logs``. A ``candidate`` sub-table builds the candidate, its absence makes
+the run A/A."""
 
 from __future__ import annotations
 
@@ -295,6 +296,15 @@ def trigger_decision(
     signals = window_pair(reference.batch.records, current.batch.records)
     policy = load_trigger_policy(pytestconfig.stash[STATE].config_path)
     return decide_triggers(*signals, report, policy=policy, last_retrain=registry.last_promoted())
+
+
+@pytest.fixture(scope="session")
+def retrain_branch(trigger_decision: Any, registry: Any) -> str | None:
+    """The registry branch the retrain trigger opened, ``retrain-<UTC date>-<signal>`` (reused
+    by a re-run the same day), with its findings as evidence: this run's candidates are
+    registered on it (their lineage). None when no trigger fired."""
+    branch = trigger_decision.open_branch(registry)
+    return None if branch is None else str(branch.name)
 
 
 @pytest.fixture(scope="session")

@@ -144,9 +144,15 @@ class Retriever:
         return {"embedder": self.embedder.fingerprint, "index": self.index.fingerprint}
 
     def register(
-        self, registry: Any, *, embedder_source: Mapping[str, Any] | None = None, alias: str
+        self,
+        registry: Any,
+        *,
+        embedder_source: Mapping[str, Any] | None = None,
+        alias: str,
+        branch: str | None = None,
     ) -> None:
-        """Register embedder and index in ``registry`` and point ``alias`` at them.
+        """Register embedder and index in ``registry`` and point ``alias`` at them; a candidate
+        or shadow joins the retrain ``branch`` (lineage), production never does.
 
         ``embedder_source`` is ``{"base": path, "adapter": path or None}`` (kept as metadata,
         relative to the registry's root, so the registry can load what it names from a moved
@@ -176,4 +182,12 @@ class Retriever:
         )
         for component, where, fp, parent, meta in items:
             name = "shadow" if component == "index" and alias != "production" else alias
-            registry.register_as(component, str(where), fp, name, parent=parent, metadata=meta)
+            registry.register_as(
+                component,
+                str(where),
+                fp,
+                name,
+                parent=parent,
+                metadata=meta,
+                branch=None if alias == "production" else branch,
+            )

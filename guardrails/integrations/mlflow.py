@@ -86,7 +86,7 @@ class MlflowMirror:
         )
         if found:
             return str(min(int(v.version) for v in found))
-        artifact = registry.get(fingerprint)
+        artifact = registry.get(fingerprint, component)
         if artifact is None:  # the registry only switches to registered artifacts
             raise MirrorError(f"fingerprint={fingerprint!r} is not in {registry.path}")
         self._ensure_model(model)

@@ -35,6 +35,7 @@ are untested operations notes (the signals keep percentiles only) and never alar
 from __future__ import annotations
 
 import math
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -171,6 +172,27 @@ class TriggerDecision:
             "family": dict(self.family),
             "tests": dict(self.tests),
         }
+
+    def branch_name(self, now: datetime | None = None) -> str | None:
+        """``retrain-<YYYYMMDD>-<signal>`` of the first finding that asks for a retrain (UTC
+        date; None when nothing fires): one branch per day and signal, so re-runs reuse it."""
+        first = next((f for f in self.findings if f.components), None)
+        if not self.fire or first is None:
+            return None
+        day = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y%m%d")
+        signal = re.sub(r"[^a-z0-9._-]+", "_", first.signal.lower()).strip("_.-") or "signal"
+        return f"retrain-{day}-{signal}"
+
+    def open_branch(self, registry: Any, now: datetime | None = None) -> Any:
+        """Open (or reuse) this decision's branch in ``registry`` for the components to
+        retrain, with the findings that asked for it as evidence; None when nothing fires."""
+        name = self.branch_name(now)
+        if name is None:
+            return None
+        asked = [f for f in self.to_dict()["findings"] if f["components"]]
+        reason = "; ".join(f"{f['signal']}: {f['message']}" for f in asked)
+        evidence = {"findings": asked, "components": list(self.components)}
+        return registry.open_branch(name, self.components, reason, evidence)
 
     def summary_lines(self) -> list[str]:
         head = f"retrain: {', '.join(self.components)}" if self.fire else "retrain: no"
