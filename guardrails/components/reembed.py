@@ -363,7 +363,8 @@ def batch_reembed(
     embedder ``batch_size`` at a time in sorted doc-id order (each batch cached as it
     completes, so an interrupted run resumes where it stopped), under one progress bar.
     The result equals :func:`guardrails.components.stack.ensure_index` of the same inputs.
-    ``encode`` embeds each batch's cache misses elsewhere (as in :func:`apply_reembed`).
+    ``encode`` embeds the cache misses elsewhere (as in :func:`apply_reembed`), in one call
+    for the whole corpus.
     """
     from tqdm.auto import tqdm
 
@@ -374,9 +375,12 @@ def batch_reembed(
     cache = cache if cache is not None else embedder.cache
     doc_ids = sorted(corpus)
     parts = []
+    # with ``encode`` the whole corpus goes in one call: Ray streams it in its own batches, and
+    # its actors load the model once per call, not once per batch
+    step = batch_size if encode is None else len(doc_ids)
     with tqdm(total=len(doc_ids), desc="re-embed", unit="doc", disable=not progress) as bar:
-        for start in range(0, len(doc_ids), batch_size):
-            batch = [corpus[d] for d in doc_ids[start : start + batch_size]]
+        for start in range(0, len(doc_ids), step):
+            batch = [corpus[d] for d in doc_ids[start : start + step]]
             if encode is None:
                 parts.append(embedder.encode_documents(batch, cache, progress=False))
             else:
