@@ -476,6 +476,8 @@ def run_reembed(args: argparse.Namespace) -> int:
         return 0
     index = report.index if report is not None else index
     print(f"index {args.index}: {index!r}, embedder {_short_fp(index.embedder_fingerprint)}")
+    if scaleout.on_ray and report is not None:
+        print(f"backend: ray ({scaleout.address or 'local'})")
     print("\n".join(plan.summary()))
     print(report.summary() if report is not None else "dry run: the index was not changed")
     return 0
@@ -578,6 +580,8 @@ def run_drift(args: argparse.Namespace) -> int:
         return DRIFT_EXIT_STATUS[state]
     for error in report.log_errors:
         print(f"malformed: {error}")
+    if scaleout.on_ray:
+        print(f"backend: ray ({scaleout.address or 'local'})")
     print("\n".join(report.summary_lines()))
     if decision is not None:
         print("\n".join(decision.summary_lines()))  # type: ignore[attr-defined]

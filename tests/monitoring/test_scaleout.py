@@ -71,7 +71,7 @@ def test_ray_reembed_keeps_input_order(local_ray) -> None:
 def test_ray_is_never_imported_by_default() -> None:
     code = (
         "import sys, guardrails.monitoring.drift, guardrails.monitoring.triggers, "
-        "guardrails.training.curation, "
+        "guardrails.training.curation, guardrails.cli, guardrails.stack, "
         "guardrails.monitoring.scaleout; print('ray' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -127,6 +127,10 @@ def test_cli_drift_on_ray_equals_in_process(
     _assert_same_report(configured, here)
     overridden_status, overridden = _drift(capsys, [*argv, "--backend", "in-process"])
     assert overridden["backend"] == "in-process" and overridden_status == status
+    from guardrails.cli import main
+
+    assert main(["drift", *argv]) == status  # text output says where it ran
+    assert "backend: ray (local)" in capsys.readouterr().out
 
 
 def test_cli_refuses_contradicting_backends(tmp_path: Path, capsys) -> None:
