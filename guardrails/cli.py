@@ -92,7 +92,8 @@ def _add_scaleout(p: argparse.ArgumentParser, what: str) -> None:
         default=None,
         metavar="ADDRESS",
         help="run on Ray: at ADDRESS ('auto' for the cluster this machine is in, "
-        "'ray://head:10001' for Ray Client) or, with no ADDRESS, a local Ray on this machine",
+        "'ray://head:10001' for Ray Client, which needs ray[client]) or, with no ADDRESS, a local "
+        "Ray on this machine",
     )
 
 
