@@ -70,6 +70,50 @@ def _add_relevance_level(p: argparse.ArgumentParser) -> None:
     )
 
 
+_LOCAL_RAY = "local"  # the value of a bare --ray
+
+
+def _add_scaleout(p: argparse.ArgumentParser, what: str) -> None:
+    g = p.add_argument_group(
+        "scale-out",
+        f"where {what} runs; default: [tool.guardrails.stack.scaleout] of --config, else "
+        "in-process",
+    )
+    g.add_argument(
+        "--backend",
+        choices=["in-process", "ray"],
+        default=None,
+        help="in-process, or Ray Data at the configured address (none: a local Ray)",
+    )
+    g.add_argument(
+        "--ray",
+        nargs="?",
+        const=_LOCAL_RAY,
+        default=None,
+        metavar="ADDRESS",
+        help="run on Ray: at ADDRESS ('auto' for the cluster this machine is in, "
+        "'ray://head:10001' for Ray Client, which needs ray[client]) or, with no ADDRESS, a local "
+        "Ray on this machine",
+    )
+
+
+def _scaleout(args: argparse.Namespace) -> Any:
+    """The :class:`~guardrails.stack.ScaleoutConfig` of the configuration, overridden by
+    ``--backend`` / ``--ray``."""
+    from guardrails.errors import PolicyError
+    from guardrails.stack import load_stack
+
+    config = load_stack(args.config).scaleout
+    if args.ray is not None:
+        if args.backend == "in-process":
+            raise PolicyError(f"--ray {args.ray} contradicts --backend in-process; give one")
+        address = None if args.ray == _LOCAL_RAY else args.ray
+        return replace(config, backend="ray", address=address)
+    if args.backend is not None:
+        return replace(config, backend=args.backend)
+    return config
+
+
 # --------------------------------------------------------------------------------- eval
 
 
@@ -399,7 +443,8 @@ def run_reembed(args: argparse.Namespace) -> int:
         return 2
     index = VectorIndex.load(args.index)
     corpus = _reembed_corpus(args.corpus)
-    embedder = Embedder.load(args.model or minilm_path(), args.adapter)
+    model_path = args.model or minilm_path()
+    embedder = Embedder.load(model_path, args.adapter)
     index.check_embedder(embedder.fingerprint)  # refuse before planning, dry run included
     hot: list[str] = []
     if args.hot_from_logs is not None:
@@ -408,18 +453,32 @@ def run_reembed(args: argparse.Namespace) -> int:
         hot = most_retrieved(read_logs(args.hot_from_logs).records, args.refresh_hot)
     plan = plan_reembed(index, corpus, hot_ids=hot, refresh_hot=args.refresh_hot)
     report = None
+    scaleout = _scaleout(args)
     if not args.dry_run:
         cache = EmbeddingCache(args.cache) if args.cache is not None else None
-        report = apply_reembed(index, plan, embedder, corpus, cache=cache, progress=not args.json)
+        encode = None
+        if scaleout.on_ray and plan.to_embed:
+            from functools import partial
+
+            from guardrails.monitoring.scaleout import encoder
+
+            # each actor loads the same model + adapter (the paths must exist on the workers)
+            encode = encoder(scaleout, partial(Embedder.load, model_path, args.adapter))
+        report = apply_reembed(
+            index, plan, embedder, corpus, cache=cache, progress=not args.json, encode=encode
+        )
         if report.index_fingerprint != report.previous_fingerprint:
             report.index.save(args.index)
     if args.json:
         out = {"index": str(args.index), "dry_run": args.dry_run, "plan": plan.to_dict()}
         out["report"] = report.to_dict() if report is not None else None
+        out["backend"] = scaleout.backend
         print(json.dumps(out, indent=2, sort_keys=True))
         return 0
     index = report.index if report is not None else index
     print(f"index {args.index}: {index!r}, embedder {_short_fp(index.embedder_fingerprint)}")
+    if scaleout.on_ray and report is not None:
+        print(f"backend: ray ({scaleout.address or 'local'})")
     print("\n".join(plan.summary()))
     print(report.summary() if report is not None else "dry run: the index was not changed")
     return 0
@@ -440,6 +499,8 @@ def add_reembed(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", type=Path, default=None, help="embedding cache folder")
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     p.add_argument("--json", action="store_true")
+    _add_config(p)
+    _add_scaleout(p, "the embedding of new / changed documents")
 
 
 # -------------------------------------------------------------------------------- drift
@@ -493,9 +554,18 @@ def run_drift(args: argparse.Namespace) -> int:
         thresholds = DriftThresholds.from_policy(load_policy(args.config, args.policy), **overrides)
     else:
         thresholds = DriftThresholds(**overrides)
+    scaleout = _scaleout(args)
+    summarize = None
+    if scaleout.on_ray:
+        from guardrails.monitoring.scaleout import summarizer
+
+        summarize = summarizer(scaleout)
     reference, current = load_window(args.reference), load_window(args.current)
     report = compare_windows(
-        profile_reference(reference, thresholds), current, projections=args.projections
+        profile_reference(reference, thresholds),
+        current,
+        projections=args.projections,
+        summarize=summarize,
     )
     decision = _drift_decision(reference, current, report, args)
     if decision is not None and decision.drift is not None:  # type: ignore[attr-defined]
@@ -506,10 +576,13 @@ def run_drift(args: argparse.Namespace) -> int:
         out = report.to_dict()
         out["triggers"] = decision.to_dict() if decision is not None else None  # type: ignore[attr-defined]
         out["status"] = state
+        out["backend"] = scaleout.backend
         print(json.dumps(out, indent=2, sort_keys=True))
         return DRIFT_EXIT_STATUS[state]
     for error in report.log_errors:
         print(f"malformed: {error}")
+    if scaleout.on_ray:
+        print(f"backend: ray ({scaleout.address or 'local'})")
     print("\n".join(report.summary_lines()))
     if decision is not None:
         print("\n".join(decision.summary_lines()))  # type: ignore[attr-defined]
@@ -549,6 +622,7 @@ def add_drift(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--projections", action="store_true", help="with --json: add 2-D projections (large)"
     )
+    _add_scaleout(p, "the current window's histograms and sums")
 
 
 # ----------------------------------------------------------------------------- registry

@@ -19,6 +19,14 @@ factory that returns an object satisfying the component's Protocol
     production-alias = "production"   # default; e.g. "champion"
     previous-alias = "previous"       # default; e.g. "challenger"
 
+    [tool.guardrails.stack.scaleout]   # optional: `guardrails drift` / `reembed` on Ray Data
+    backend = "ray"                   # "in-process" (default) or "ray"
+    address = "ray://head:10001"      # absent: a local Ray on this machine; "auto": a running one
+    block-rows = 65536                # rows per drift block (histograms are merged on the driver)
+    batch-size = 256                  # texts per re-embed batch
+    concurrency = 1                   # re-embed actors, each with its own embedder
+    num-cpus = 2                      # local Ray only: CPUs it may use (absent: all)
+
     [tool.guardrails.stack.domains.billing]
     golden = "golden/billing"         # BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv
     role = "established"              # in production: candidates must not forget it
@@ -70,6 +78,7 @@ __all__ = [
     "ComponentSpec",
     "DomainConfig",
     "MlflowConfig",
+    "ScaleoutConfig",
     "StackConfig",
     "build_component",
     "load_stack",
@@ -80,7 +89,18 @@ ROLES = ("established", "new")
 # component name -> the Protocol (guardrails.components.protocols) its factory must satisfy
 PROTOCOLS = {"embedder": "TextEmbedder", "reranker": "TextReranker", "generator": "TextGenerator"}
 INDEX_KINDS = ("flat", "hnsw", "ivf")
-_STACK_KEYS = {"artifacts", "registry", "logs", "domains", "index", "mlflow", *PROTOCOLS}
+_STACK_KEYS = {
+    "artifacts",
+    "registry",
+    "logs",
+    "domains",
+    "index",
+    "mlflow",
+    "scaleout",
+    *PROTOCOLS,
+}
+BACKENDS = ("in-process", "ray")
+_SCALEOUT_KEYS = {"backend", "address", "block-rows", "batch-size", "concurrency", "num-cpus"}
 _MLFLOW_KEYS = {"tracking-uri", "registry-uri", "models", "production-alias", "previous-alias"}
 _LOG_KEYS = {"reference", "current"}
 _DOMAIN_KEYS = {"golden", "role", "qa", "canaries", "preferences"}
@@ -131,6 +151,47 @@ class MlflowConfig:
 
 
 @dataclass(frozen=True)
+class ScaleoutConfig:
+    """Where ``guardrails drift`` and ``guardrails reembed`` run
+    (:mod:`guardrails.monitoring.scaleout`): in-process (default) or on Ray Data, at
+    ``address`` (``None``: a local Ray started on this machine; ``"auto"``: the running cluster
+    this machine belongs to; ``"ray://host:10001"``: a remote cluster through Ray Client)."""
+
+    backend: str = "in-process"
+    address: str | None = None
+    block_rows: int = 65536
+    """Rows per drift block: each block's histograms and sums are merged on the driver."""
+    batch_size: int = 256
+    """Texts per re-embed batch sent to an actor."""
+    concurrency: int = 1
+    """Re-embed actors, each building its own embedder once."""
+    num_cpus: int | None = None
+    """CPUs a local Ray may use (``None``: all); ignored when connecting to an address."""
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise PolicyError(
+                f"scaleout backend={self.backend!r}; allowed values: {list(BACKENDS)}"
+            )
+        for name in ("block_rows", "batch_size", "concurrency", "num_cpus"):
+            value = getattr(self, name)
+            if value is None and name == "num_cpus":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                key = name.replace("_", "-")
+                raise PolicyError(f"scaleout {key}={value!r} must be an integer >= 1")
+        if self.address is not None and (not isinstance(self.address, str) or not self.address):
+            raise PolicyError(
+                f"scaleout address={self.address!r}: give 'auto' or 'ray://host:10001', or omit "
+                "it for a local Ray"
+            )
+
+    @property
+    def on_ray(self) -> bool:
+        return self.backend == "ray"
+
+
+@dataclass(frozen=True)
 class StackConfig:
     """The ``[tool.guardrails.stack]`` section: where artifacts land, the domains in order, and
     the components built from factories."""
@@ -146,6 +207,8 @@ class StackConfig:
     """``(reference, current)`` production log windows, when configured."""
     mlflow: MlflowConfig | None = None
     """The MLflow registry mirrored after each switch, when configured."""
+    scaleout: ScaleoutConfig = field(default_factory=ScaleoutConfig)
+    """Where drift and re-embed run (default in-process)."""
 
     @property
     def registry_path(self) -> Path:
@@ -182,7 +245,20 @@ def parse_stack(
         None if registry is None else root / registry,
         _logs(table, root, source),
         _mlflow(table, source),
+        _scaleout(table, source),
     )
+
+
+def _scaleout(table: Mapping[str, Any], source: str) -> ScaleoutConfig:
+    body = _subtable(table, "scaleout", _SCALEOUT_KEYS, source)
+    if body is None:
+        return ScaleoutConfig()
+    try:
+        return ScaleoutConfig(**{_kwarg(k): v for k, v in body.items()})
+    except PolicyError as exc:  # name the table the key is in
+        raise PolicyError(
+            f"{source}: [tool.guardrails.stack.scaleout] {str(exc).removeprefix('scaleout ')}"
+        ) from None
 
 
 def _mlflow(table: Mapping[str, Any], source: str) -> MlflowConfig | None:

@@ -30,3 +30,17 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def local_ray() -> Iterator[object]:
+    """A local Ray on one CPU for the session (scale-out tests); skips when Ray is not
+    installed or cannot start here."""
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        try:
+            ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+        except Exception as exc:  # any failure to start means "cannot test here"
+            pytest.skip(f"Ray cannot start here: {type(exc).__name__}: {exc}")
+    yield ray
+    ray.shutdown()

@@ -263,3 +263,31 @@ def test_logs_section_mistakes_name_the_key(tmp_path: Path) -> None:
         parse_stack({"registry": 3}, tmp_path)
     stack = parse_stack({"artifacts": "out"}, tmp_path)
     assert stack.registry_path == tmp_path / "out" / "registry.sqlite" and stack.logs is None
+
+
+def test_scaleout_section_parses_and_defaults_in_process(tmp_path: Path) -> None:
+    assert not parse_stack({}, tmp_path).scaleout.on_ray
+    body = {"backend": "ray", "address": "auto", "block-rows": 1000, "batch-size": 32}
+    scaleout = parse_stack({"scaleout": {**body, "concurrency": 2}}, tmp_path).scaleout
+    assert scaleout.on_ray and scaleout.address == "auto"
+    assert (scaleout.block_rows, scaleout.batch_size, scaleout.concurrency) == (1000, 32, 2)
+    assert scaleout.num_cpus is None
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"backend": "spark"}, "scaleout] backend='spark'; allowed values: ['in-process', 'ray']"),
+        ({"block-rows": 0}, "scaleout] block-rows=0 must be an integer >= 1"),
+        ({"batch-size": "big"}, "scaleout] batch-size='big' must be an integer >= 1"),
+        ({"concurrency": True}, "scaleout] concurrency=True must be an integer >= 1"),
+        ({"num-cpus": -1}, "scaleout] num-cpus=-1 must be an integer >= 1"),
+        ({"address": ""}, "scaleout] address='': give 'auto' or 'ray://host:10001'"),
+        ({"adress": "auto"}, "unknown key(s) ['adress']"),
+    ],
+)
+def test_scaleout_mistakes_name_the_key(tmp_path: Path, body: dict, needle: str) -> None:
+    with pytest.raises(PolicyError) as err:
+        parse_stack({"scaleout": body}, tmp_path, "p.toml")
+    assert str(err.value).startswith("p.toml: [tool.guardrails.stack.scaleout] ")
+    assert needle in str(err.value)

@@ -21,7 +21,7 @@ Nothing here imports torch or sentence-transformers at module import time.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -175,18 +175,24 @@ class Embedder:
         cache: EmbeddingCache | None = None,
         *,
         progress: bool = True,
+        encode: Callable[[list[str]], np.ndarray] | None = None,
     ) -> np.ndarray:
         """Embed documents in input order, embedding only texts the cache does not hold.
 
         ``cache`` defaults to the one opened from ``cache_dir`` at load time (if any). Each
-        distinct text is embedded at most once, even when repeated in ``texts``.
+        distinct text is embedded at most once, even when repeated in ``texts``. ``encode``
+        embeds the texts the cache misses elsewhere, e.g. on Ray actors holding this same model
+        (:func:`guardrails.monitoring.scaleout.encoder`); the cache is read and written here.
         """
         cache = cache if cache is not None else self.cache
         hashes = [content_hash(t) for t in texts]
         found = cache.get_many(self.fingerprint, hashes) if cache is not None else {}
         missing = {h: t for h, t in zip(hashes, texts, strict=True) if h not in found}
         if missing:
-            fresh = self._run("encode_document", list(missing.values()), progress)
+            if encode is not None:
+                fresh = np.asarray(encode(list(missing.values())), dtype=np.float32)
+            else:
+                fresh = self._run("encode_document", list(missing.values()), progress)
             new = dict(zip(missing, fresh, strict=True))
             if cache is not None:
                 cache.put_many(self.fingerprint, new)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from pathlib import Path
@@ -51,6 +51,8 @@ __all__ = [
 ]
 
 _SHOWN = 10  # ids listed per category in a plan summary
+Encode = Callable[[list[str]], np.ndarray]
+"""Texts -> ``(n, dim)`` float32 vectors in input order: where cache misses are embedded."""
 
 
 @dataclass(frozen=True)
@@ -228,11 +230,15 @@ def _embed(
     texts: list[str],
     cache: EmbeddingCache | None,
     progress: bool,
+    encode: Encode | None = None,
 ) -> tuple[np.ndarray, int]:
     """Vectors of ``texts`` via the cache, and how many distinct texts the model embedded."""
     hashes = list(dict.fromkeys(content_hash(t) for t in texts))
     cached = cache.get_many(embedder.fingerprint, hashes) if cache is not None else {}
-    vectors = embedder.encode_documents(texts, cache, progress=progress)
+    if encode is None:
+        vectors = embedder.encode_documents(texts, cache, progress=progress)
+    else:
+        vectors = embedder.encode_documents(texts, cache, progress=progress, encode=encode)
     return vectors, len(hashes) - len(cached)
 
 
@@ -293,12 +299,16 @@ def apply_reembed(
     *,
     cache: EmbeddingCache | None = None,
     progress: bool = True,
+    encode: Encode | None = None,
 ) -> ReembedReport:
     """Carry out ``plan``: embed only ``plan.to_embed``, then update or rebuild the index.
 
     Raises :class:`FingerprintMismatch` when ``embedder`` is not the index's embedder, and
     :class:`ComponentError` when the plan was made for another index. ``cache`` defaults to
-    the embedder's own. Use ``report.index`` afterwards (a new object when rebuilt).
+    the embedder's own. ``encode`` embeds the texts the cache misses elsewhere (e.g. on Ray,
+    :func:`guardrails.monitoring.scaleout.encoder`, with this embedder's model); ``embedder``
+    still names the embedding space. Use ``report.index`` afterwards (a new object when
+    rebuilt).
     """
     index.check_embedder(embedder.fingerprint)
     _check_plan(index, plan, corpus)
@@ -306,7 +316,7 @@ def apply_reembed(
     previous = index.fingerprint
     cache = cache if cache is not None else embedder.cache
     texts = [corpus[d] for d in plan.to_embed]
-    vectors, embedded = _embed(embedder, texts, cache, progress)
+    vectors, embedded = _embed(embedder, texts, cache, progress, encode)
     hashes = {d: content_hash(t) for d, t in zip(plan.to_embed, texts, strict=True)}
     if plan.is_empty:
         index.corpus_fingerprint = plan.corpus_fingerprint
@@ -345,6 +355,7 @@ def batch_reembed(
     cache: EmbeddingCache | None = None,
     batch_size: int = 1024,
     progress: bool = True,
+    encode: Encode | None = None,
 ) -> VectorIndex:
     """Embed a whole corpus into a new index saved (atomically) at ``out_dir``.
 
@@ -352,6 +363,8 @@ def batch_reembed(
     embedder ``batch_size`` at a time in sorted doc-id order (each batch cached as it
     completes, so an interrupted run resumes where it stopped), under one progress bar.
     The result equals :func:`guardrails.components.stack.ensure_index` of the same inputs.
+    ``encode`` embeds the cache misses elsewhere (as in :func:`apply_reembed`), in one call
+    for the whole corpus.
     """
     from tqdm.auto import tqdm
 
@@ -362,10 +375,16 @@ def batch_reembed(
     cache = cache if cache is not None else embedder.cache
     doc_ids = sorted(corpus)
     parts = []
+    # with ``encode`` the whole corpus goes in one call: Ray streams it in its own batches, and
+    # its actors load the model once per call, not once per batch
+    step = batch_size if encode is None else len(doc_ids)
     with tqdm(total=len(doc_ids), desc="re-embed", unit="doc", disable=not progress) as bar:
-        for start in range(0, len(doc_ids), batch_size):
-            batch = [corpus[d] for d in doc_ids[start : start + batch_size]]
-            parts.append(embedder.encode_documents(batch, cache, progress=False))
+        for start in range(0, len(doc_ids), step):
+            batch = [corpus[d] for d in doc_ids[start : start + step]]
+            if encode is None:
+                parts.append(embedder.encode_documents(batch, cache, progress=False))
+            else:
+                parts.append(embedder.encode_documents(batch, cache, progress=False, encode=encode))
             bar.update(len(batch))
     index = VectorIndex.build(
         np.concatenate(parts),

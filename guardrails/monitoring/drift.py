@@ -46,7 +46,7 @@ Projections for the report reuse :func:`guardrails.gates.drift_plot_data` (norm 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,8 @@ EMBEDDING_STATISTICS = (
 )
 
 _PLOT_POINTS = 300
+Summarize = Callable[[np.ndarray, drift.EmbeddingSummary], drift.EmbeddingSummary]
+"""``(current vectors, reference summary) -> current summary on the reference's edges``."""
 
 
 @dataclass(frozen=True)
@@ -491,9 +493,15 @@ def compare_windows(
     *,
     thresholds: DriftThresholds | None = None,
     projections: bool = True,
+    summarize: Summarize | None = None,
 ) -> DriftReport:
     """Drift of ``current`` against ``reference`` (paths, arrays, batches, or a
-    :class:`ReferenceProfile` from :func:`profile_reference`, reused as is)."""
+    :class:`ReferenceProfile` from :func:`profile_reference`, reused as is).
+
+    ``summarize(vectors, reference_summary)`` reduces the current embeddings to their
+    histograms, sums and norm moments on the reference's edges; default in-process
+    (:func:`~guardrails.metrics.drift.summarize_embeddings_like`), on Ray Data with
+    :func:`guardrails.monitoring.scaleout.summarizer` (the same counts, sums to rounding)."""
     if isinstance(reference, ReferenceProfile):
         profile = reference
         if thresholds is not None and thresholds != profile.thresholds:
@@ -506,7 +514,7 @@ def compare_windows(
     novelty = None
     ref_vec, cur_vec = profile.summary is not None, cur.embeddings is not None
     if ref_vec and cur_vec:
-        stats += _embedding_statistics(profile, cur)
+        stats += _embedding_statistics(profile, cur, summarize)
         novelty = _novelty_of(profile, cur)
         stats.append(_novelty_statistic(novelty, profile.thresholds))
     elif ref_vec or cur_vec:
@@ -566,12 +574,14 @@ def _binned_psi(name: str, ref: np.ndarray, cur: np.ndarray, n: int, m: int, t: 
     return DriftStatistic(name, value, t.psi, p, detail=f"bins={bins}", floor_met=value > t.psi)
 
 
-def _embedding_statistics(profile: ReferenceProfile, cur: Window) -> list[DriftStatistic]:
+def _embedding_statistics(
+    profile: ReferenceProfile, cur: Window, summarize: Summarize | None = None
+) -> list[DriftStatistic]:
     """Critical values use the number of sessions (units), not rows: a session's queries
     (repeats, reformulations) are correlated, and counting rows would over-state the evidence."""
     t, ref, x = profile.thresholds, profile.summary, cur.embeddings
     assert ref is not None and x is not None
-    cur_summary = drift.summarize_embeddings_like(x, ref)
+    cur_summary = (summarize or drift.summarize_embeddings_like)(x, ref)
     d = drift.compare_embeddings(ref, cur_summary)
     n, m = profile.window.n_units, cur.n_units
     counts = (ref.norm_hist.counts, cur_summary.norm_hist.counts)

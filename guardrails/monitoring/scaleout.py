@@ -11,6 +11,12 @@ same PSI / KL / cosine to history / centroid shift / binned KS.
 
 :func:`ray_reembed` runs ``map_batches`` with an actor that builds its embedder ONCE from a
 picklable ``embedder_factory``; rows carry their position, so the output is in input order.
+
+The command line and the configuration reach these through :func:`connect` (a
+:class:`~guardrails.stack.ScaleoutConfig`: a local Ray, ``"auto"`` or ``"ray://host:10001"``),
+:func:`summarizer` (the ``summarize`` hook of
+:func:`~guardrails.monitoring.drift.compare_windows`) and :func:`encoder` (the ``encode`` hook of
+:func:`~guardrails.components.reembed.apply_reembed` and ``batch_reembed``).
 """
 
 from __future__ import annotations
@@ -30,13 +36,21 @@ from guardrails.metrics.drift import (
     summarize_embeddings_like,
 )
 
-__all__ = ["ray_compare_embeddings", "ray_reembed", "ray_summarize_like"]
+__all__ = [
+    "connect",
+    "encoder",
+    "ray_compare_embeddings",
+    "ray_reembed",
+    "ray_summarize_like",
+    "summarizer",
+]
 
 _PARTS = ("vector_sum", "unit_sum", "norm_hist", "norm_fine", "ks_counts")
 _MOMENTS = ("n", "norm_mean", "norm_m2", "norm_min", "norm_max")
 
 
 def _ray() -> Any:
+    """Ray, started locally on first use when nothing connected it before (see :func:`connect`)."""
     try:
         import ray
     except ImportError:
@@ -46,6 +60,64 @@ def _ray() -> Any:
     if not ray.is_initialized():
         ray.init(include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
     return ray
+
+
+def connect(config: Any) -> Any:
+    """Connect to the Ray of ``config`` (a :class:`~guardrails.stack.ScaleoutConfig`) unless this
+    process is already connected: ``address=None`` starts a local Ray (``num_cpus`` CPUs at
+    most), ``"auto"`` joins the cluster this machine belongs to, ``"ray://host:10001"`` a remote
+    one. A failed connection is a :class:`ComponentError` naming the address."""
+    try:
+        import ray
+    except ImportError:
+        raise ComponentError(
+            "backend='ray' needs Ray: pip install 'ray[data]', or run in-process "
+            "(--backend in-process)"
+        ) from None
+    if ray.is_initialized():
+        return ray
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    if config.address is None:
+        if config.num_cpus is not None:
+            options["num_cpus"] = config.num_cpus
+    else:
+        options["address"] = config.address
+    try:
+        ray.init(**options)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = config.address or "a local Ray"
+        raise ComponentError(
+            f"cannot connect to Ray at address={where!r}: {exc}; check the address (e.g. "
+            "'auto' or 'ray://head:10001') or run in-process (--backend in-process)"
+        ) from None
+    return ray
+
+
+def summarizer(config: Any) -> Callable[[Any, EmbeddingSummary], EmbeddingSummary]:
+    """The ``summarize`` hook of :func:`~guardrails.monitoring.drift.compare_windows` that
+    reduces the current window on Ray in blocks of ``config.block_rows``."""
+    connect(config)
+
+    def summarize(vectors: Any, reference: EmbeddingSummary) -> EmbeddingSummary:
+        return ray_summarize_like(vectors, reference, block_rows=config.block_rows)
+
+    return summarize
+
+
+def encoder(config: Any, embedder_factory: Callable[[], Any]) -> Callable[[list[str]], np.ndarray]:
+    """The ``encode`` hook of :func:`~guardrails.components.reembed.apply_reembed`: texts
+    embedded on ``config.concurrency`` Ray actors, each built once by ``embedder_factory``."""
+    connect(config)
+
+    def encode(texts: list[str]) -> np.ndarray:
+        return ray_reembed(
+            texts,
+            embedder_factory,
+            batch_size=config.batch_size,
+            concurrency=config.concurrency,
+        )
+
+    return encode
 
 
 def _dataset(ray: Any, vectors: Any, block_rows: int) -> Any:
@@ -138,8 +210,13 @@ class _Embed:
         self.embedder = factory()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        encode = getattr(self.embedder, "encode_documents", None) or self.embedder.encode
-        vectors = np.asarray(encode([str(t) for t in batch["text"]]), dtype=np.float32)
+        texts = [str(t) for t in batch["text"]]
+        documents = getattr(self.embedder, "encode_documents", None)
+        if documents is not None:  # guardrails' Embedder: no progress log inside an actor
+            vectors = documents(texts, progress=False)
+        else:
+            vectors = self.embedder.encode(texts)
+        vectors = np.asarray(vectors, dtype=np.float32)
         return {"row": batch["row"], "vector": vectors}
 
 

@@ -351,3 +351,29 @@ def test_cli_refuses_refresh_without_logs(tmp_path: Path, capsys: pytest.Capture
     argv = ["reembed", "--index", str(tmp_path), "--corpus", str(corpus), "--refresh-hot", "3"]
     assert main(argv) == 2
     assert "--hot-from-logs" in capsys.readouterr().err
+
+
+def test_cli_reembed_on_ray_equals_in_process(
+    local_ray, embedder: Embedder, tiny_st_path: Path, tmp_path: Path, capsys
+) -> None:
+    """`reembed --ray`: the same plan, the same ids and hashes, the same vectors (float32
+    rounding: the actors batch texts differently), the same answers."""
+    old, new, _ = _corpora()
+    corpus = _write_corpus(tmp_path / "new.jsonl", new)
+    results = {}
+    for name, extra in (("here", ["--backend", "in-process"]), ("ray", ["--ray"])):
+        folder = tmp_path / name
+        batch_reembed(embedder, old, folder, config=CONFIGS["flat"], progress=False)
+        argv = ["reembed", "--index", str(folder), "--model", str(tiny_st_path)]
+        argv += ["--corpus", str(corpus), "--config", str(tmp_path / "absent.toml"), "--json"]
+        assert main([*argv, *extra]) == 0
+        results[name] = (json.loads(capsys.readouterr().out), VectorIndex.load(folder))
+    (here, here_index), (ray_out, ray_index) = results["here"], results["ray"]
+    assert (here["backend"], ray_out["backend"]) == ("in-process", "ray")
+    assert ray_out["plan"] == here["plan"] and ray_out["report"]["encoded"] == 9
+    assert ray_index.doc_hashes == here_index.doc_hashes
+    for doc in ("d05", "d11", *sorted(set(new) - set(old))):  # changed and new documents
+        np.testing.assert_allclose(
+            ray_index.reconstruct(doc), here_index.reconstruct(doc), rtol=1e-5, atol=1e-6
+        )
+    assert not np.allclose(ray_index.reconstruct("d05"), ray_index.reconstruct("d11"))
