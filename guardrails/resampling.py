@@ -73,6 +73,7 @@ def _count_blocks(n: int, n_resamples: int, seed: int) -> Iterator[tuple[int, ND
     if key not in _cache:
         _cache.clear()  # one matrix at a time: a session gates on one golden size at a time
         _cache[key] = bootstrap_counts(n, n_resamples, seed)
+        _cache[key].flags.writeable = False  # shared by every caller: read only
     matrix = _cache[key]
     rows = max(1, _COUNT_CHUNK_CELLS // n)
     for start in range(0, n_resamples, rows):

@@ -152,7 +152,10 @@ def paired_bootstrap_ci(
 
     Query indices are resampled with replacement ``n_resamples`` times; the CI is the
     ``alpha/2`` and ``1 - alpha/2`` quantiles of the resampled means (Efron & Tibshirani 1993,
-    ch. 13). Constant ``d`` gives the degenerate ``(c, c)``.
+    ch. 13). Constant ``d`` gives the degenerate ``(c, c)``. The resamples are the count
+    matrix of :func:`guardrails.resampling.bootstrap_sums`, a function of ``(n, n_resamples,
+    seed)`` only, so CIs of several statistics on the same samples and seed use the same
+    resampled queries.
 
     BCa is deliberately not used: for a *mean* the bootstrap distribution is close to
     symmetric at the golden-set sizes we gate on (n >= 30), so the bias/acceleration
