@@ -15,7 +15,10 @@ and a threshold ``t`` (``-max_drop``, ``+min_gain``, or an absolute floor on the
 * :func:`holm` adjusts the p-values of all gates of a run.
 
 All resampling is seeded (``numpy.random.Generator(PCG64(seed))``), vectorised and done in
-memory-bounded chunks, so equal inputs and seed give equal outputs on any machine.
+memory-bounded chunks, so equal inputs and seed give equal outputs (to floating-point summation
+order) on any machine. The kernels live in :mod:`guardrails.resampling`: the bootstrap's
+count matrix depends only on ``(n, n_resamples, seed)`` and is shared by every comparison of
+that size and seed; the sign flips are summed by byte-table look-up.
 Only numpy at import time; scipy is imported inside :func:`mcnemar_exact` / the binomial test.
 
 References: Efron & Tibshirani (1993) *An Introduction to the Bootstrap*; Smucker, Allan &
@@ -35,6 +38,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from guardrails import resampling
 from guardrails.errors import PolicyError, StatisticsError
 
 __all__ = [
@@ -54,7 +58,6 @@ __all__ = [
 
 Alternative = Literal["less", "greater", "two-sided"]
 _ALTERNATIVES = ("less", "greater", "two-sided")
-_MAX_CHUNK_CELLS = 1 << 21  # resample matrix cells per chunk: bounds memory to ~16 MB
 _EXACT_MAX_N = 16  # enumerate all 2^n sign flips up to this n
 _REL_TIE = 1e-10  # resampled statistics this close (relative) to the observed one are ties
 
@@ -63,7 +66,8 @@ _REL_TIE = 1e-10  # resampled statistics this close (relative) to the observed o
 class PairedComparison:
     """Result of comparing candidate and baseline per-query scores (``d = cand - base``).
 
-    ``ci_low``/``ci_high`` bound ``mean(d)`` (two-sided, level ``1 - alpha``); ``p_value`` is
+    ``ci_low``/``ci_high`` bound ``mean(d)`` (two-sided, level ``1 - alpha``, resampled with
+    ``bootstrap_seed``; the sign flips use ``seed``); ``p_value`` is
     one-sided for ``H0: mean(d) >= threshold`` (small = evidence of a violation); ``p_pass``
     is the mirror test, one-sided for ``H0: mean(d) <= threshold`` (small = evidence the
     candidate is within the limit); ``mde`` is the smallest true delta detectable with
@@ -86,6 +90,7 @@ class PairedComparison:
     mde: float
     sd: float
     p_pass: float = math.nan
+    bootstrap_seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -137,13 +142,6 @@ def _check_alternative(alternative: str) -> None:
         raise StatisticsError(f"alternative={alternative!r} must be one of {_ALTERNATIVES}")
 
 
-def _chunks(n_resamples: int, n: int) -> list[int]:
-    """Row counts of the resample chunks (deterministic in ``n_resamples`` and ``n``)."""
-    rows = max(1, _MAX_CHUNK_CELLS // max(n, 1))
-    full, rest = divmod(n_resamples, rows)
-    return [rows] * full + ([rest] if rest else [])
-
-
 # --------------------------------------------------------------------------- bootstrap
 
 
@@ -154,7 +152,10 @@ def paired_bootstrap_ci(
 
     Query indices are resampled with replacement ``n_resamples`` times; the CI is the
     ``alpha/2`` and ``1 - alpha/2`` quantiles of the resampled means (Efron & Tibshirani 1993,
-    ch. 13). Constant ``d`` gives the degenerate ``(c, c)``.
+    ch. 13). Constant ``d`` gives the degenerate ``(c, c)``. The resamples are the count
+    matrix of :func:`guardrails.resampling.bootstrap_sums`, a function of ``(n, n_resamples,
+    seed)`` only, so CIs of several statistics on the same samples and seed use the same
+    resampled queries.
 
     BCa is deliberately not used: for a *mean* the bootstrap distribution is close to
     symmetric at the golden-set sizes we gate on (n >= 30), so the bias/acceleration
@@ -167,13 +168,7 @@ def paired_bootstrap_ci(
     _check_args(alpha, n_resamples)
     if np.all(arr == arr[0]):
         return float(arr[0]), float(arr[0])
-    rng = np.random.Generator(np.random.PCG64(seed))
-    means = np.concatenate(
-        [
-            arr[rng.integers(0, arr.size, size=(rows, arr.size))].mean(axis=1)
-            for rows in _chunks(n_resamples, arr.size)
-        ]
-    )
+    means = resampling.bootstrap_sums(arr[:, None], n_resamples, seed)[:, 0] / arr.size
     low, high = np.quantile(means, [alpha / 2.0, 1.0 - alpha / 2.0])
     return float(low), float(high)
 
@@ -207,35 +202,30 @@ def paired_randomization_test(
     _check_alternative(alternative)
     e = _as_scores(d, "d") - float(threshold)
     _check_resamples(n_resamples)
+    return _flip_p_values(e, (alternative,), n_resamples, seed)[0]
+
+
+def _flip_p_values(
+    e: NDArray[np.float64], alternatives: Sequence[str], n_resamples: int, seed: int
+) -> tuple[float, ...]:
+    """Sign-flip p-values of ``e`` for each alternative, all from the same flips."""
     e = e[e != 0.0]  # a zero is the same under either sign: only the changed values count
     if not e.size:
-        return 1.0
+        return (1.0,) * len(alternatives)
     total = float(e.sum())
     if e.size <= _EXACT_MAX_N:
-        count, trials = _count_extreme(_all_flip_sums(e), total, e, alternative), 2**e.size
-        return count / trials
-    rng = np.random.Generator(np.random.PCG64(seed))
-    count = sum(
-        _count_extreme(_random_flip_sums(e, rows, rng), total, e, alternative)
-        for rows in _chunks(n_resamples, e.size)
+        sums, trials = _all_flip_sums(e), 2**e.size
+        return tuple(_count_extreme(sums, total, e, alt) / trials for alt in alternatives)
+    sums = resampling.flip_sums(e, n_resamples, seed)
+    return tuple(
+        (1 + _count_extreme(sums, total, e, alt)) / (1 + n_resamples) for alt in alternatives
     )
-    return (1 + count) / (1 + n_resamples)
 
 
 def _all_flip_sums(e: NDArray[np.float64]) -> NDArray[np.float64]:
     """``sum(s * e)`` for every sign vector ``s``, as ``total - 2 * flipped @ e``."""
     codes = np.arange(2**e.size, dtype=np.int64)[:, None]
     flipped = ((codes >> np.arange(e.size)) & 1).astype(np.float64)
-    return float(e.sum()) - 2.0 * (flipped @ e)
-
-
-def _random_flip_sums(
-    e: NDArray[np.float64], rows: int, rng: np.random.Generator
-) -> NDArray[np.float64]:
-    """``rows`` random sign-flip sums; one random bit per (resample, query)."""
-    n_bytes = (e.size + 7) // 8
-    bits = np.unpackbits(rng.integers(0, 256, size=(rows, n_bytes), dtype=np.uint8), axis=1)
-    flipped = bits[:, : e.size].astype(np.float64)
     return float(e.sum()) - 2.0 * (flipped @ e)
 
 
@@ -385,6 +375,7 @@ def compare_paired(
     n_resamples: int = 10000,
     seed: int = 0,
     binary: bool = False,
+    bootstrap_seed: int | None = None,
 ) -> PairedComparison:
     """Compare paired per-query scores: bootstrap CI of ``mean(d)`` and one-sided p-values.
 
@@ -392,7 +383,9 @@ def compare_paired(
     threshold``, both with the sign-flip randomisation test on ``d - threshold`` (exact over
     the changed queries when at most 16 differ), or, for ``binary=True`` and ``threshold ==
     0``, the exact McNemar test in each direction (``method`` says which). Raises
-    :class:`StatisticsError` for unpaired, empty or non-finite scores.
+    :class:`StatisticsError` for unpaired, empty or non-finite scores. The sign flips are
+    seeded with ``seed``, the bootstrap with ``bootstrap_seed`` (default ``seed``): comparisons
+    on the same number of samples with the same ``bootstrap_seed`` share their resamples.
     """
     cand = _as_scores(candidate, "candidate")
     base = _as_scores(baseline, "baseline")
@@ -406,8 +399,9 @@ def compare_paired(
     else:
         p = _sign_flip_both(d, threshold, n_resamples, seed)
         method = _randomization_method(d, threshold)
+    seeds = (seed, seed if bootstrap_seed is None else bootstrap_seed)
     return _result(
-        d, float(base.mean()), float(cand.mean()), p, method, threshold, alpha, n_resamples, seed
+        d, float(base.mean()), float(cand.mean()), p, method, threshold, alpha, n_resamples, seeds
     )
 
 
@@ -418,6 +412,7 @@ def compare_one_sample(
     n_resamples: int = 10000,
     seed: int = 0,
     binary: bool = False,
+    bootstrap_seed: int | None = None,
 ) -> PairedComparison:
     """Absolute floor: CI of ``mean(values)`` and p-value of ``H0: mean(values) >= threshold``.
 
@@ -435,8 +430,9 @@ def compare_one_sample(
     else:
         p = _sign_flip_both(vals, threshold, n_resamples, seed)
         method = _randomization_method(vals, threshold)
+    seeds = (seed, seed if bootstrap_seed is None else bootstrap_seed)
     return _result(
-        vals, math.nan, float(vals.mean()), p, method, threshold, alpha, n_resamples, seed
+        vals, math.nan, float(vals.mean()), p, method, threshold, alpha, n_resamples, seeds
     )
 
 
@@ -450,10 +446,8 @@ def _sign_flip_both(
     d: NDArray[np.float64], threshold: float, n_resamples: int, seed: int
 ) -> tuple[float, float]:
     """(``"less"``, ``"greater"``) sign-flip p-values, on the same seeded flips."""
-    return (
-        paired_randomization_test(d, threshold, "less", n_resamples, seed),
-        paired_randomization_test(d, threshold, "greater", n_resamples, seed),
-    )
+    less, greater = _flip_p_values(d - float(threshold), ("less", "greater"), n_resamples, seed)
+    return less, greater
 
 
 def _randomization_method(d: NDArray[np.float64], threshold: float) -> str:
@@ -470,10 +464,11 @@ def _result(
     threshold: float,
     alpha: float,
     n_resamples: int,
-    seed: int,
+    seeds: tuple[int, int],
 ) -> PairedComparison:
-    """Assemble a :class:`PairedComparison` (CI, sd with ddof=1, MDE at power 0.8)."""
-    low, high = paired_bootstrap_ci(d, alpha, n_resamples, seed)
+    """Assemble a :class:`PairedComparison` (CI, sd with ddof=1, MDE at power 0.8);
+    ``seeds`` = (sign-flip seed, bootstrap seed)."""
+    low, high = paired_bootstrap_ci(d, alpha, n_resamples, seeds[1])
     sd = float(d.std(ddof=1)) if d.size > 1 else math.nan
     return PairedComparison(
         n=int(d.size),
@@ -486,11 +481,12 @@ def _result(
         threshold=float(threshold),
         alpha=float(alpha),
         method=method,
-        seed=int(seed),
+        seed=int(seeds[0]),
         n_resamples=int(n_resamples),
         mde=minimum_detectable_effect(sd, d.size, alpha),
         sd=sd,
         p_pass=float(p[1]),
+        bootstrap_seed=int(seeds[1]),
     )
 
 

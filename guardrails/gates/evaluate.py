@@ -69,7 +69,10 @@ MIN_SAMPLES = 3
 
 def gate_seed(seed: int, name: str) -> int:
     """A per-gate seed derived from the run seed and the gate name (order-independent,
-    so ``pytest -n 2`` draws the same resamples as a serial run)."""
+    so ``pytest -n 2`` draws the same resamples as a serial run): it seeds the gate's sign
+    flips. The bootstrap is seeded with the run seed itself, so all gates on a golden set of
+    one size resample the same queries and share one count matrix
+    (:func:`guardrails.resampling.bootstrap_sums`)."""
     digest = hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()
     return int(digest[:8], 16)
 
@@ -101,7 +104,8 @@ def evaluate_gate(
     cand = np.asarray(candidate, dtype=np.float64)
     base = None if baseline is None else np.asarray(baseline, dtype=np.float64)
     threshold, limit = _threshold(kind, spec, limits, higher)
-    run_seed = gate_seed(policy.seed if seed is None else seed, name)
+    boot_seed = policy.seed if seed is None else seed  # shared by the run's gates: one matrix
+    run_seed = gate_seed(boot_seed, name)
     if spec.binary and kind != "at_least":
         stats.check_binary_tolerance(abs(threshold), cand.size, spec.name)
     if kind == "at_least":
@@ -112,6 +116,7 @@ def evaluate_gate(
             policy.n_resamples,
             run_seed,
             binary=spec.binary and higher,
+            bootstrap_seed=boot_seed,
         )
     else:
         if base is None:
@@ -124,6 +129,7 @@ def evaluate_gate(
             policy.n_resamples,
             run_seed,
             binary=spec.binary,
+            bootstrap_seed=boot_seed,
         )
     mde = (
         stats.minimum_detectable_effect(comp.sd, comp.n, alpha, policy.power)
@@ -163,7 +169,7 @@ def evaluate_gate(
         worst=_worst(ids_list, cand, base, sign, worst_k),
         warnings=_warnings(kind, spec, threshold, mde, comp.n),
         overrides={k: float(v) for k, v in (overrides or {}).items() if v is not None},
-        extra={"p_pass": comp.p_pass},
+        extra={"p_pass": comp.p_pass, "bootstrap_seed": boot_seed},
     )
 
 
@@ -227,9 +233,9 @@ def _no_new_failure(d: np.ndarray, p_fail: float, alpha: float) -> Status:
 
 
 def _per_sample(ids: list[str], cand: np.ndarray, base: np.ndarray | None) -> dict[str, list]:
-    out: dict[str, list] = {"ids": ids, "candidate": [float(x) for x in cand]}
+    out: dict[str, list] = {"ids": ids, "candidate": cand.tolist()}  # float64 -> float
     if base is not None:
-        out["baseline"] = [float(x) for x in base]
+        out["baseline"] = base.tolist()
     return out
 
 

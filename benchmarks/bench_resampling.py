@@ -1,0 +1,201 @@
+"""Verdict maths at scale: 10 non-inferiority gates x 10k paired samples x 10k resamples.
+
+Run: ``.venv/bin/python benchmarks/bench_resampling.py [--gates 10] [--n 10000]
+[--resamples 10000] [--today 5aec781] [--repeat 1] [--agreement 0]``. Times, in one process, today's
+implementation (``guardrails/stats.py`` and ``guardrails/gates/evaluate.py`` read from git at
+``--today``, swapped in for the run) against the working tree's:
+
+- ``evaluate_gate`` called once per gate, cold (no count matrix drawn yet), as a pytest
+  session does;
+- ``redecide`` of the verdict those gates make (a fresh process' cost: the matrix cache is
+  emptied first).
+
+Wall and CPU seconds for each, the ratio old / new, and each gate's decision under both.
+With ``--agreement K`` it also simulates ``K`` gates near their limit at ``--agreement-n``
+samples and counts decisions that differ between today's and the new implementation, beside
+the number that differ between two seeds of today's (the Monte-Carlo noise floor): the
+bootstrap's random stream changed (one count matrix per golden-set size and run seed), the
+sign-flip test's did not.
+
+Goal: new <= 1 s for 10 gates x 10k x 10k (and for redecide).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+import guardrails
+from guardrails import resampling
+from guardrails.policy import Policy
+from guardrails.verdict import decide, redecide
+
+ROOT = Path(__file__).resolve().parents[1]
+TODAY = "5aec781f421e38707494800bbe0b843318fb3784"  # the parent of the shared-resampling change
+METRIC = "ndcg@10"
+
+
+def load_today(rev: str) -> tuple[ModuleType, ModuleType]:
+    """Today's ``guardrails.stats`` and ``guardrails.gates.evaluate``, read from git."""
+    mods = []
+    for name, path in (
+        ("guardrails.stats", "guardrails/stats.py"),
+        ("guardrails.gates.evaluate", "guardrails/gates/evaluate.py"),
+    ):
+        source = subprocess.run(
+            ["git", "-C", str(ROOT), "show", f"{rev}:{path}"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        spec = importlib.util.spec_from_loader(f"today.{name}", loader=None)
+        assert spec is not None
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod  # dataclasses look their module up while decorating
+        exec(compile(source, f"{rev[:7]}:{path}", "exec"), mod.__dict__)
+        mods.append(mod)
+    return mods[0], mods[1]
+
+
+@contextlib.contextmanager
+def swapped(stats: ModuleType, evaluate: ModuleType) -> Iterator[None]:
+    """Make ``from guardrails import stats`` / ``guardrails.gates.evaluate`` resolve to
+    the given modules (both are imported inside the functions that use them)."""
+    saved = sys.modules["guardrails.stats"], sys.modules["guardrails.gates.evaluate"]
+    sys.modules["guardrails.stats"], sys.modules["guardrails.gates.evaluate"] = stats, evaluate
+    guardrails.stats = stats  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        sys.modules["guardrails.stats"], sys.modules["guardrails.gates.evaluate"] = saved
+        guardrails.stats = saved[0]  # type: ignore[attr-defined]
+
+
+def golden(gates: int, n: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per-gate (candidate, baseline) scores in [0, 1]: true deltas from -0.02 to +0.01
+    around a max-drop of 0.01, so the gates pass, fail and stay inconclusive."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for shift in np.linspace(-0.02, 0.01, gates):
+        base = rng.uniform(0.2, 0.8, n)
+        out.append((np.clip(base + shift + rng.normal(0.0, 0.15, n), 0.0, 1.0), base))
+    return out
+
+
+def run_gates(evaluate_gate: Callable, data: list, policy: Policy) -> list:
+    return [
+        evaluate_gate(
+            "noninferior",
+            METRIC,
+            candidate=cand,
+            baseline=base,
+            policy=policy,
+            name=f"gate-{i}",
+            overrides={"max_drop": 0.01},
+        )
+        for i, (cand, base) in enumerate(data)
+    ]
+
+
+def timed(fn: Callable[[], object], repeat: int = 1) -> tuple[object, float, float]:
+    """Result, and the least wall and CPU seconds of ``repeat`` cold runs (a shared machine
+    only ever adds time)."""
+    walls, cpus = [], []
+    for _ in range(repeat):
+        resampling._cache.clear()  # cold: a fresh process has drawn nothing yet
+        wall, cpu = time.perf_counter(), time.process_time()
+        out = fn()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return out, min(walls), min(cpus)
+
+
+def agreement(today: tuple[ModuleType, ModuleType], k: int, n: int, resamples: int) -> None:
+    """Decisions of K near-limit gates: today vs new, and today(seed 0) vs today(seed 1)."""
+    from guardrails.gates.evaluate import evaluate_gate
+
+    rng = np.random.default_rng(2026)
+    policy = Policy(name="agreement", n_resamples=resamples)
+    data = []
+    for _ in range(k):  # true delta near -max_drop +- 2 SE: the decisions that can flip
+        base = rng.uniform(0.2, 0.8, n)
+        shift = -0.01 + rng.uniform(-2.0, 2.0) * 0.15 / np.sqrt(n)
+        data.append((np.clip(base + shift + rng.normal(0.0, 0.15, n), 0.0, 1.0), base))
+    new = [g.status for g in run_gates(evaluate_gate, data, policy)]
+    with swapped(*today):
+        old = [g.status for g in run_gates(today[1].evaluate_gate, data, policy)]
+        old2 = [g.status for g in run_gates(today[1].evaluate_gate, data, _seeded(policy, 1))]
+    print(f"\nagreement: {k} gates near the limit, n={n}, resamples={resamples}")
+    differ = [sum(a != b for a, b in zip(old, x, strict=True)) for x in (new, old2)]
+    print(f"  today vs new:          {differ[0]} differ of {k}")
+    print(f"  today seed 0 vs 1:     {differ[1]} differ of {k}")
+    print(f"  statuses today {dict(Counter(s.value for s in old))}")
+    print(f"  statuses new   {dict(Counter(s.value for s in new))}")
+
+
+def _seeded(policy: Policy, seed: int) -> Policy:
+    from dataclasses import replace
+
+    return replace(policy, seed=seed)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--gates", type=int, default=10)
+    ap.add_argument("--n", type=int, default=10000)
+    ap.add_argument("--resamples", type=int, default=10000)
+    ap.add_argument("--today", default=TODAY, help="git revision of today's implementation")
+    ap.add_argument("--repeat", type=int, default=1, help="cold runs of each (least is kept)")
+    ap.add_argument("--agreement", type=int, default=0, help="near-limit gates to compare")
+    ap.add_argument("--agreement-n", type=int, default=1000)
+    args = ap.parse_args()
+    from guardrails.gates.evaluate import evaluate_gate
+
+    today = load_today(args.today)
+    policy = Policy(name="bench", n_resamples=args.resamples)
+    data = golden(args.gates, args.n, 0)
+    print(
+        f"{args.gates} non-inferiority gates x n={args.n} x resamples={args.resamples}; "
+        f"today = {args.today[:7]}; cores={os.cpu_count()} load={os.getloadavg()[0]:.1f}; "
+        f"least of {args.repeat} cold run(s)"
+    )
+    rows = {}
+    new_gates, *rows["evaluate_gate new"] = timed(
+        lambda: run_gates(evaluate_gate, data, policy), args.repeat
+    )
+    verdict = decide(new_gates, policy)  # type: ignore[arg-type]
+    again, *rows["redecide new"] = timed(lambda: redecide(verdict, policy), args.repeat)
+    with swapped(*today):
+        old_gates, *rows["evaluate_gate today"] = timed(
+            lambda: run_gates(today[1].evaluate_gate, data, policy), args.repeat
+        )
+        old_again, *rows["redecide today"] = timed(lambda: redecide(verdict, policy), args.repeat)
+    for label, (wall, cpu) in rows.items():
+        print(f"  {label:<20} {wall:7.3f} s wall  {cpu:7.3f} s CPU")
+    for what in ("evaluate_gate", "redecide"):
+        old, new = rows[f"{what} today"], rows[f"{what} new"]
+        print(f"  {what}: today / new = {old[0] / new[0]:.1f}x wall, {old[1] / new[1]:.1f}x CPU")
+    print("  gate        today         new           redecide today / new")
+    for o, g, ro, rn in zip(old_gates, new_gates, old_again.gates, again.gates, strict=True):  # type: ignore[attr-defined]
+        print(
+            f"  {g.name:<10}  {o.status.value:<12}  {g.status.value:<12}  "
+            f"{ro.status.value} / {rn.status.value}   CI today [{o.ci[0]:+.5f}, {o.ci[1]:+.5f}]"
+            f" new [{g.ci[0]:+.5f}, {g.ci[1]:+.5f}]"
+        )
+    if args.agreement:
+        agreement(today, args.agreement, args.agreement_n, args.resamples)
+
+
+if __name__ == "__main__":
+    main()
