@@ -385,11 +385,14 @@ class VerdictPlugin:
         state = self.state
         if not state.gates and state.verdict_path is None:
             return
-        state.verdict = verdict = _hooked(self.config, build_verdict(self.config))
-        _junit_suite_properties(self.config, verdict)
-        if state.verdict_path is not None:
-            write_verdict(verdict, state.verdict_path)
-        state.report_path = _write_report(self.config, verdict, state.verdict_path)
+        from guardrails.report.progress import timed
+
+        with timed("verdict and report", quiet=True):
+            state.verdict = verdict = _hooked(self.config, build_verdict(self.config))
+            _junit_suite_properties(self.config, verdict)
+            if state.verdict_path is not None:
+                write_verdict(verdict, state.verdict_path)
+            state.report_path = _write_report(self.config, verdict, state.verdict_path)
         self.config.hook.pytest_guardrails_verdict_written(
             verdict=verdict, path=state.verdict_path, report=state.report_path, config=self.config
         )

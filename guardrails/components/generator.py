@@ -356,8 +356,9 @@ class Generator:
         todo = {k: t for k, t in zip(keys, texts, strict=True) if k not in answers}
         miss = list(todo)
         order = sorted(range(len(miss)), key=lambda i: len(todo[miss[i]]))
-        for chunk in _batches(order, batch_size, progress, "generate"):
-            outs = self._generate_batch([todo[miss[i]] for i in chunk], limit)
+        facts = self._work_facts()
+        for chunk in _batches(order, batch_size, progress, "generate", facts):
+            outs = self._generate_batch([todo[miss[i]] for i in chunk], limit, facts)
             fresh = dict(zip((miss[i] for i in chunk), outs, strict=True))
             self._store("generate", fingerprint, fresh)
             answers.update(fresh)
@@ -372,7 +373,16 @@ class Generator:
         if self.cache is not None:
             self.cache.put_many(kind, fingerprint, values)
 
-    def _generate_batch(self, texts: list[str], max_new_tokens: int) -> list[str]:
+    def _work_facts(self) -> dict[str, Any]:
+        """Counters a progress line reports at its end: token positions the model computed
+        (padding included: what the hardware did) and the parameter count, so a benchmark can
+        turn them into FLOP/s (``2 · params · tokens``)."""
+        params = sum(p.numel() for p in self.model.parameters())
+        return {"tokens": 0, "params": int(params)}
+
+    def _generate_batch(
+        self, texts: list[str], max_new_tokens: int, facts: dict[str, Any] | None = None
+    ) -> list[str]:
         import torch
 
         enc = self._encode(texts, padding_side="left")
@@ -388,6 +398,8 @@ class Generator:
                 top_p=None,
                 top_k=None,
             )
+        if facts is not None:
+            facts["tokens"] += int(out.numel())
         new = out[:, enc["input_ids"].shape[1] :]
         return [s.strip() for s in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
 
@@ -423,17 +435,22 @@ class Generator:
             k: (t, c) for k, t, c in zip(keys, texts, completions, strict=True) if k not in found
         }
         miss = list(todo)
-        for chunk in _batches(list(range(len(miss))), batch_size, progress, "score"):
-            values = self._score_batch([todo[miss[i]] for i in chunk])
+        facts = self._work_facts()
+        for chunk in _batches(list(range(len(miss))), batch_size, progress, "score", facts):
+            values = self._score_batch([todo[miss[i]] for i in chunk], facts)
             fresh = {miss[i]: float(v) for i, v in zip(chunk, values, strict=True)}
             self._store("loglik", fingerprint, fresh)
             found.update(fresh)
         return np.asarray([found[k] for k in keys], dtype=np.float64).reshape(len(keys))
 
-    def _score_batch(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+    def _score_batch(
+        self, pairs: list[tuple[str, str]], facts: dict[str, Any] | None = None
+    ) -> np.ndarray:
         import torch
 
         ids, mask, target = self._pair_tensors(pairs)
+        if facts is not None:
+            facts["tokens"] += int(ids.numel())
         with torch.inference_mode():
             logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
         logp = torch.log_softmax(logits[:, :-1], dim=-1)
@@ -490,12 +507,14 @@ class Generator:
         return f"Generator(fingerprint={self.fingerprint!r}, adapter={self.adapter_path})"
 
 
-def _batches(items: list[int], size: int, progress: bool, desc: str) -> Iterator[list[int]]:
+def _batches(
+    items: list[int], size: int, progress: bool, desc: str, facts: dict[str, Any] | None = None
+) -> Iterator[list[int]]:
     from guardrails.report.progress import chunks
 
     if size <= 0:
         raise ComponentError(f"batch_size={size} must be > 0")
-    for chunk in chunks(items, size, f"generator {desc}", progress=progress):
+    for chunk in chunks(items, size, f"generator {desc}", progress=progress, facts=facts):
         yield list(chunk)
 
 

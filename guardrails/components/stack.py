@@ -70,15 +70,18 @@ def ensure_index(
         return VectorIndex.load(folder)
     doc_ids = sorted(texts)
     vectors = embedder.encode_documents([texts[d] for d in doc_ids], cache, progress=progress)
-    index = VectorIndex.build(
-        vectors,
-        doc_ids,
-        config=config,
-        embedder_fingerprint=embedder.fingerprint,
-        corpus_fingerprint=corpus_fp,
-        doc_hashes={d: content_hash(texts[d]) for d in doc_ids},
-    )
-    index.save(folder)
+    from guardrails.report.progress import timed
+
+    with timed(f"index build ({config.kind})", quiet=not progress, vectors=len(doc_ids)):
+        index = VectorIndex.build(
+            vectors,
+            doc_ids,
+            config=config,
+            embedder_fingerprint=embedder.fingerprint,
+            corpus_fingerprint=corpus_fp,
+            doc_hashes={d: content_hash(texts[d]) for d in doc_ids},
+        )
+        index.save(folder)
     return index
 
 

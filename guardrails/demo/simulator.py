@@ -628,13 +628,18 @@ def write_simulated_logs(
 
     Without events the split is the middle of the simulated span. Returns both paths.
     """
+    from guardrails.report.progress import timed
+
     config = config or demo_config()
-    records = simulate(config, golden_dir, embedder)
-    times = [resolve_time(e.at, config.start) for e in config.events]
-    split = min(times) if times else config.start + config.hours * 1800.0
-    out = Path(out_dir)
-    reference = write_logs([r for r in records if r.timestamp < split], out / "reference.jsonl")
-    current = write_logs([r for r in records if r.timestamp >= split], out / "current.jsonl")
+    with timed("log simulation") as facts:
+        records = simulate(config, golden_dir, embedder)
+        times = [resolve_time(e.at, config.start) for e in config.events]
+        split = min(times) if times else config.start + config.hours * 1800.0
+        out = Path(out_dir)
+        before = [r for r in records if r.timestamp < split]
+        reference = write_logs(before, out / "reference.jsonl")
+        current = write_logs([r for r in records if r.timestamp >= split], out / "current.jsonl")
+        facts["records"] = len(records)
     return reference, current
 
 

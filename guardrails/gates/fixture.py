@@ -195,16 +195,19 @@ class Gate:
                     f"gate {gate_name}: candidate and baseline are scored on "
                     "different samples; pass the same ids / qrels"
                 )
-        result = evaluate_gate(
-            kind,
-            metric,
-            candidate=cand,
-            baseline=base,
-            policy=self.policy,
-            name=gate_name,
-            ids=sample_ids,
-            overrides={k: v for k, v in overrides.items() if v is not None},
-        )
+        from guardrails.report.progress import timed
+
+        with timed("gates", quiet=True):
+            result = evaluate_gate(
+                kind,
+                metric,
+                candidate=cand,
+                baseline=base,
+                policy=self.policy,
+                name=gate_name,
+                ids=sample_ids,
+                overrides={k: v for k, v in overrides.items() if v is not None},
+            )
         return self._finish(result)
 
     def _finish(self, result: GateResult) -> GateResult:

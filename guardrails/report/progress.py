@@ -12,9 +12,12 @@ its start, then at most once every ``every`` seconds, then once at the end with 
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 __all__ = [
@@ -23,10 +26,15 @@ __all__ = [
     "TerminalHandler",
     "chunks",
     "install_terminal_handler",
+    "timed",
     "track",
 ]
 
 LOGGER_NAME = "guardrails"
+PHASES_ENV = "GUARDRAILS_PHASES"
+"""When set to a file path, every finished task appends one JSON line there (task, unit, units,
+wall and CPU seconds of this process, its facts): what ``benchmarks/bench_main_job.py`` reads to
+build the main job's phase table."""
 log = logging.getLogger(LOGGER_NAME)
 T = TypeVar("T")
 
@@ -62,6 +70,7 @@ class Progress:
         self.task, self.total, self.unit, self.every = task, total, unit, every
         self.log = logger or log
         self.done = 0
+        self.cpu_started = time.process_time()
         self.started = self._last = time.perf_counter()
         of = f" of {total} {_plural(unit)}" if total else ""
         self.log.info("%s: started%s", task, of)
@@ -92,15 +101,56 @@ class Progress:
 
     def finish(self, **facts: Any) -> None:
         elapsed = time.perf_counter() - self.started
+        cpu = time.process_time() - self.cpu_started
         extra = "".join(", " + _fact(k, v) for k, v in facts.items())
         self.log.info(
-            "%s: done, %d %s in %s%s",
+            "%s: done, %d %s in %s (CPU %s)%s",
             self.task,
             self.done,
             _plural(self.unit),
             _duration(elapsed),
+            _duration(cpu),
             extra,
         )
+        _record_phase(self.task, self.unit, self.done, elapsed, cpu, facts)
+
+
+def _record_phase(
+    task: str, unit: str, units: int, wall: float, cpu: float, facts: dict[str, Any]
+) -> None:
+    """Append the finished task to the ``GUARDRAILS_PHASES`` file, when one is set (one
+    ``write`` of one line in append mode: lines of concurrent processes do not interleave)."""
+    path = os.environ.get(PHASES_ENV)
+    if not path:
+        return
+    row = {
+        "task": task,
+        "unit": unit,
+        "units": units,
+        "wall_s": round(wall, 4),
+        "cpu_s": round(cpu, 4),
+        "pid": os.getpid(),
+        "facts": {k: v for k, v in facts.items() if isinstance(v, int | float | str)},
+    }
+    try:
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(row, sort_keys=True) + "\n")
+    except OSError as exc:  # accounting must never fail the work it accounts for
+        log.warning("%s=%s: cannot record phase %r (%s)", PHASES_ENV, path, task, exc)
+
+
+@contextmanager
+def timed(task: str, *, quiet: bool = False, **facts: Any) -> Iterator[dict[str, Any]]:
+    """Time one piece of work (a log simulation, an index build, a gate's resampling) as a
+    phase: logged when done unless ``quiet``, and recorded like a finished :class:`Progress`
+    task. Yields ``facts``, which the caller may add to."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    yield facts
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if not quiet:
+        extra = "".join(", " + _fact(k, v) for k, v in facts.items())
+        log.info("%s: done in %s (CPU %s)%s", task, _duration(wall), _duration(cpu), extra)
+    _record_phase(task, "call", 1, wall, cpu, facts)
 
 
 def track(
@@ -110,19 +160,27 @@ def track(
     total: int | None = None,
     unit: str = "batch",
     every: float = 10.0,
+    facts: dict[str, Any] | None = None,
 ) -> Iterator[T]:
-    """Yield ``items``, logging progress as :class:`Progress` does."""
+    """Yield ``items``, logging progress as :class:`Progress` does; ``facts`` (a dict the
+    caller may fill while iterating, e.g. tokens processed) is logged with the total."""
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
     progress = Progress(task, total, unit=unit, every=every)
     for item in items:
         yield item
         progress.update()
-    progress.finish()
+    progress.finish(**(facts or {}))
 
 
 def chunks(
-    items: Sequence[T], size: int, task: str, *, progress: bool = True, unit: str = "batch"
+    items: Sequence[T],
+    size: int,
+    task: str,
+    *,
+    progress: bool = True,
+    unit: str = "batch",
+    facts: dict[str, Any] | None = None,
 ) -> Iterator[Sequence[T]]:
     """``items`` in slices of ``size``, logging progress (as :func:`track`) when asked and there
     is more than one slice: the one way the components batch long work visibly."""
@@ -130,7 +188,7 @@ def chunks(
         raise ValueError(f"size={size} must be > 0")
     parts = [items[i : i + size] for i in range(0, len(items), size)]
     if progress and len(parts) > 1:
-        yield from track(parts, task, unit=unit)
+        yield from track(parts, task, unit=unit, facts=facts)
     else:
         yield from parts
 
@@ -157,7 +215,10 @@ def trainer_callback(task: str, every: float = 10.0) -> Any:
 
         def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             if self.progress is not None:
-                self.progress.finish(**({} if self.loss is None else {"loss": self.loss}))
+                facts: dict[str, Any] = {} if self.loss is None else {"loss": self.loss}
+                if getattr(state, "total_flos", 0):  # the Trainer's 6·params·tokens estimate
+                    facts["flos"] = float(state.total_flos)
+                self.progress.finish(**facts)
 
     return _Callback()
 

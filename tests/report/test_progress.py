@@ -48,3 +48,30 @@ def test_progress_line_rate_and_eta(caplog: pytest.LogCaptureFixture) -> None:
     assert line == "generator LoRA-SFT: step 40/45, 6 s/step, ETA 30 s, loss=1.235"
     assert list(track([], "nothing")) == []
     assert [r.getMessage() for r in caplog.records][-1].startswith("nothing: done, 0 batches")
+
+
+def test_finished_tasks_are_recorded_as_phases(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import json
+
+    from guardrails.report.progress import PHASES_ENV, chunks
+
+    caplog.set_level(logging.INFO, logger="guardrails")
+    phases = tmp_path / "phases.jsonl"
+    monkeypatch.setenv(PHASES_ENV, str(phases))
+    facts = {"tokens": 0}
+    for part in chunks(list(range(10)), 4, "generator generate", facts=facts):
+        sum(i * i for i in range(20000))  # some CPU work
+        facts["tokens"] += len(part)
+    rows = [json.loads(line) for line in phases.read_text().splitlines()]
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["task"], row["unit"], row["units"]) == ("generator generate", "batch", 3)
+    assert row["facts"] == {"tokens": 10} and row["cpu_s"] > 0 and row["wall_s"] > 0
+    assert "tokens=10" in caplog.records[-1].getMessage()
+    assert "(CPU " in caplog.records[-1].getMessage()
+    # not set: nothing is written anywhere
+    monkeypatch.delenv(PHASES_ENV)
+    list(chunks([1, 2, 3], 1, "other"))
+    assert len(phases.read_text().splitlines()) == 1
