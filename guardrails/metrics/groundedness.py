@@ -25,7 +25,13 @@ Agreement with labels is measured in ``benchmarks/bench_groundedness.py`` on cla
 from SQuAD 2.0 (supported: question + gold answer against its own paragraph; unsupported:
 the same claim against another paragraph, and question + plausible answer of an unanswerable
 question against its own paragraph); the threshold is chosen on one half and measured on the
-other. Both scores are in [0, 1] (cosine clipped at 0), higher = better supported.
+other. Measured (seed 13, 260 / 324 held-out pairs): token overlap tells a supported claim from
+the same claim against another paragraph of its article with balanced accuracy 0.935 / 0.935
+(Cohen's kappa 0.87 / 0.87); MiniLM cosine 0.77 / 0.79 (kappa 0.55 / 0.58). Neither beats
+chance (0.50 / 0.52) on SQuAD 2.0's adversarial plausible answers, which are spans of the
+paragraph answering a question it does not: that needs an entailment model, which is not
+available offline here. Both scores are in [0, 1] (cosine clipped at 0), higher = better
+supported.
 """
 
 from __future__ import annotations
