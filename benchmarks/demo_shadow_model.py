@@ -102,6 +102,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--queries", type=int, default=24)
     parser.add_argument("--timed", type=int, default=4)
+    parser.add_argument("--probes", type=int, default=None, help="first N must-refuse canaries")
     args = parser.parse_args()
     from guardrails.components.shadow_model import (
         production_contexts,
@@ -119,7 +120,7 @@ def main() -> None:
         (c.id, c.prompt)
         for d in DOMAINS
         for c in load_canaries(ROOT / "golden" / d / "canaries.jsonl").of_kind("must-refuse")
-    ]
+    ][: args.probes]
     logged = list(load_window(args.artifacts / "logs" / "current.jsonl").queries)
     traffic = shadow_model_sample(logged, size=args.queries, probes=probes)
     run, ranked = production_contexts(parts["retriever"], traffic, parts["kb"], depth=DEPTH)
