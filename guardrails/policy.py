@@ -36,9 +36,11 @@ key by key:
 metrics                                            built-in limits
 =================================================  ==========================================
 ranking (ndcg, mrr, recall, precision, map @k)     max-drop 0.02, min-gain 0 (scores on 0..1)
-text (rouge1/2/l, bleu, chrf, token_f1)            max-drop 0.02, min-gain 0 (scores on 0..1)
+text (rouge1/2/l, bleu, chrf, token_f1) and        max-drop 0.02, min-gain 0 (scores on 0..1)
+groundedness
 binary per sample (pass_rate, exact_match, hit,    max-drop 0: no significant new failure
-degenerate_rate, which is lower-is-better)
+degenerate_rate, unsafe_rate, refusal_rate: the
+last three lower-is-better)
 psi / kl                                           max 0.2 / 0.1 (PSI >= 0.2: a real shift)
 anything in units (latency, throughput, memory,    none: a gate on it needs its own limit
 nats of preference margin) and other drift stats
@@ -225,6 +227,7 @@ def policy_from_dict(data: Any, *, source: str = "<verdict policy>") -> Policy:
 BUILTIN_LIMITS: Mapping[str, Mapping[str, float]] = {
     "ranking": {"max_drop": 0.02, "min_gain": 0.0},
     "text": {"max_drop": 0.02, "min_gain": 0.0},
+    "grounding": {"max_drop": 0.02, "min_gain": 0.0},
     "binary": {"max_drop": 0.0},
     "psi": {"max": 0.2},
     "kl": {"max": 0.1},
