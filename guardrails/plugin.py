@@ -127,6 +127,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "production regressed after a promote: see `guardrails watch`)",
     )
     group.addoption(
+        "--guardrails-monitor",
+        action="store_true",
+        default=False,
+        help="monitoring run after a promote: the registry's production is judged as the "
+        "candidate against its previous production as the baseline (nothing is trained); "
+        "with --guardrails-apply a regressed component is rolled back (see `guardrails watch`)",
+    )
+    group.addoption(
         "--guardrails-registry",
         metavar="PATH",
         default=None,

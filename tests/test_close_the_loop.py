@@ -173,3 +173,116 @@ def test_guardrails_apply_promotes_then_rolls_back(
     )
     assert _aliases(db) == {"production": ORIGINAL, "previous": TRAINED, "candidate": TRAINED}
     _check_rollback_entry(db, None)
+
+
+# The same loop through configuration alone: a reranker built by a factory; run 1 trains nothing
+# but judges the configured candidate (boost 2) and --guardrails-apply promotes it; run 2 is a
+# monitoring run (--guardrails-monitor: production judged against the production it replaced,
+# both rebuilt from the registry's recorded factory and options) after the served reranker
+# broke on new traffic (GUARDRAILS_TEST_BROKEN: boost 2 ranks by missing words); it rolls back.
+STACK_PYPROJECT = """
+[tool.guardrails]
+policy = "release"
+seed = 3
+n-resamples = 1000
+[tool.guardrails.components]
+reranker = ["rerank*"]
+[tool.guardrails.policies.release]
+required = ["rerank*"]
+[tool.guardrails.policies.release.metrics.preference_margin]
+max-drop = 0.05
+[tool.guardrails.stack]
+artifacts = "store"
+[tool.guardrails.stack.reranker]
+factory = "overlap:Overlap"
+[tool.guardrails.stack.reranker.candidate]
+boost = 2.0
+"""
+
+OVERLAP = """
+import os
+
+
+class Overlap:
+    def __init__(self, boost=1.0):
+        self.boost = boost
+
+    @property
+    def fingerprint(self):
+        return f"overlap:{self.boost}"
+
+    def rerank_run(self, run, queries, docs, *, top_k=20):
+        broken = self.boost == 2.0 and os.environ.get("GUARDRAILS_TEST_BROKEN")
+        out = {}
+        for qid, ranked in run.items():
+            words = set(queries[qid].split())
+            for d in ranked:
+                shared = len(words & set(docs[d].split()))
+                out.setdefault(qid, {})[d] = self.boost * (-shared if broken else shared)
+        return out
+"""
+
+STACK_SUITE = '''
+import math
+
+def margins(reranker, n=80):
+    """Per query: how far the reranker puts the relevant document above the other one."""
+    queries = {f"q{i}": " ".join(f"w{j}" for j in range(1 + i % 7)) for i in range(n)}
+    docs = {}
+    run = {}
+    for i in range(n):
+        docs[f"good{i}"] = queries[f"q{i}"] + " filler"
+        docs[f"bad{i}"] = "w0 filler" if i % 3 else "filler"
+        run[f"q{i}"] = {f"good{i}": 1.0, f"bad{i}": 1.0}
+    out = reranker.rerank_run(run, queries, docs)
+    return [math.tanh((out[f"q{i}"][f"good{i}"] - out[f"q{i}"][f"bad{i}"]) / 8) for i in range(n)]
+
+def test_rerank(gate, production_reranker, candidate_reranker):
+    for role, r in (("baseline", production_reranker), ("candidate", candidate_reranker)):
+        gate.record(artifact={"component": "reranker", "role": role, "fingerprint": r.fingerprint})
+    gate.noninferior("preference_margin", candidate=margins(candidate_reranker),
+                     baseline=margins(production_reranker), name="rerank")
+'''
+
+
+def test_a_configured_stack_promotes_then_a_monitoring_run_rolls_back(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyprojecttoml(STACK_PYPROJECT)
+    pytester.makepyfile(overlap=OVERLAP, test_rerank=STACK_SUITE)
+    db = pytester.path / "store" / "registry.sqlite"
+    args = ("--guardrails-apply", "-p", "no:cacheprovider")
+
+    first = pytester.runpytest_subprocess("--guardrails-verdict=v1.json", *args)
+    assert first.ret == 0, first.stdout.str()
+    with Registry(db) as reg:
+        production = reg.resolve("reranker", "production")
+        assert production is not None and production.fingerprint == "overlap:2.0"
+        assert production.metadata["options"] == {"boost": 2.0}
+        assert reg.resolve("reranker", "previous").fingerprint == "overlap:1.0"
+
+    healthy = pytester.runpytest_subprocess(
+        "--guardrails-verdict=v2.json", "--guardrails-monitor", *args
+    )
+    assert healthy.ret == 0, healthy.stdout.str()
+    verdict = json.loads((pytester.path / "v2.json").read_text())
+    roles = {a["role"]: a["fingerprint"] for a in verdict["gates"][0]["extra"]["artifacts"]}
+    assert roles == {"baseline": "overlap:1.0", "candidate": "overlap:2.0"}  # previous vs served
+
+    monkeypatch.setenv("GUARDRAILS_TEST_BROKEN", "1")
+    broken = pytester.runpytest_subprocess(
+        "--guardrails-verdict=v3.json", "--guardrails-monitor", *args
+    )
+    assert broken.ret == 11, broken.stdout.str()
+    broken.stdout.fnmatch_lines(
+        ["guardrails apply: rolled back reranker (production regressed after a promote)*"]
+    )
+    with Registry(db) as reg:
+        assert reg.resolve("reranker", "production").fingerprint == "overlap:1.0"
+        [last] = [h for h in reg.history("reranker") if h.action == "rollback"]
+        assert last.evidence is not None and last.evidence["failing_gates"][0]["name"] == "rerank"
+    # production is rebuilt from the registry: the next ordinary run judges boost 1 again
+    again = pytester.runpytest_subprocess("--guardrails-verdict=v4.json", "-p", "no:cacheprovider")
+    verdict = json.loads((pytester.path / "v4.json").read_text())
+    roles = {a["role"]: a["fingerprint"] for a in verdict["gates"][0]["extra"]["artifacts"]}
+    assert roles["baseline"] == "overlap:1.0", again.stdout.str()

@@ -43,6 +43,37 @@ def _recipe(spec: Any, role: str) -> dict[str, Any]:
     return {"factory": spec.factory, "options": options}
 
 
+def monitoring(config: pytest.Config) -> bool:
+    """``--guardrails-monitor``: judge the registry's production against its ``previous``."""
+    return bool(config.getoption("--guardrails-monitor", default=False))
+
+
+def _monitored(registry: Any, component: str, alias: str) -> Any:
+    """A monitoring run's side: ``previous`` as production, ``production`` as the candidate,
+    each rebuilt from its recorded factory and options (a component never promoted has no
+    ``previous``: it is judged against itself, an A/A)."""
+    from guardrails.errors import RegistryError
+    from guardrails.stack import ComponentSpec, build_component
+
+    artifact = registry.resolve(component, alias)
+    if artifact is None or "factory" not in artifact.metadata:
+        raise RegistryError(
+            f"{registry.path}: --guardrails-monitor needs {component} {alias} with a recorded "
+            f"factory ({'none' if artifact is None else 'it has none'}); monitoring judges a "
+            "promoted production against the production it replaced"
+        )
+    options = dict(artifact.metadata.get("options") or {})
+    built = build_component(
+        ComponentSpec(component, str(artifact.metadata["factory"]), options), "production"
+    )
+    if built.fingerprint != artifact.fingerprint:
+        raise RegistryError(
+            f"{registry.path}: {component} {alias} is {artifact.fingerprint}, but its recorded "
+            f"factory now builds {built.fingerprint}"
+        )
+    return built
+
+
 def _production(config: pytest.Config, registry: Any, component: str) -> Any:
     """What the registry's ``production`` alias names, rebuilt from its recorded factory and
     options; on a fresh registry, the configured component, registered as production.
@@ -53,6 +84,8 @@ def _production(config: pytest.Config, registry: Any, component: str) -> Any:
     from guardrails.errors import RegistryError
     from guardrails.stack import ComponentSpec, build_component
 
+    if monitoring(config) and registry.resolve(component, "previous") is not None:
+        return _monitored(registry, component, "previous")
     spec = _spec(config, component, "production")
     served = registry.resolve(component, "production")
     if served is None or "factory" not in served.metadata:
@@ -90,7 +123,12 @@ def guardrails_root(config: pytest.Config) -> Path:
 
 def _candidate(config: pytest.Config, registry: Any, component: str, production: Any) -> Any:
     """The configured candidate, registered with production as its parent; ``production``
-    itself when there is no candidate table (A/A)."""
+    itself when there is no candidate table (A/A). A monitoring run's candidate is the
+    registry's production (judged against the previous one)."""
+    if monitoring(config):  # never promoted (no previous): production judged against itself
+        if registry.resolve(component, "previous") is None:
+            return production
+        return _monitored(registry, component, "production")
     spec = config.stash[STATE].stack.components.get(component)
     if spec is None or spec.candidate is None:
         return production
