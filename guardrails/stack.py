@@ -61,9 +61,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from guardrails.errors import PolicyError
+from guardrails.errors import PolicyError, TrainingError
+
+if TYPE_CHECKING:  # a light module, imported when a training table is parsed
+    from guardrails.training.config import ComponentTraining, TrainingConfig
 
 __all__ = [
     "ROLES",
@@ -74,6 +77,7 @@ __all__ = [
     "build_component",
     "load_stack",
     "parse_stack",
+    "parse_training",
 ]
 
 ROLES = ("established", "new")
@@ -146,6 +150,32 @@ class StackConfig:
     """``(reference, current)`` production log windows, when configured."""
     mlflow: MlflowConfig | None = None
     """The MLflow registry mirrored after each switch, when configured."""
+    training: Mapping[str, ComponentTraining] = field(default_factory=dict)
+    """``[tool.guardrails.training.<component>]``: method and hyper-parameters per component
+    (every component has one; absent tables give the defaults)."""
+
+    def training_for(self, component: str) -> ComponentTraining:
+        """How ``component``'s candidate is trained (its table, or the defaults)."""
+        if component in self.training:
+            return self.training[component]
+        from guardrails.training.config import component_training
+
+        try:
+            return component_training(component, None)
+        except TrainingError as exc:
+            raise PolicyError(f"[tool.guardrails.training] {exc}") from None
+
+    def training_config(self, component: str) -> TrainingConfig:
+        """The config ``component``'s trainer takes (``"generator-cpt"``: the CPT stage's)."""
+        if component == "generator-cpt":
+            from guardrails.training.config import GeneratorCPTConfig
+
+            return self.training_for("generator").cpt or GeneratorCPTConfig()
+        return self.training_for(component).config
+
+    def training_method(self, component: str) -> str:
+        """The method ``component`` trains with (``lora``, ``ia3``, ``sft``, ``cpt+sft``, ...)."""
+        return self.training_for(component).method
 
     @property
     def registry_path(self) -> Path:
@@ -157,9 +187,13 @@ class StackConfig:
 
 
 def parse_stack(
-    table: Mapping[str, Any], root: Path, source: str = "pyproject.toml"
+    table: Mapping[str, Any],
+    root: Path,
+    source: str = "pyproject.toml",
+    training: Mapping[str, Any] | None = None,
 ) -> StackConfig:
-    """Validate a ``[tool.guardrails.stack]`` table; paths resolve against ``root``."""
+    """Validate a ``[tool.guardrails.stack]`` table (and the ``[tool.guardrails.training]``
+    table, ``training``); paths resolve against ``root``."""
     where = "[tool.guardrails.stack]"
     _check(table, _STACK_KEYS, where, source)
     raw = table.get("domains", {})
@@ -182,7 +216,28 @@ def parse_stack(
         None if registry is None else root / registry,
         _logs(table, root, source),
         _mlflow(table, source),
+        parse_training(training or {}, source),
     )
+
+
+def parse_training(table: Mapping[str, Any], source: str) -> dict[str, ComponentTraining]:
+    """Validate ``[tool.guardrails.training]``: one table per component (retriever, reranker,
+    generator, alignment) whose ``method`` and hyper-parameters override the defaults."""
+    from guardrails.training.config import TRAINING_METHODS, component_training
+
+    if not isinstance(table, Mapping):
+        raise PolicyError(f"{source}: [tool.guardrails.training] must be a table of components")
+    _check(table, set(TRAINING_METHODS), "[tool.guardrails.training]", source)
+    out = {}
+    for component, body in table.items():
+        where = f"[tool.guardrails.training.{component}]"
+        if not isinstance(body, Mapping):
+            raise PolicyError(f"{source}: {where} must be a table (method and hyper-parameters)")
+        try:
+            out[component] = component_training(component, body)
+        except TrainingError as exc:
+            raise PolicyError(f"{source}: {where} {exc}") from None
+    return out
 
 
 def _mlflow(table: Mapping[str, Any], source: str) -> MlflowConfig | None:
@@ -332,10 +387,11 @@ def load_stack(pyproject: str | Path | None) -> StackConfig:
 
     path = Path(pyproject) if pyproject is not None else None
     root = path.parent if path is not None else Path.cwd()
-    table = read_guardrails_table(path).get("stack", {})
+    guardrails = read_guardrails_table(path)
+    table = guardrails.get("stack", {})
     if not isinstance(table, Mapping):
         raise PolicyError(f"{path}: [tool.guardrails.stack] must be a table")
-    return parse_stack(table, root, str(path))
+    return parse_stack(table, root, str(path), guardrails.get("training", {}))
 
 
 def _domain(name: str, body: Any, root: Path, source: str) -> DomainConfig:

@@ -24,13 +24,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from guardrails.components.device import check_device
 from guardrails.errors import ComponentError, TrainingError
 
 __all__ = [
     "CONFIG_TYPES",
+    "DEFAULT_METHODS",
+    "TRAINING_METHODS",
+    "ComponentTraining",
     "DPOConfig",
     "GRPOConfig",
     "GeneratorCPTConfig",
@@ -40,7 +43,9 @@ __all__ = [
     "RerankerTrainingConfig",
     "RetrieverTrainingConfig",
     "TrainingConfig",
+    "component_training",
     "config_from_dict",
+    "default_config",
 ]
 
 # Attention and MLP projections of BERT-family encoders (MiniLM) and of Llama-family decoders.
@@ -410,3 +415,68 @@ def _check_type(owner: str, name: str, value: Any, default: Any) -> None:
         ok, want = True, ""
     if not ok:
         raise TrainingError(f"{owner}: {key}={value!r}; allowed values: {want}")
+
+
+# ------------------------------------------------------------- per-component configuration
+
+# [tool.guardrails.training.<component>]: the trainer each ``method`` runs and its config kind.
+TRAINING_METHODS: dict[str, dict[str, str]] = {
+    "retriever": {m: "retriever" for m in ("lora", "ia3", "loha", "lokr")},
+    "reranker": {m: "reranker" for m in ("lora", "ia3", "loha", "lokr")},
+    "generator": {"sft": "generator-sft", "cpt+sft": "generator-sft"},
+    "alignment": {"dpo": "dpo", "kto": "kto", "grpo": "grpo", "rloo": "rloo"},
+}
+# the method a component trains with when its table does not say (the demo's recipes)
+DEFAULT_METHODS = {"retriever": "lora", "reranker": "lora", "generator": "sft", "alignment": "dpo"}
+
+
+@dataclass(frozen=True)
+class ComponentTraining:
+    """How one component's candidate is trained: ``method``, its config and, for the
+    generator's ``cpt+sft``, the CPT stage's config (``cpt``)."""
+
+    component: str
+    method: str
+    config: TrainingConfig
+    cpt: GeneratorCPTConfig | None = None
+
+
+def default_config(component: str, kind: str) -> TrainingConfig:
+    """The config a component's candidate trains with when nothing is configured (for the
+    reranker, the demo's LoRA-on-production recipe, ``RERANKER_CANDIDATE_CONFIG``)."""
+    if component == "reranker":
+        from guardrails.training.reranker import RERANKER_CANDIDATE_CONFIG
+
+        return RERANKER_CANDIDATE_CONFIG
+    return CONFIG_TYPES[kind]()
+
+
+def component_training(component: str, values: Mapping[str, Any] | None) -> ComponentTraining:
+    """Parse ``[tool.guardrails.training.<component>]`` (``values``; ``None``: absent) over the
+    component's defaults. ``method`` picks the trainer (retriever / reranker: the peft adapter
+    type); every other key is a field of that method's config; the generator's ``cpt``
+    sub-table holds the CPT stage's fields. :class:`TrainingError` names the key and value."""
+    if component not in TRAINING_METHODS:
+        raise TrainingError(
+            f"unknown component {component!r}; allowed values: {sorted(TRAINING_METHODS)}"
+        )
+    body = dict(values or {})
+    methods = TRAINING_METHODS[component]
+    method = body.get("method", DEFAULT_METHODS[component])
+    if method not in methods:
+        raise TrainingError(f"method={method!r}; allowed values: {sorted(methods)}")
+    cpt_values = body.pop("cpt", None)
+    if cpt_values is not None and (component != "generator" or method != "cpt+sft"):
+        raise TrainingError(
+            f"a cpt table is read only with the generator's method = 'cpt+sft' (method={method!r})"
+        )
+    if cpt_values is not None and not isinstance(cpt_values, Mapping):
+        raise TrainingError(f"cpt={cpt_values!r} must be a table of GeneratorCPTConfig fields")
+    kind = methods[method]
+    if component not in ("retriever", "reranker"):
+        body.pop("method", None)  # the trainer, not a field of its config
+    config = config_from_dict(kind, body, default_config(component, kind))
+    cpt = None
+    if method == "cpt+sft":
+        cpt = cast(GeneratorCPTConfig, config_from_dict("generator-cpt", cpt_values or {}))
+    return ComponentTraining(component, str(method), config, cpt)
