@@ -74,6 +74,7 @@ __all__ = [
     "CanaryPrompt",
     "KTOExample",
     "PreferenceExample",
+    "alignment_examples",
     "alignment_fingerprint",
     "canary_reward",
     "ensure_alignment_candidate",
@@ -212,6 +213,25 @@ def load_canary_prompts(
     if not out:
         raise GoldenDataError(path, None, f"no canaries of kinds={list(kinds)}")
     return out
+
+
+def alignment_examples(
+    method: str,
+    pairs: Sequence[PreferenceExample],
+    canaries: Sequence[str | Path | CanarySet] = (),
+) -> list[PreferenceExample] | list[KTOExample] | list[CanaryPrompt]:
+    """The training items ``method`` takes from the curated / golden data: DPO the preference
+    ``pairs``; KTO each pair split (:func:`kto_examples_from_pairs`); GRPO and RLOO the
+    ``canaries`` files' prompts (their reward is canary compliance, :func:`canary_reward`)."""
+    if method == "dpo":
+        return list(pairs)
+    if method == "kto":
+        return kto_examples_from_pairs(pairs)
+    if method in ("grpo", "rloo"):
+        if not canaries:
+            raise TrainingError(f"method={method!r} trains on canary prompts; pass canaries=[...]")
+        return [p for source in canaries for p in load_canary_prompts(source)]
+    raise TrainingError(f"method={method!r}; allowed values: {sorted(COMPONENTS)}")
 
 
 def alignment_fingerprint(

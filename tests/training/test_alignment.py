@@ -173,6 +173,23 @@ def test_demo_golden_preferences_and_canaries_load() -> None:
     assert all(c.context_texts for c in canaries if c.canary.context)
 
 
+def test_alignment_examples_follow_the_method() -> None:
+    from guardrails.training.alignment import alignment_examples
+
+    assert alignment_examples("dpo", PAIRS) == PAIRS
+    assert alignment_examples("kto", PAIRS) == kto_examples_from_pairs(PAIRS)
+    canaries = GOLDEN / "devices" / "canaries.jsonl"
+    prompts = alignment_examples("rloo", PAIRS, [canaries])
+    assert (
+        prompts == load_canary_prompts(canaries)
+        and alignment_examples("grpo", PAIRS, [canaries]) == prompts
+    )
+    with pytest.raises(TrainingError, match="pass canaries"):
+        alignment_examples("rloo", PAIRS)
+    with pytest.raises(TrainingError, match="method='ppo'; allowed values"):
+        alignment_examples("ppo", PAIRS)
+
+
 def test_fingerprint_follows_content_and_order() -> None:
     fp = alignment_fingerprint(PAIRS)
     assert fp == alignment_fingerprint(list(PAIRS))
