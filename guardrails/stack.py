@@ -49,6 +49,12 @@ factory that returns an object satisfying the component's Protocol
     [tool.guardrails.stack.generator.candidate]  # overrides for the candidate (absent: A/A)
     model = "help-centre-v8-rc1"
 
+    [tool.guardrails.training.retriever]   # how candidates train: method + hyper-parameters
+    method = "ia3"                    # lora | ia3 | loha | lokr (docs/training.md)
+    learning-rate = 3e-3
+    [tool.guardrails.training.alignment]
+    method = "rloo"                   # dpo | kto | grpo | rloo
+
 ``role`` is ``established`` (default: judged by non-inferiority, so forgetting shows) or ``new``
 (a candidate trained for it must show a gain). Relative paths are relative to the pyproject's
 folder. Every mistake raises :class:`~guardrails.errors.PolicyError` naming the key.
