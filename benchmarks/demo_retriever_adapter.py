@@ -1,7 +1,7 @@
-"""Demo measurement: a retriever LoRA trained on the new domain (devices), gated like the suite.
+"""Demo measurement: a retriever adapter trained on the new domain (devices), gated like the suite.
 
-Trains (or loads from ``adapters/retriever/<fingerprint>/``) a LoRA on
-``golden/devices/train.jsonl`` from MiniLM, searches the whole knowledge base (both domains'
+Trains (or loads from ``adapters/retriever/<fingerprint>/``) an adapter (LoRA, or ``--method
+ia3 | loha | lokr``) on ``golden/devices/train.jsonl`` from MiniLM, searches the whole knowledge base (both domains'
 corpora) with production and candidate exactly as ``suites/test_retrieval.py`` does, and
 evaluates the release policy's gates with :func:`guardrails.gates.evaluate_gate`:
 
@@ -154,7 +154,8 @@ def evaluate(
     return all(r.passed for r in results)
 
 
-def parse_config(argv: list[str] | None) -> RetrieverTrainingConfig:
+def parse_config(argv: list[str] | None) -> tuple[RetrieverTrainingConfig, bool]:
+    """The training config from the command line, and whether to skip the shuffled run."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     defaults = RetrieverTrainingConfig()
     parser.add_argument("--epochs", type=float, default=defaults.epochs)
@@ -168,8 +169,7 @@ def parse_config(argv: list[str] | None) -> RetrieverTrainingConfig:
     parser.add_argument("--method", default=defaults.method, help="lora, ia3, loha or lokr")
     parser.add_argument("--only-real", action="store_true", help="skip the shuffled candidate")
     a = parser.parse_args(argv)
-    ONLY_REAL[0] = a.only_real
-    return defaults.with_(
+    config = defaults.with_(
         epochs=a.epochs,
         learning_rate=a.lr,
         batch_size=a.batch_size,
@@ -181,13 +181,11 @@ def parse_config(argv: list[str] | None) -> RetrieverTrainingConfig:
         lora_layers=tuple(int(x) for x in a.layers.split(",") if x),
         method=a.method,
     )
-
-
-ONLY_REAL = [False]
+    return config, a.only_real
 
 
 def main(argv: list[str] | None = None) -> int:
-    config = parse_config(argv)
+    config, only_real = parse_config(argv)
     print("config:", asdict(config))
     policy = load_policy(ROOT / "pyproject.toml")
     golden = load_golden()
@@ -196,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     good = evaluate(
         f"{config.method} on devices triplets", config, golden, texts, base, policy, False
     )
-    if ONLY_REAL[0]:
+    if only_real:
         return 0 if good else 1
     start = time.perf_counter()
     evaluate("cached re-run", config, golden, texts, base, policy, False)
