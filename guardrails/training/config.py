@@ -324,8 +324,8 @@ class RLOOConfig(TrainingConfig):
 
     and the loss is PPO's clipped surrogate ``-min(ρ A, clip(ρ, 1-ε, 1+ε) A)`` with
     ``ρ = π(y|x) / π_old(y|x)`` (``ε = epsilon``), plus ``beta`` × KL to the reference policy
-    folded into the reward (trl's ``RLOOTrainer``). trl 1.16 ships no ``PPOTrainer`` (it left
-    the library with trl 0.x's experimental namespace); RLOO is the PPO-family trainer it has.
+    folded into the reward (trl's ``RLOOTrainer``). trl 1.16 ships no ``PPOTrainer`` (neither
+    in ``trl`` nor in ``trl.experimental``); RLOO and GRPO are the PPO-family trainers it has.
     """
 
     learning_rate: float = 1e-5
