@@ -1,9 +1,10 @@
 """Demo measurement: a retriever adapter trained on the new domain (devices), gated like the suite.
 
-Trains (or loads from ``adapters/retriever/<fingerprint>/``) an adapter (LoRA, or ``--method
-ia3 | loha | lokr``) on ``golden/devices/train.jsonl`` from MiniLM, searches the whole knowledge
-base (both domains' corpora) with production and candidate exactly as
-``suites/test_retrieval.py`` does, and evaluates the release policy's gates with :func:`guardrails.gates.evaluate_gate`:
+Trains (or loads from ``adapters/retriever/<fingerprint>/``) an adapter (LoRA, or
+``--method ia3 | loha | lokr``) on ``golden/devices/train.jsonl`` from MiniLM, searches the
+whole knowledge base (both domains' corpora) with production and candidate exactly as
+``suites/test_retrieval.py`` does, and evaluates the release policy's gates with
+:func:`guardrails.gates.evaluate_gate`:
 
 * devices ``ndcg@10`` must RISE: gate ``superior`` (paired CI above ``min-gain``);
 * both domains ``ndcg@10`` / ``mrr@10`` / ``recall@10`` must stay ``noninferior``.
