@@ -86,7 +86,16 @@ __all__ = [
     "read_guardrails_table",
 ]
 
-_TOP_KEYS = {"policy", "seed", "n-resamples", "policies", "triggers", "components", "stack"}
+_TOP_KEYS = {
+    "policy",
+    "seed",
+    "n-resamples",
+    "policies",
+    "triggers",
+    "components",
+    "stack",
+    "training",  # per-component training methods and hyper-parameters (guardrails.stack)
+}
 _POLICY_KEYS = {
     "alpha",
     "power",

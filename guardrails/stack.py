@@ -57,6 +57,12 @@ factory that returns an object satisfying the component's Protocol
     [tool.guardrails.stack.generator.candidate]  # overrides for the candidate (absent: A/A)
     model = "help-centre-v8-rc1"
 
+    [tool.guardrails.training.retriever]   # how candidates train: method + hyper-parameters
+    method = "ia3"                    # lora | ia3 | loha | lokr (docs/training.md)
+    learning-rate = 3e-3
+    [tool.guardrails.training.alignment]
+    method = "rloo"                   # dpo | kto | grpo | rloo
+
 ``role`` is ``established`` (default: judged by non-inferiority, so forgetting shows) or ``new``
 (a candidate trained for it must show a gain). Relative paths are relative to the pyproject's
 folder. Every mistake raises :class:`~guardrails.errors.PolicyError` naming the key.
@@ -69,9 +75,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from guardrails.errors import PolicyError
+from guardrails.errors import PolicyError, TrainingError
+
+if TYPE_CHECKING:  # a light module, imported when a training table is parsed
+    from guardrails.training.config import ComponentTraining, TrainingConfig
 
 __all__ = [
     "ROLES",
@@ -83,6 +92,7 @@ __all__ = [
     "build_component",
     "load_stack",
     "parse_stack",
+    "parse_training",
 ]
 
 ROLES = ("established", "new")
@@ -209,6 +219,32 @@ class StackConfig:
     """The MLflow registry mirrored after each switch, when configured."""
     scaleout: ScaleoutConfig = field(default_factory=ScaleoutConfig)
     """Where drift and re-embed run (default in-process)."""
+    training: Mapping[str, ComponentTraining] = field(default_factory=dict)
+    """``[tool.guardrails.training.<component>]``: method and hyper-parameters per component
+    (every component has one; absent tables give the defaults)."""
+
+    def training_for(self, component: str) -> ComponentTraining:
+        """How ``component``'s candidate is trained (its table, or the defaults)."""
+        if component in self.training:
+            return self.training[component]
+        from guardrails.training.config import component_training
+
+        try:
+            return component_training(component, None)
+        except TrainingError as exc:
+            raise PolicyError(f"[tool.guardrails.training] {exc}") from None
+
+    def training_config(self, component: str) -> TrainingConfig:
+        """The config ``component``'s trainer takes (``"generator-cpt"``: the CPT stage's)."""
+        if component == "generator-cpt":
+            from guardrails.training.config import GeneratorCPTConfig
+
+            return self.training_for("generator").cpt or GeneratorCPTConfig()
+        return self.training_for(component).config
+
+    def training_method(self, component: str) -> str:
+        """The method ``component`` trains with (``lora``, ``ia3``, ``sft``, ``cpt+sft``, ...)."""
+        return self.training_for(component).method
 
     @property
     def registry_path(self) -> Path:
@@ -220,9 +256,13 @@ class StackConfig:
 
 
 def parse_stack(
-    table: Mapping[str, Any], root: Path, source: str = "pyproject.toml"
+    table: Mapping[str, Any],
+    root: Path,
+    source: str = "pyproject.toml",
+    training: Mapping[str, Any] | None = None,
 ) -> StackConfig:
-    """Validate a ``[tool.guardrails.stack]`` table; paths resolve against ``root``."""
+    """Validate a ``[tool.guardrails.stack]`` table (and the ``[tool.guardrails.training]``
+    table, ``training``); paths resolve against ``root``."""
     where = "[tool.guardrails.stack]"
     _check(table, _STACK_KEYS, where, source)
     raw = table.get("domains", {})
@@ -246,6 +286,7 @@ def parse_stack(
         _logs(table, root, source),
         _mlflow(table, source),
         _scaleout(table, source),
+        parse_training(training or {}, source),
     )
 
 
@@ -259,6 +300,26 @@ def _scaleout(table: Mapping[str, Any], source: str) -> ScaleoutConfig:
         raise PolicyError(
             f"{source}: [tool.guardrails.stack.scaleout] {str(exc).removeprefix('scaleout ')}"
         ) from None
+
+
+def parse_training(table: Mapping[str, Any], source: str) -> dict[str, ComponentTraining]:
+    """Validate ``[tool.guardrails.training]``: one table per component (retriever, reranker,
+    generator, alignment) whose ``method`` and hyper-parameters override the defaults."""
+    from guardrails.training.config import TRAINING_METHODS, component_training
+
+    if not isinstance(table, Mapping):
+        raise PolicyError(f"{source}: [tool.guardrails.training] must be a table of components")
+    _check(table, set(TRAINING_METHODS), "[tool.guardrails.training]", source)
+    out = {}
+    for component, body in table.items():
+        where = f"[tool.guardrails.training.{component}]"
+        if not isinstance(body, Mapping):
+            raise PolicyError(f"{source}: {where} must be a table (method and hyper-parameters)")
+        try:
+            out[component] = component_training(component, body)
+        except TrainingError as exc:
+            raise PolicyError(f"{source}: {where} {exc}") from None
+    return out
 
 
 def _mlflow(table: Mapping[str, Any], source: str) -> MlflowConfig | None:
@@ -408,10 +469,11 @@ def load_stack(pyproject: str | Path | None) -> StackConfig:
 
     path = Path(pyproject) if pyproject is not None else None
     root = path.parent if path is not None else Path.cwd()
-    table = read_guardrails_table(path).get("stack", {})
+    guardrails = read_guardrails_table(path)
+    table = guardrails.get("stack", {})
     if not isinstance(table, Mapping):
         raise PolicyError(f"{path}: [tool.guardrails.stack] must be a table")
-    return parse_stack(table, root, str(path))
+    return parse_stack(table, root, str(path), guardrails.get("training", {}))
 
 
 def _domain(name: str, body: Any, root: Path, source: str) -> DomainConfig:

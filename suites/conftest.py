@@ -390,7 +390,8 @@ def retriever_adapter(
     replay = replay_file.read_text(encoding="utf-8").splitlines()
     rows += [json.loads(line) for line in replay[:REPLAY] if line.strip()]
     data = _merged_jsonl(f"retriever-{NEW}", STACK.domains[NEW].golden / "train.jsonl", rows)
-    return ensure_retriever_candidate(minilm_path(), data, corpus, root=ADAPTERS).path
+    config = STACK.training_config("retriever")  # [tool.guardrails.training.retriever]
+    return ensure_retriever_candidate(minilm_path(), data, corpus, config, root=ADAPTERS).path
 
 
 # --------------------------------------------------------------------- reranker
@@ -450,7 +451,10 @@ def candidate_reranker(
     base = ensure_production_reranker(ADAPTERS, golden_dir=GOLDEN)
     adapter = _given(pytestconfig, "reranker")
     if adapter is None and "reranker" in retrain:
-        adapter = ensure_reranker_candidate(NEW, root=ADAPTERS, golden_dir=GOLDEN, base=base).path
+        config = STACK.training_config("reranker")  # [tool.guardrails.training.reranker]
+        adapter = ensure_reranker_candidate(
+            NEW, root=ADAPTERS, golden_dir=GOLDEN, base=base, config=config
+        ).path
     if adapter is None:
         return production_reranker
     reranker = Reranker.load(
@@ -531,7 +535,11 @@ def candidate_generator(
     """LoRA-SFT of SmolLM2 on the new domain's grounded QA pairs (given, trained, or
     production); in a monitoring run, the served production."""
     from guardrails.components.generator import Generator
-    from guardrails.training.generator import ensure_generator_candidate, load_sft_pairs
+    from guardrails.training.generator import (
+        ensure_generator_candidate,
+        load_cpt_texts,
+        load_sft_pairs,
+    )
 
     monitored = _alias(pytestconfig, registry, "generator", "candidate")
     if monitored is not None:
@@ -544,7 +552,16 @@ def candidate_generator(
     if adapter is None and "generator" in retrain:
         qa_train = STACK.domains[NEW].golden / "qa_train.jsonl"
         examples = load_sft_pairs(qa_train, retrieval_golden[NEW].corpus)
-        adapter = ensure_generator_candidate("sft", smollm2, examples, root=ADAPTERS).path
+        training = STACK.training_for("generator")  # method "sft" or "cpt+sft"
+        adapter = ensure_generator_candidate(
+            training.method,
+            smollm2,
+            examples,
+            training.config,
+            root=ADAPTERS,
+            cpt_texts=load_cpt_texts(STACK.domains[NEW].golden / "corpus.jsonl"),
+            cpt_config=training.cpt,
+        ).path
     if adapter is None:
         return production_generator
     generator = Generator.load(smollm2, adapter=adapter, max_new_tokens=48, cache=result_cache)
@@ -575,7 +592,11 @@ def alignment_generator(
     """DPO of SmolLM2 on the training half of both domains' preference pairs (given, trained,
     or production); in a monitoring run, the served alignment production."""
     from guardrails.components.generator import Generator
-    from guardrails.training.alignment import ensure_alignment_candidate, load_preference_pairs
+    from guardrails.training.alignment import (
+        alignment_examples,
+        ensure_alignment_candidate,
+        load_preference_pairs,
+    )
 
     monitored = _alias(pytestconfig, registry, "alignment", "candidate")
     if monitored is not None:
@@ -587,7 +608,12 @@ def alignment_generator(
     adapter = _given(pytestconfig, "alignment")
     if adapter is None and retrain & {"generator", "alignment"}:
         pairs = [p for d in DOMAINS for p in load_preference_pairs(preference_split(d)[0])]
-        adapter = ensure_alignment_candidate("dpo", smollm2, pairs, root=ADAPTERS).path
+        training = STACK.training_for("alignment")  # dpo, kto, grpo or rloo
+        canaries = [STACK.domains[d].canaries for d in DOMAINS]
+        data = alignment_examples(training.method, pairs, canaries)
+        adapter = ensure_alignment_candidate(
+            training.method, smollm2, data, training.config, root=ADAPTERS
+        ).path
     if adapter is None:
         return alignment_production
     generator = Generator.load(smollm2, adapter=adapter, max_new_tokens=48, cache=result_cache)

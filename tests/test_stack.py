@@ -291,3 +291,118 @@ def test_scaleout_mistakes_name_the_key(tmp_path: Path, body: dict, needle: str)
         parse_stack({"scaleout": body}, tmp_path, "p.toml")
     assert str(err.value).startswith("p.toml: [tool.guardrails.stack.scaleout] ")
     assert needle in str(err.value)
+
+
+# ------------------------------------------------------------------- [tool.guardrails.training]
+
+TRAINING_TOML = """
+[tool.guardrails.training.retriever]
+method = "ia3"
+learning-rate = 5e-3
+feedforward-modules = ["value"]
+target-modules = ["key", "value"]
+
+[tool.guardrails.training.reranker]
+epochs = 3
+
+[tool.guardrails.training.generator]
+method = "cpt+sft"
+epochs = 1
+[tool.guardrails.training.generator.cpt]
+max-length = 256
+
+[tool.guardrails.training.alignment]
+method = "rloo"
+num-generations = 2
+batch-size = 2
+"""
+
+
+def test_training_tables_override_the_defaults_per_component(tmp_path: Path) -> None:
+    from guardrails.training.config import (
+        GeneratorCPTConfig,
+        GeneratorSFTConfig,
+        RetrieverTrainingConfig,
+        RLOOConfig,
+    )
+    from guardrails.training.reranker import RERANKER_CANDIDATE_CONFIG
+
+    (tmp_path / "pyproject.toml").write_text(TRAINING_TOML, encoding="utf-8")
+    stack = load_stack(tmp_path / "pyproject.toml")
+    assert stack.training_method("retriever") == "ia3"
+    assert stack.training_config("retriever") == RetrieverTrainingConfig(
+        method="ia3",
+        learning_rate=5e-3,
+        feedforward_modules=("value",),
+        target_modules=("key", "value"),
+    )
+    # the reranker's table overrides the demo's candidate recipe, not the class defaults
+    assert stack.training_config("reranker") == RERANKER_CANDIDATE_CONFIG.with_(epochs=3.0)
+    assert stack.training_method("generator") == "cpt+sft"
+    assert stack.training_config("generator") == GeneratorSFTConfig(epochs=1.0)
+    assert stack.training_config("generator-cpt") == GeneratorCPTConfig(max_length=256)
+    assert stack.training_method("alignment") == "rloo"
+    assert stack.training_config("alignment") == RLOOConfig(num_generations=2, batch_size=2)
+
+
+def test_without_training_tables_every_component_gets_todays_config(tmp_path: Path) -> None:
+    from guardrails.training.config import (
+        DPOConfig,
+        GeneratorCPTConfig,
+        GeneratorSFTConfig,
+        RetrieverTrainingConfig,
+    )
+    from guardrails.training.reranker import RERANKER_CANDIDATE_CONFIG
+
+    stack = parse_stack(TABLE, tmp_path)
+    assert [stack.training_method(c) for c in ("retriever", "generator", "alignment")] == [
+        "lora",
+        "sft",
+        "dpo",
+    ]
+    assert stack.training_config("retriever") == RetrieverTrainingConfig()
+    assert stack.training_config("reranker") == RERANKER_CANDIDATE_CONFIG
+    assert stack.training_config("generator") == GeneratorSFTConfig()
+    assert stack.training_config("generator-cpt") == GeneratorCPTConfig()
+    assert stack.training_config("alignment") == DPOConfig()
+    parse_policies({"training": {"retriever": {}}, "policies": {}})  # a known top-level key
+
+
+@pytest.mark.parametrize(
+    ("training", "needle"),
+    [
+        ({"retreiver": {}}, "[tool.guardrails.training] unknown key(s) ['retreiver']"),
+        ({"retriever": 3}, "[tool.guardrails.training.retriever] must be a table"),
+        (
+            {"retriever": {"method": "adapterh"}},
+            "[tool.guardrails.training.retriever] method='adapterh'; allowed values",
+        ),
+        (
+            {"retriever": {"learning-rate": "fast"}},
+            "[tool.guardrails.training.retriever] RetrieverTrainingConfig: learning-rate='fast'",
+        ),
+        (
+            {"alignment": {"method": "ppo"}},
+            "[tool.guardrails.training.alignment] method='ppo'; allowed values: "
+            "['dpo', 'grpo', 'kto', 'rloo']",
+        ),
+        (
+            {"alignment": {"method": "kto", "num-generations": 4}},
+            "KTOConfig: unknown field(s) ['num_generations']",
+        ),
+        (
+            {"generator": {"cpt": {"epochs": 1}}},
+            "a cpt table is read only with the generator's method = 'cpt+sft'",
+        ),
+        (
+            {"generator": {"method": "cpt+sft", "cpt": {"packing": "yes"}}},
+            "GeneratorCPTConfig: packing='yes'; allowed values: true or false",
+        ),
+    ],
+)
+def test_training_mistakes_name_the_table_key_and_value(
+    tmp_path: Path, training: dict, needle: str
+) -> None:
+    with pytest.raises(PolicyError) as err:
+        parse_stack(TABLE, tmp_path, "pyproject.toml", training)
+    assert needle in str(err.value) and str(err.value).startswith("pyproject.toml: ")

@@ -1,7 +1,8 @@
-"""Sentence embedder under test: a local sentence-transformers model plus an optional LoRA adapter.
+"""Sentence embedder under test: a local sentence-transformers model plus an optional peft adapter.
 
 :class:`Embedder` loads a sentence-transformers folder (``modules.json`` beside the weights) from a
-LOCAL path, optionally applies a peft LoRA adapter folder (``adapter_config.json`` +
+LOCAL path, optionally applies a peft adapter folder (LoRA, IA3, LoHa or LoKr:
+:mod:`guardrails.training.peft_methods`) (``adapter_config.json`` +
 ``adapter_model.safetensors``) through sentence-transformers' own adapter support
 (``SentenceTransformer.load_adapter``, the ``PeftAdapterMixin`` that forwards to the underlying
 transformers model), and embeds texts to ``float32`` arrays of shape ``(n, dim)``.
@@ -134,10 +135,10 @@ class Embedder:
     ) -> Embedder:
         """Load the model at ``path`` (+ ``adapter``); ``cache_dir`` enables a default cache.
 
-        ``merge_adapter`` folds the LoRA into the base weights for serving (``W + α/r · B A``,
-        peft's ``LoraLayer.merge``): the same vectors up to float rounding, without the extra
-        low-rank products on every query, so a candidate's latency is the model's, not the
-        adapter's. The fingerprint still names the adapter.
+        ``merge_adapter`` folds the adapter into the base weights for serving (LoRA:
+        ``W + α/r · B A``; IA3: ``l ⊙ W``; peft's ``merge``): the same vectors up to float
+        rounding, without the extra adapter products on every query, so a candidate's latency
+        is the model's, not the adapter's. The fingerprint still names the adapter.
 
         Raises :class:`ComponentError` naming the path and the missing piece when the folder
         is absent, is not a sentence-transformers folder, or the adapter cannot be applied.
@@ -249,7 +250,8 @@ def _load_model(model_dir: Path, adapter_dir: Path | None, device: str) -> Any:
 
 
 def _apply_adapter(model: Any, adapter_dir: Path) -> None:
-    """Apply a LoRA folder via sentence-transformers' PeftAdapterMixin (``load_adapter``)."""
+    """Apply a peft adapter folder (any method peft saves) via sentence-transformers'
+    PeftAdapterMixin (``load_adapter``)."""
     try:
         model.load_adapter(str(adapter_dir))
     except (OSError, ValueError, KeyError, RuntimeError, AttributeError, ImportError) as exc:
@@ -260,18 +262,19 @@ def _apply_adapter(model: Any, adapter_dir: Path) -> None:
 
 
 def _merge_lora(model: Any) -> int:
-    """Fold every LoRA layer of ``model`` into its base layer and unwrap it; returns how many.
+    """Fold every adapter layer of ``model`` into its base layer and unwrap it; returns how many.
 
-    Like peft's ``merge_and_unload``: each ``LoraLayer`` is merged (``W + α/r · B A``) and then
-    replaced by its base ``nn.Linear``, so serving runs a plain transformer (a merged but still
-    wrapped layer keeps peft's per-call dispatch, measurable on a small model's latency).
+    Like peft's ``merge_and_unload``, for any peft tuner layer (LoRA ``W + α/r · B A``, IA3
+    ``l ⊙ W``, LoHa, LoKr): each is merged and then replaced by its base ``nn.Linear``, so
+    serving runs a plain transformer (a merged but still wrapped layer keeps peft's per-call
+    dispatch, measurable on a small model's latency).
     """
-    from peft.tuners.lora import LoraLayer
+    from peft.tuners.tuners_utils import BaseTunerLayer
 
     merged = 0
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, LoraLayer):
+            if isinstance(child, BaseTunerLayer):
                 if not child.merged:
                     child.merge()
                 setattr(parent, name, child.get_base_layer())

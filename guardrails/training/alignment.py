@@ -1,4 +1,4 @@
-"""Alignment candidates: LoRA adapters trained with trl's DPO, KTO and GRPO trainers.
+"""Alignment candidates: LoRA adapters trained with trl's DPO, KTO, GRPO and RLOO trainers.
 
 Every trainer sees the *conversational* format whose prompt is exactly what
 :class:`~guardrails.components.generator.Generator` sends at inference
@@ -20,6 +20,11 @@ assistant turns. Training is seeded, on CPU, float32, with dropout off (trl's de
   (:meth:`guardrails.golden.Canary.check`: a refusal for must-refuse prompts, a non-refusing
   answer containing an expected phrase for must-answer ones), else ``0``; advantages
   ``(r_i - mean r) / std r`` within the group.
+* **RLOO** (:func:`train_rloo_adapter`, Ahmadian et al., 2024, arXiv:2402.14740): the PPO
+  family's clipped policy gradient with a leave-one-out baseline instead of a critic, on the
+  same prompts and reward as GRPO: ``A_i = r_i - mean_{j≠i} r_j`` over the ``k`` completions of
+  a prompt. trl 1.16 has no ``PPOTrainer`` (neither in ``trl`` nor in ``trl.experimental``);
+  RLOO and GRPO are the PPO-family trainers it ships.
 
 **On top of an SFT adapter** (``ref_adapter=``): the SFT LoRA is loaded *trainable* and trl
 keeps a frozen copy of it as the ``"ref"`` adapter, so ``π_ref = π_SFT`` as in the DPO paper,
@@ -55,7 +60,7 @@ from guardrails.golden import (
     read_jsonl,
     text_field,
 )
-from guardrails.training.config import DPOConfig, GRPOConfig, KTOConfig
+from guardrails.training.config import DPOConfig, GRPOConfig, KTOConfig, RLOOConfig
 from guardrails.training.generator import (
     Corpus,
     _base_model,
@@ -69,6 +74,7 @@ __all__ = [
     "CanaryPrompt",
     "KTOExample",
     "PreferenceExample",
+    "alignment_examples",
     "alignment_fingerprint",
     "canary_reward",
     "ensure_alignment_candidate",
@@ -79,9 +85,15 @@ __all__ = [
     "train_dpo_adapter",
     "train_grpo_adapter",
     "train_kto_adapter",
+    "train_rloo_adapter",
 ]
 
-COMPONENTS = {"dpo": "alignment-dpo", "kto": "alignment-kto", "grpo": "alignment-grpo"}
+COMPONENTS = {
+    "dpo": "alignment-dpo",
+    "kto": "alignment-kto",
+    "grpo": "alignment-grpo",
+    "rloo": "alignment-rloo",
+}
 LossCurve = list[tuple[int, float]]
 
 
@@ -201,6 +213,25 @@ def load_canary_prompts(
     if not out:
         raise GoldenDataError(path, None, f"no canaries of kinds={list(kinds)}")
     return out
+
+
+def alignment_examples(
+    method: str,
+    pairs: Sequence[PreferenceExample],
+    canaries: Sequence[str | Path | CanarySet] = (),
+) -> list[PreferenceExample] | list[KTOExample] | list[CanaryPrompt]:
+    """The training items ``method`` takes from the curated / golden data: DPO the preference
+    ``pairs``; KTO each pair split (:func:`kto_examples_from_pairs`); GRPO and RLOO the
+    ``canaries`` files' prompts (their reward is canary compliance, :func:`canary_reward`)."""
+    if method == "dpo":
+        return list(pairs)
+    if method == "kto":
+        return kto_examples_from_pairs(pairs)
+    if method in ("grpo", "rloo"):
+        if not canaries:
+            raise TrainingError(f"method={method!r} trains on canary prompts; pass canaries=[...]")
+        return [p for source in canaries for p in load_canary_prompts(source)]
+    raise TrainingError(f"method={method!r}; allowed values: {sorted(COMPONENTS)}")
 
 
 def alignment_fingerprint(
@@ -478,12 +509,65 @@ def train_grpo_adapter(
     )
 
 
+def train_rloo_adapter(
+    base_path: str | Path,
+    prompts: Sequence[CanaryPrompt],
+    config: RLOOConfig,
+    out_dir: str | Path,
+    *,
+    ref_adapter: str | Path | None = None,
+    progress: bool = True,
+) -> LossCurve:
+    """RLOO LoRA with the canary-compliance reward (:func:`canary_reward`), as GRPO.
+
+    ``batch_size`` counts completions per step: ``batch_size / num_generations`` prompts,
+    each with ``num_generations`` samples whose leave-one-out mean is the baseline.
+    """
+    from datasets import Dataset
+    from trl import RLOOConfig as TrlRLOOConfig
+    from trl import RLOOTrainer
+
+    from guardrails.training.generator import trl_args
+
+    _need(prompts, "train_rloo_adapter")
+    if config.batch_size % config.num_generations:
+        raise TrainingError(
+            f"RLOOConfig: batch_size={config.batch_size} must be a multiple of "
+            f"num_generations={config.num_generations}"
+        )
+    model, tokenizer, lora = _policy(base_path, ref_adapter, config)
+    rows = _grpo_rows(prompts)
+    reward: Any = canary_reward(prompts)
+    _check_prompt_lengths(tokenizer, rows, config.max_prompt_length)
+    extra = {
+        "beta": config.beta,
+        "epsilon": config.epsilon,
+        "normalize_advantages": config.normalize_advantages,
+        "num_generations": config.num_generations,
+        "max_completion_length": config.max_completion_length,
+        "temperature": config.temperature,
+        "shuffle_dataset": True,
+    }
+    return _fit(
+        lambda work: RLOOTrainer(
+            model=model,
+            reward_funcs=reward,
+            args=trl_args(TrlRLOOConfig, config, work, progress, **extra),
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+            peft_config=lora,
+        ),
+        out_dir,
+    )
+
+
 # ----------------------------------------------------------------------------- cache
 
 _TRAINERS: dict[str, tuple[Callable[..., LossCurve], type[Any], type[Any]]] = {
     "dpo": (train_dpo_adapter, DPOConfig, PreferenceExample),
     "kto": (train_kto_adapter, KTOConfig, KTOExample),
     "grpo": (train_grpo_adapter, GRPOConfig, CanaryPrompt),
+    "rloo": (train_rloo_adapter, RLOOConfig, CanaryPrompt),
 }
 
 
@@ -491,13 +575,14 @@ def ensure_alignment_candidate(
     kind: str,
     base_path: str | Path,
     data: Sequence[PreferenceExample] | Sequence[KTOExample] | Sequence[CanaryPrompt],
-    config: DPOConfig | KTOConfig | GRPOConfig | None = None,
+    config: DPOConfig | KTOConfig | GRPOConfig | RLOOConfig | None = None,
     *,
     ref_adapter: str | Path | None = None,
     root: str | Path = "adapters",
     progress: bool = True,
 ) -> Any:
-    """Train (once) or load the ``kind`` (``"dpo"`` | ``"kto"`` | ``"grpo"``) adapter.
+    """Train (once) or load the ``kind`` (``"dpo"`` | ``"kto"`` | ``"grpo"`` | ``"rloo"``)
+    adapter.
 
     Returns a :class:`~guardrails.training.cache.CandidateArtifact` whose ``path`` is the
     adapter folder ``<root>/alignment-<kind>/<fingerprint>/``. The base fingerprint covers the

@@ -63,11 +63,14 @@ class CandidateArtifact:
 
 
 def _config_dict(config: Any) -> dict[str, Any]:
-    """The config's identity: every field but those marked ``identity=False`` (the device)."""
+    """The config's identity: every field but those marked ``identity=False`` (the device),
+    and those marked ``identity="unless-default"`` while they hold their default (fields added
+    after adapters were cached: a default config keeps the fingerprint it had before)."""
     if is_dataclass(config) and not isinstance(config, type):
         values = asdict(config)
         for f in fields(config):
-            if f.metadata.get("identity") is False:
+            mark = f.metadata.get("identity")
+            if mark is False or (mark == "unless-default" and values[f.name] == f.default):
                 values.pop(f.name)
         return values
     if isinstance(config, Mapping):

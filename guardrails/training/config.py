@@ -10,29 +10,42 @@ Every config shares the :class:`TrainingConfig` fields (seed, optimiser, length,
 linear layers that get one. ``max_steps > 0`` overrides ``epochs`` (the transformers rule).
 
 ``device`` (default ``auto``: CUDA when torch sees one) picks where to train; it is left out
-of the fingerprint. Defaults fit a 2-core CPU in minutes. :class:`RetrieverTrainingConfig`'s
-defaults are tuned on the bundled demo (see ``benchmarks/demo_retriever_adapter.py``).
+of the fingerprint. Fields added after adapters were cached (``method``,
+``feedforward_modules``) enter the fingerprint only when they differ from their default, so a
+default config keeps the identity it had before the field existed.
+
+``method`` of the retriever and reranker configs is the peft adapter type (``"lora"``,
+``"ia3"``, ``"loha"``, ``"lokr"``; :mod:`guardrails.training.peft_methods`). Defaults fit a
+2-core CPU in minutes. :class:`RetrieverTrainingConfig`'s defaults are tuned on the bundled
+demo (see ``benchmarks/demo_retriever_adapter.py``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from guardrails.components.device import check_device
 from guardrails.errors import ComponentError, TrainingError
 
 __all__ = [
     "CONFIG_TYPES",
+    "DEFAULT_METHODS",
+    "TRAINING_METHODS",
+    "ComponentTraining",
     "DPOConfig",
     "GRPOConfig",
     "GeneratorCPTConfig",
     "GeneratorSFTConfig",
     "KTOConfig",
+    "RLOOConfig",
     "RerankerTrainingConfig",
     "RetrieverTrainingConfig",
     "TrainingConfig",
+    "component_training",
     "config_from_dict",
+    "default_config",
 ]
 
 # Attention and MLP projections of BERT-family encoders (MiniLM) and of Llama-family decoders.
@@ -98,8 +111,13 @@ class TrainingConfig:
             )
         # Lists from a TOML/JSON config would make the dataclass unhashable; keep tuples.
         object.__setattr__(self, "target_modules", tuple(self.target_modules))
-        if hasattr(self, "lora_layers"):
-            object.__setattr__(self, "lora_layers", tuple(self.lora_layers))
+        for name in ("lora_layers", "feedforward_modules"):
+            if hasattr(self, name):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        if hasattr(self, "method"):
+            from guardrails.training.peft_methods import check_method
+
+            check_method(type(self).__name__, self.method)
 
     def with_(self: C, **changes: Any) -> C:
         """A copy with ``changes`` applied (validated again)."""
@@ -122,9 +140,11 @@ class RetrieverTrainingConfig(TrainingConfig):
         L = -1/B Σ_i log( exp(s·cos(a_i, p_i)) / Σ_j [exp(s·cos(a_i, p_j)) + exp(s·cos(a_i, n_j))] )
 
     with ``s = scale`` (Henderson et al., 2017, arXiv:1705.00652). ``use_hard_negatives=False``
-    drops the negative column (in-batch negatives only). ``lora_layers`` restricts the LoRA to
-    those encoder layers (``()`` = all); the backward pass then stops at the lowest one.
-    Defaults tuned on the demo.
+    drops the negative column (in-batch negatives only). ``lora_layers`` restricts the adapter
+    to those encoder layers (``()`` = all); the backward pass then stops at the lowest one.
+    ``method`` is the peft adapter (``lora``, ``ia3``, ``loha``, ``lokr``); for ``ia3``,
+    ``feedforward_modules`` (a subset of ``target_modules``) get their input rescaled instead of
+    their output. Defaults tuned on the demo (LoRA).
     """
 
     learning_rate: float = 1e-3
@@ -139,6 +159,10 @@ class RetrieverTrainingConfig(TrainingConfig):
     scale: float = 20.0
     use_hard_negatives: bool = True
     no_duplicates_sampler: bool = True
+    method: str = field(default="lora", metadata={"identity": "unless-default"})
+    feedforward_modules: tuple[str, ...] = field(
+        default=(), metadata={"identity": "unless-default"}
+    )
 
 
 @dataclass(frozen=True)
@@ -152,7 +176,7 @@ class RerankerTrainingConfig(TrainingConfig):
     ``batch_size`` counts (query, document) pairs either way. ``head_learning_rate`` (0 = same
     as ``learning_rate``) is the rate of the new classifier head and pooler, which start from
     random or from a non-ranking checkpoint. ``full_finetune=True`` trains every weight (the
-    demo's production reranker); otherwise LoRA.
+    demo's production reranker); otherwise the peft adapter ``method`` (default LoRA).
     """
 
     learning_rate: float = 2e-5
@@ -166,6 +190,10 @@ class RerankerTrainingConfig(TrainingConfig):
     full_finetune: bool = False
     max_relevance: int = 2
     negatives_per_query: int = 3
+    method: str = field(default="lora", metadata={"identity": "unless-default"})
+    feedforward_modules: tuple[str, ...] = field(
+        default=(), metadata={"identity": "unless-default"}
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -284,6 +312,45 @@ class GRPOConfig(TrainingConfig):
     loss_type: str = "grpo"
 
 
+@dataclass(frozen=True)
+class RLOOConfig(TrainingConfig):
+    """REINFORCE Leave-One-Out (Ahmadian et al., 2024, arXiv:2402.14740) with LoRA: the PPO
+    family's policy gradient with a critic-free baseline.
+
+    For each prompt, ``num_generations`` (``k``) completions are sampled and rewarded; the
+    advantage of completion ``i`` is its reward minus the mean reward of the *other* ``k - 1``::
+
+        A_i = r_i - 1/(k-1) Σ_{j≠i} r_j
+
+    and the loss is PPO's clipped surrogate ``-min(ρ A, clip(ρ, 1-ε, 1+ε) A)`` with
+    ``ρ = π(y|x) / π_old(y|x)`` (``ε = epsilon``), plus ``beta`` × KL to the reference policy
+    folded into the reward (trl's ``RLOOTrainer``). trl 1.16 ships no ``PPOTrainer`` (neither
+    in ``trl`` nor in ``trl.experimental``); RLOO and GRPO are the PPO-family trainers it has.
+    """
+
+    learning_rate: float = 1e-5
+    epochs: float = 1.0
+    max_steps: int = 20
+    batch_size: int = 4
+    max_length: int = 512
+    max_prompt_length: int = 384
+    max_completion_length: int = 48
+    target_modules: tuple[str, ...] = LLAMA_ATTENTION
+    num_generations: int = 4
+    temperature: float = 0.9
+    beta: float = 0.05
+    epsilon: float = 0.2
+    normalize_advantages: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.num_generations < 2:
+            raise TrainingError(
+                f"RLOOConfig: num_generations={self.num_generations} must be >= 2 "
+                "(the leave-one-out baseline needs another completion of the same prompt)"
+            )
+
+
 CONFIG_TYPES: dict[str, type[TrainingConfig]] = {
     "retriever": RetrieverTrainingConfig,
     "reranker": RerankerTrainingConfig,
@@ -292,19 +359,124 @@ CONFIG_TYPES: dict[str, type[TrainingConfig]] = {
     "dpo": DPOConfig,
     "kto": KTOConfig,
     "grpo": GRPOConfig,
+    "rloo": RLOOConfig,
 }
 
 
-def config_from_dict(kind: str, values: dict[str, Any]) -> TrainingConfig:
-    """Build the ``kind`` config from a mapping (e.g. a TOML table); unknown keys are errors."""
+def config_from_dict(
+    kind: str, values: Mapping[str, Any], base: TrainingConfig | None = None
+) -> TrainingConfig:
+    """Build the ``kind`` config from a mapping (e.g. a TOML table); unknown keys are errors.
+
+    Keys may be kebab-case (TOML) or snake_case. Each value must have its field's type (an
+    integer is accepted for a float, a list for a tuple); ``base`` (default: the class's
+    defaults) supplies the fields not given. Errors are :class:`TrainingError` naming
+    ``key=value``.
+    """
     if kind not in CONFIG_TYPES:
         raise TrainingError(
             f"unknown training config kind={kind!r}; expected one of {sorted(CONFIG_TYPES)}"
         )
     cls = CONFIG_TYPES[kind]
-    given = {k.replace("-", "_"): v for k, v in values.items()}  # TOML keys are kebab-case
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(given) - known)
+    if base is not None and not isinstance(base, cls):
+        raise TrainingError(
+            f"config_from_dict: base is a {type(base).__name__}, not a {cls.__name__}"
+        )
+    given = {str(k).replace("-", "_"): v for k, v in values.items()}  # TOML keys: kebab-case
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(given) - set(known))
     if unknown:
         raise TrainingError(f"{cls.__name__}: unknown field(s) {unknown}; known: {sorted(known)}")
-    return cls(**given)
+    start = base if base is not None else cls()
+    for name, value in given.items():
+        _check_type(cls.__name__, name, value, getattr(start, name))
+    return replace(start, **given)
+
+
+def _check_type(owner: str, name: str, value: Any, default: Any) -> None:
+    """``value`` must have the type of the field's current value (``default``)."""
+    key = name.replace("_", "-")
+    if isinstance(default, bool):
+        ok, want = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, want = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        want = "a number"
+    elif isinstance(default, str):
+        ok, want = isinstance(value, str), "a string"
+    elif isinstance(default, tuple):
+        item = type(default[0]) if default else None
+        ok = isinstance(value, list | tuple) and all(
+            isinstance(v, item or (str, int)) and not isinstance(v, bool) for v in value
+        )
+        want = f"a list of {item.__name__ if item else 'names or numbers'}"
+    else:
+        ok, want = True, ""
+    if not ok:
+        raise TrainingError(f"{owner}: {key}={value!r}; allowed values: {want}")
+
+
+# ------------------------------------------------------------- per-component configuration
+
+# [tool.guardrails.training.<component>]: the trainer each ``method`` runs and its config kind.
+TRAINING_METHODS: dict[str, dict[str, str]] = {
+    "retriever": {m: "retriever" for m in ("lora", "ia3", "loha", "lokr")},
+    "reranker": {m: "reranker" for m in ("lora", "ia3", "loha", "lokr")},
+    "generator": {"sft": "generator-sft", "cpt+sft": "generator-sft"},
+    "alignment": {"dpo": "dpo", "kto": "kto", "grpo": "grpo", "rloo": "rloo"},
+}
+# the method a component trains with when its table does not say (the demo's recipes)
+DEFAULT_METHODS = {"retriever": "lora", "reranker": "lora", "generator": "sft", "alignment": "dpo"}
+
+
+@dataclass(frozen=True)
+class ComponentTraining:
+    """How one component's candidate is trained: ``method``, its config and, for the
+    generator's ``cpt+sft``, the CPT stage's config (``cpt``)."""
+
+    component: str
+    method: str
+    config: TrainingConfig
+    cpt: GeneratorCPTConfig | None = None
+
+
+def default_config(component: str, kind: str) -> TrainingConfig:
+    """The config a component's candidate trains with when nothing is configured (for the
+    reranker, the demo's LoRA-on-production recipe, ``RERANKER_CANDIDATE_CONFIG``)."""
+    if component == "reranker":
+        from guardrails.training.reranker import RERANKER_CANDIDATE_CONFIG
+
+        return RERANKER_CANDIDATE_CONFIG
+    return CONFIG_TYPES[kind]()
+
+
+def component_training(component: str, values: Mapping[str, Any] | None) -> ComponentTraining:
+    """Parse ``[tool.guardrails.training.<component>]`` (``values``; ``None``: absent) over the
+    component's defaults. ``method`` picks the trainer (retriever / reranker: the peft adapter
+    type); every other key is a field of that method's config; the generator's ``cpt``
+    sub-table holds the CPT stage's fields. :class:`TrainingError` names the key and value."""
+    if component not in TRAINING_METHODS:
+        raise TrainingError(
+            f"unknown component {component!r}; allowed values: {sorted(TRAINING_METHODS)}"
+        )
+    body = dict(values or {})
+    methods = TRAINING_METHODS[component]
+    method = body.get("method", DEFAULT_METHODS[component])
+    if method not in methods:
+        raise TrainingError(f"method={method!r}; allowed values: {sorted(methods)}")
+    cpt_values = body.pop("cpt", None)
+    if cpt_values is not None and (component != "generator" or method != "cpt+sft"):
+        raise TrainingError(
+            f"a cpt table is read only with the generator's method = 'cpt+sft' (method={method!r})"
+        )
+    if cpt_values is not None and not isinstance(cpt_values, Mapping):
+        raise TrainingError(f"cpt={cpt_values!r} must be a table of GeneratorCPTConfig fields")
+    kind = methods[method]
+    if component not in ("retriever", "reranker"):
+        body.pop("method", None)  # the trainer, not a field of its config
+    config = config_from_dict(kind, body, default_config(component, kind))
+    cpt = None
+    if method == "cpt+sft":
+        cpt = cast(GeneratorCPTConfig, config_from_dict("generator-cpt", cpt_values or {}))
+    return ComponentTraining(component, str(method), config, cpt)

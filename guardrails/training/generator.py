@@ -1,4 +1,5 @@
-"""Generator candidates: LoRA-SFT on (prompt, answer) and LoRA continued pre-training (CPT).
+"""Generator candidates: LoRA-SFT on (prompt, answer), LoRA continued pre-training (CPT), and
+CPT then SFT on one adapter (``"cpt+sft"``).
 
 Both trainers use trl's :class:`~trl.SFTTrainer` on CPU, seeded, with a progress bar:
 
@@ -24,7 +25,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from guardrails.artifacts import fingerprint_json
 from guardrails.components.device import resolve_device
@@ -44,7 +45,7 @@ __all__ = [
     "train_sft_adapter",
 ]
 
-COMPONENTS = {"sft": "generator-sft", "cpt": "generator-cpt"}
+COMPONENTS = {"sft": "generator-sft", "cpt": "generator-cpt", "cpt+sft": "generator-cpt-sft"}
 Corpus = Mapping[str, Document] | Mapping[str, str]
 LossCurve = list[tuple[int, float]]
 
@@ -238,8 +239,11 @@ def _run(
     progress: bool,
     extra_args: Mapping[str, Any],
     make_rows: Any = None,
+    init_adapter: str | Path | None = None,
 ) -> LossCurve:
-    """Seed, build the LoRA SFTTrainer on ``rows``, train, save the adapter to ``out_dir``."""
+    """Seed, build the LoRA SFTTrainer on ``rows``, train, save the adapter to ``out_dir``.
+
+    ``init_adapter``: continue that LoRA (loaded trainable) instead of a fresh one."""
     from datasets import Dataset
     from transformers import set_seed
     from trl import SFTTrainer
@@ -247,6 +251,14 @@ def _run(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     set_seed(config.seed)  # LoRA A matrices are drawn when the trainer wraps the model
     model, tokenizer = _base_model(Path(base_path))
+    peft_config = _lora(config)
+    if init_adapter is not None:
+        from peft import PeftModel
+
+        if not (Path(init_adapter) / "adapter_config.json").is_file():
+            raise TrainingError(f"init_adapter={str(init_adapter)!r} is not a peft adapter folder")
+        model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
+        peft_config = None
     data = Dataset.from_list(rows if rows is not None else make_rows(tokenizer))
     with tempfile.TemporaryDirectory(prefix="guardrails-trl-") as work:
         trainer = SFTTrainer(
@@ -254,7 +266,7 @@ def _run(
             args=_trainer_args(config, work, progress, **extra_args),
             train_dataset=data,
             processing_class=tokenizer,
-            peft_config=_lora(config),
+            peft_config=peft_config,
         )
         if progress:
             from guardrails.report.progress import trainer_callback
@@ -276,10 +288,14 @@ def train_sft_adapter(
     out_dir: str | Path,
     *,
     progress: bool = True,
+    init_adapter: str | Path | None = None,
 ) -> LossCurve:
     """LoRA-SFT of the causal LM at ``base_path`` on ``examples``; adapter saved to ``out_dir``.
 
     Returns the loss curve ``[(step, loss), ...]``. The prompt format is the Generator's.
+    ``init_adapter`` (e.g. a CPT adapter) is continued instead of a fresh LoRA: its shape
+    applies (the config's ``lora_*`` fields are ignored) and the saved adapter holds both
+    stages, loadable on the original base.
     """
     if not examples:
         raise TrainingError("train_sft_adapter: no examples")
@@ -292,6 +308,7 @@ def train_sft_adapter(
         progress,
         extra,
         make_rows=lambda tok: _sft_rows(examples, config, tok),
+        init_adapter=init_adapter,
     )
 
 
@@ -326,31 +343,63 @@ def ensure_generator_candidate(
     *,
     root: str | Path = "adapters",
     progress: bool = True,
+    cpt_texts: Sequence[str] | None = None,
+    cpt_config: GeneratorCPTConfig | None = None,
 ) -> Any:
-    """Train (once) or load the ``kind`` (``"sft"`` | ``"cpt"``) adapter for these inputs.
+    """Train (once) or load the ``kind`` (``"sft"`` | ``"cpt"`` | ``"cpt+sft"``) adapter.
+
+    ``"cpt+sft"``: first a CPT adapter on ``cpt_texts`` (``cpt_config``, cached as ``"cpt"``),
+    then SFT on ``data`` continuing it (:func:`train_sft_adapter` ``init_adapter``); the
+    result's base fingerprint covers the CPT adapter and its record names it.
 
     Returns a :class:`~guardrails.training.cache.CandidateArtifact` whose ``path`` is the
     adapter folder under ``<root>/generator-<kind>/<fingerprint>/``.
     """
-    from guardrails.artifacts import fingerprint_model_dir
+    from guardrails.artifacts import fingerprint_model_dir, fingerprint_parts
     from guardrails.training.cache import ensure_candidate
 
     if kind not in COMPONENTS:
         raise TrainingError(f"kind={kind!r} must be one of {sorted(COMPONENTS)}")
-    config = config or (GeneratorSFTConfig() if kind == "sft" else GeneratorCPTConfig())
-    data_fp = _data_fingerprint(kind, data)
+    config = config or (GeneratorCPTConfig() if kind == "cpt" else GeneratorSFTConfig())
+    data_fp = _data_fingerprint("cpt" if kind == "cpt" else "sft", data)
     base = Path(base_path)
+    base_fp = fingerprint_model_dir(base)
+    extra: dict[str, Any] = {"n_examples": len(data), "base_path": str(base)}
+    init_adapter = None
+    if kind == "cpt+sft":
+        if not cpt_texts:
+            raise TrainingError("kind='cpt+sft' needs cpt_texts (see load_cpt_texts)")
+        cpt = ensure_generator_candidate(
+            "cpt",
+            base,
+            cpt_texts,
+            cpt_config or GeneratorCPTConfig(),
+            root=root,
+            progress=progress,
+        )
+        init_adapter = cpt.path
+        base_fp = fingerprint_parts(base_fp, cpt.fingerprint)
+        extra.update(cpt_adapter=str(cpt.path), cpt_fingerprint=cpt.fingerprint)
+        extra["n_cpt_texts"] = len(cpt_texts)
 
     def train(out_dir: Path) -> tuple[LossCurve, dict[str, Any]]:
-        trainer = train_sft_adapter if kind == "sft" else train_cpt_adapter
-        curve = trainer(base, data, config, out_dir, progress=progress)  # type: ignore[arg-type]
-        return curve, {"n_examples": len(data), "base_path": str(base)}
+        if kind == "cpt":
+            texts = cast(Sequence[str], data)
+            cpt_cfg = cast(GeneratorCPTConfig, config)
+            curve = train_cpt_adapter(base, texts, cpt_cfg, out_dir, progress=progress)
+        else:
+            examples = cast(Sequence[SFTExample], data)
+            sft_cfg = cast(GeneratorSFTConfig, config)
+            curve = train_sft_adapter(
+                base, examples, sft_cfg, out_dir, progress=progress, init_adapter=init_adapter
+            )
+        return curve, extra
 
     return ensure_candidate(
         COMPONENTS[kind],
         config,
         data_fingerprint=data_fp,
-        base_fingerprint=fingerprint_model_dir(base),
+        base_fingerprint=base_fp,
         train=train,
         root=root,
         seed=config.seed,

@@ -274,13 +274,14 @@ def train_reranker_adapter(
     *,
     progress: bool = True,
 ) -> list[tuple[int, float]]:
-    """LoRA on the cross-encoder at ``base_dir`` (the base stays frozen); saves the adapter.
+    """A ``config.method`` adapter (LoRA by default) on the cross-encoder at ``base_dir`` (the
+    base stays frozen; the classifier head trains in full); saves the adapter.
 
     ``out_dir`` gets peft's own format (``adapter_config.json`` + ``adapter_model.safetensors``),
     loadable with ``Reranker.load(base_dir, adapter=out_dir)``.
     """
     check_ml_stack()
-    from peft import LoraConfig
+    from guardrails.training.peft_methods import adapter_config
 
     if config.full_finetune:
         raise TrainingError(
@@ -288,15 +289,7 @@ def train_reranker_adapter(
             "full fine-tune call train_reranker"
         )
     model = _load_for_training(base_dir, config)
-    model.add_adapter(
-        LoraConfig(
-            r=config.lora_r,
-            lora_alpha=config.lora_alpha,
-            lora_dropout=config.lora_dropout,
-            target_modules=list(config.target_modules),
-            modules_to_save=["classifier"],
-        )
-    )
+    model.add_adapter(adapter_config(config, modules_to_save=["classifier"]))
     params = [p for p in model.parameters() if p.requires_grad]
     curve = _fit(model, params, examples, config, progress)
     Path(out_dir).mkdir(parents=True, exist_ok=True)

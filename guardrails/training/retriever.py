@@ -1,4 +1,5 @@
-"""Retriever candidates: a LoRA adapter on a sentence-transformers embedder.
+"""Retriever candidates: a peft adapter (LoRA by default; IA3, LoHa, LoKr by ``config.method``,
+see :mod:`guardrails.training.peft_methods`) on a sentence-transformers embedder.
 
 Training data are (query, positive, negative) triplets, one JSON object a line
 (``{"query": ..., "positive": <doc id>, "negative": <doc id>}``), resolved to texts through the
@@ -33,6 +34,7 @@ from guardrails.errors import GoldenDataError, TrainingError
 from guardrails.golden import Document, read_jsonl, text_field
 from guardrails.training.cache import CandidateArtifact, ensure_candidate
 from guardrails.training.config import RetrieverTrainingConfig
+from guardrails.training.peft_methods import adapter_parameter_count
 
 __all__ = [
     "COMPONENT",
@@ -124,10 +126,10 @@ def train_retriever_adapter(
     *,
     progress: bool = True,
 ) -> LossCurve:
-    """Train a LoRA adapter on the embedder at ``base_path``; save it (peft format) in
+    """Train a ``config.method`` adapter on the embedder at ``base_path``; save it (peft format) in
     ``out_dir``; return the loss curve ``[(step, loss), ...]`` from the trainer's log history.
 
-    Seeded by ``config.seed`` (LoRA init, batch order). Trains on ``config.device``.
+    Seeded by ``config.seed`` (adapter init, batch order). Trains on ``config.device``.
     """
     config = config or RetrieverTrainingConfig()
     if len(triplets) < 2:
@@ -135,27 +137,28 @@ def train_retriever_adapter(
             f"train_retriever_adapter: {len(triplets)} triplet(s); in-batch "
             "negatives need at least 2"
         )
-    model = _model_with_lora(Path(base_path), config)
+    model = _model_with_adapter(Path(base_path), config)
     with tempfile.TemporaryDirectory(prefix="retriever-trainer-") as scratch:
         trainer = _trainer(model, triplets, config, scratch, progress)
         if progress:
             from guardrails.report.progress import trainer_callback
 
-            trainer.add_callback(trainer_callback("retriever LoRA"))
+            trainer.add_callback(trainer_callback(f"retriever {config.method}"))
         trainer.train()
     curve = _loss_curve(trainer.state.log_history)
     _save_adapter(model, Path(out_dir))
     return curve
 
 
-def _model_with_lora(base_path: Path, config: RetrieverTrainingConfig) -> Any:
+def _model_with_adapter(base_path: Path, config: RetrieverTrainingConfig) -> Any:
     check_ml_stack()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from peft import LoraConfig
     from sentence_transformers import SentenceTransformer
     from transformers import set_seed
 
-    set_seed(config.seed)  # LoRA's A matrices are drawn at add_adapter time
+    from guardrails.training.peft_methods import adapter_config
+
+    set_seed(config.seed)  # the adapter's random factors are drawn at add_adapter time
     try:
         model = SentenceTransformer(
             str(base_path), device=resolve_device(config.device), local_files_only=True
@@ -163,18 +166,12 @@ def _model_with_lora(base_path: Path, config: RetrieverTrainingConfig) -> Any:
     except (OSError, ValueError, KeyError) as exc:
         raise TrainingError(f"cannot load base embedder path={str(base_path)!r}: {exc}") from exc
     model.max_seq_length = config.max_length
-    lora = LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=list(config.target_modules),
-        layers_to_transform=list(config.lora_layers) or None,
-    )
+    adapter = adapter_config(config)
     try:
-        model.add_adapter(lora)
+        model.add_adapter(adapter)
     except ValueError as exc:
         raise TrainingError(
-            f"cannot add a LoRA with target_modules={config.target_modules} "
+            f"cannot add a {config.method} adapter with target_modules={config.target_modules} "
             f"to path={str(base_path)!r}: {exc}"
         ) from exc
     return model
@@ -285,6 +282,8 @@ def ensure_retriever_candidate(
             "n_triplets": len(triplets),
             "shuffled": shuffled,
             "base_path": str(base_path),
+            "method": config.method,
+            "adapter_parameters": adapter_parameter_count(out_dir),
         }
 
     return ensure_candidate(

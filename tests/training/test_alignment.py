@@ -28,8 +28,9 @@ from guardrails.training.alignment import (
     train_dpo_adapter,
     train_grpo_adapter,
     train_kto_adapter,
+    train_rloo_adapter,
 )
-from guardrails.training.config import DPOConfig, GRPOConfig, KTOConfig
+from guardrails.training.config import DPOConfig, GRPOConfig, KTOConfig, RLOOConfig
 from tests.components.test_generator import build_tiny_causal_lm
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -68,6 +69,17 @@ KTO = KTOConfig(
     **LORA,
 )
 GRPO = GRPOConfig(
+    max_steps=2,
+    batch_size=2,
+    num_generations=2,
+    max_completion_length=6,
+    learning_rate=1e-2,
+    logging_steps=1,
+    max_length=320,
+    max_prompt_length=256,
+    **LORA,
+)
+RLOO = RLOOConfig(
     max_steps=2,
     batch_size=2,
     num_generations=2,
@@ -159,6 +171,23 @@ def test_demo_golden_preferences_and_canaries_load() -> None:
     kinds = {c.canary.kind for c in canaries}
     assert kinds == {CanaryKind.MUST_ANSWER, CanaryKind.MUST_REFUSE}
     assert all(c.context_texts for c in canaries if c.canary.context)
+
+
+def test_alignment_examples_follow_the_method() -> None:
+    from guardrails.training.alignment import alignment_examples
+
+    assert alignment_examples("dpo", PAIRS) == PAIRS
+    assert alignment_examples("kto", PAIRS) == kto_examples_from_pairs(PAIRS)
+    canaries = GOLDEN / "devices" / "canaries.jsonl"
+    prompts = alignment_examples("rloo", PAIRS, [canaries])
+    assert (
+        prompts == load_canary_prompts(canaries)
+        and alignment_examples("grpo", PAIRS, [canaries]) == prompts
+    )
+    with pytest.raises(TrainingError, match="pass canaries"):
+        alignment_examples("rloo", PAIRS)
+    with pytest.raises(TrainingError, match="method='ppo'; allowed values"):
+        alignment_examples("ppo", PAIRS)
 
 
 def test_fingerprint_follows_content_and_order() -> None:
@@ -260,6 +289,27 @@ def test_grpo_runs_two_steps_with_the_canary_reward(tiny_lm: Path, tmp_path: Pat
     assert Generator.load(tiny_lm, out).generate(["Why?"], max_new_tokens=3, progress=False)
     with pytest.raises(TrainingError, match="multiple of num_generations=2"):
         train_grpo_adapter(tiny_lm, CANARIES, GRPO.with_(batch_size=3), out)
+
+
+def test_rloo_runs_two_steps_with_the_canary_reward_and_caches(
+    tiny_lm: Path, tmp_path: Path
+) -> None:
+    from guardrails.components.generator import Generator
+
+    art = ensure_alignment_candidate("rloo", tiny_lm, CANARIES, RLOO, root=tmp_path, progress=False)
+    assert art.trained and art.path.parent.name == "alignment-rloo"
+    assert [s for s, _ in art.record.loss_curve] == [1, 2]
+    assert art.record.config["num_generations"] == 2 and art.record.config["epsilon"] == 0.2
+    assert json.loads((art.path / "adapter_config.json").read_text())["peft_type"] == "LORA"
+    assert Generator.load(tiny_lm, art.path).generate(["Why?"], max_new_tokens=3, progress=False)
+    again = ensure_alignment_candidate("rloo", tiny_lm, CANARIES, RLOO, root=tmp_path)
+    assert not again.trained and again.fingerprint == art.fingerprint
+    with pytest.raises(TrainingError, match="multiple of num_generations=2"):
+        train_rloo_adapter(tiny_lm, CANARIES, RLOO.with_(batch_size=3), tmp_path / "x")
+    with pytest.raises(TrainingError, match="num_generations=1 must be >= 2"):
+        RLOO.with_(num_generations=1)
+    with pytest.raises(TrainingError, match="needs a RLOOConfig and CanaryPrompt items"):
+        ensure_alignment_candidate("rloo", tiny_lm, PAIRS, root=tmp_path)
 
 
 def test_prompt_longer_than_max_prompt_length_is_refused(tiny_lm: Path, tmp_path: Path) -> None:

@@ -98,7 +98,10 @@ def test_record_round_trips_with_config_seed_curve_and_versions(tmp_path: Path) 
     assert art.path == tmp_path / "retriever" / art.fingerprint.split(":")[1][:16]
     rec = load_record(art.path)
     assert rec == art.record
-    identity = {k: v for k, v in CONFIG.__dict__.items() if k != "device"}  # not identity
+    # the device is not identity; method / feedforward_modules only when not their default
+    defaults = {"device": None, "method": "lora", "feedforward_modules": ()}
+    identity = {k: v for k, v in CONFIG.__dict__.items() if k not in defaults or v != defaults[k]}
+    identity.pop("device", None)
     assert rec.config == json.loads(json.dumps(identity))
     assert (rec.data_fingerprint, rec.base_fingerprint, rec.seed) == (DATA, BASE, CONFIG.seed)
     assert rec.loss_curve == ((1, 2.0), (2, 1.5)) and rec.wall_time_s >= 0

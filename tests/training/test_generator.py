@@ -218,6 +218,61 @@ def test_ensure_candidate_trains_once_and_retrains_on_new_data(
         ensure_generator_candidate("rlhf", tiny_lm, EXAMPLES, config, root=tmp_path)
 
 
+def test_cpt_then_sft_continues_the_cpt_adapter_and_names_it(tiny_lm: Path, tmp_path: Path) -> None:
+    from safetensors.numpy import load_file
+
+    from guardrails.components.generator import Generator, max_logit_difference
+
+    texts = ["Error E21 means the backplate is not level. " * 3]
+    sft = SFT.with_(max_steps=2, lora_r=2, lora_alpha=4)  # the CPT adapter's shape applies
+    art = ensure_generator_candidate(
+        "cpt+sft",
+        tiny_lm,
+        EXAMPLES,
+        sft,
+        root=tmp_path,
+        progress=False,
+        cpt_texts=texts,
+        cpt_config=CPT.with_(max_steps=2),
+    )
+    assert art.trained and art.path.parent.name == "generator-cpt-sft"
+    cpt_path = Path(art.record.extra["cpt_adapter"])
+    assert cpt_path.parent.name == "generator-cpt" and art.record.extra["n_cpt_texts"] == 1
+    saved = json.loads((art.path / "adapter_config.json").read_text())
+    assert saved["r"] == CPT.lora_r != sft.lora_r
+    before, after = (
+        load_file(str(cpt_path / "adapter_model.safetensors")),
+        load_file(str(art.path / "adapter_model.safetensors")),
+    )
+    assert before.keys() == after.keys()
+    assert max(abs(after[k] - before[k]).max() for k in before) > 0  # SFT moved the CPT LoRA
+    tuned = Generator.load(tiny_lm, art.path)
+    assert max_logit_difference(tuned, Generator.load(tiny_lm, cpt_path), ["Why?"]) > 1e-4
+    again = ensure_generator_candidate(
+        "cpt+sft",
+        tiny_lm,
+        EXAMPLES,
+        sft,
+        root=tmp_path,
+        cpt_texts=texts,
+        cpt_config=CPT.with_(max_steps=2),
+    )
+    assert not again.trained and again.fingerprint == art.fingerprint
+    other_cpt = ensure_generator_candidate(
+        "cpt+sft",
+        tiny_lm,
+        EXAMPLES,
+        sft,
+        root=tmp_path,
+        progress=False,
+        cpt_texts=texts,
+        cpt_config=CPT.with_(max_steps=1),
+    )  # a different CPT stage is a different base: the SFT stage retrains
+    assert other_cpt.trained and other_cpt.fingerprint != art.fingerprint
+    with pytest.raises(TrainingError, match="needs cpt_texts"):
+        ensure_generator_candidate("cpt+sft", tiny_lm, EXAMPLES, sft, root=tmp_path)
+
+
 # ----------------------------------------------------------------------------- SmolLM2
 
 

@@ -267,6 +267,23 @@ def test_lora_adapter_round_trips_learns_and_leaves_the_base_untouched(
     assert not np.allclose(adapted.score(query, [pos, *negs]), base.score(query, [pos, *negs]))
 
 
+def test_an_ia3_adapter_trains_the_head_and_loads_like_a_lora(
+    tiny_ce: Path, tmp_path: Path
+) -> None:
+    import json
+
+    cfg = LORA.with_(method="ia3", max_steps=3)
+    curve = train_reranker_adapter(tiny_ce, _toy_examples(), cfg, tmp_path, progress=False)
+    assert len(curve) >= 1 and all(np.isfinite(v) for _, v in curve)
+    saved = json.loads((tmp_path / "adapter_config.json").read_text())
+    assert saved["peft_type"] == "IA3" and saved["modules_to_save"] == ["classifier"]
+    base = Reranker.load(tiny_ce, max_length=32)
+    adapted = Reranker.load(tiny_ce, adapter=tmp_path, max_length=32)
+    assert adapted.fingerprint != base.fingerprint
+    query, (pos, negs) = next(iter(TOY.items()))
+    assert not np.allclose(adapted.score(query, [pos, *negs]), base.score(query, [pos, *negs]))
+
+
 def test_training_is_seeded(tiny_ce: Path, tmp_path: Path) -> None:
     cfg = LORA.with_(max_steps=3)
     a = train_reranker_adapter(tiny_ce, _toy_examples(), cfg, tmp_path / "a", progress=False)

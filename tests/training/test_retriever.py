@@ -120,6 +120,64 @@ def test_too_few_triplets_and_bad_base_are_training_errors(tmp_path: Path) -> No
         train_retriever_adapter(tmp_path / "nope", one * 2, TINY, tmp_path / "out", progress=False)
 
 
+@pytest.mark.parametrize(
+    ("method", "peft_type", "key"),
+    [("ia3", "IA3", "ia3_l"), ("loha", "LOHA", ".hada_w"), ("lokr", "LOKR", ".lokr_w")],
+)
+def test_non_lora_methods_train_load_merge_and_change_the_vectors(
+    method: str, peft_type: str, key: str, tiny_st_path: Path, tmp_path: Path
+) -> None:
+    from safetensors import safe_open
+
+    from guardrails.components.embedder import Embedder
+    from guardrails.training.peft_methods import adapter_parameter_count
+
+    triplets = [Triplet("cats", "the cat sat", "a train"), Triplet("trains", "a train", "cats")]
+    config = TINY.with_(max_steps=3, batch_size=2, method=method, learning_rate=5e-2)
+    curve = train_retriever_adapter(tiny_st_path, triplets, config, tmp_path, progress=False)
+    assert len(curve) == 3 and all(math.isfinite(v) for _, v in curve)
+    saved = json.loads((tmp_path / "adapter_config.json").read_text())
+    assert saved["peft_type"] == peft_type
+    with safe_open(str(tmp_path / "adapter_model.safetensors"), "pt") as f:
+        keys = list(f.keys())
+    assert keys and all(key in k for k in keys)
+    assert adapter_parameter_count(tmp_path) > 0
+    texts = ["the cat sat on the mat", "a fast train"]
+    base = Embedder.load(tiny_st_path)
+    merged = Embedder.load(tiny_st_path, adapter=tmp_path)
+    wrapped = Embedder.load(tiny_st_path, adapter=tmp_path, merge_adapter=False)
+    assert merged.fingerprint != base.fingerprint
+    assert np.abs(merged.encode(texts) - base.encode(texts)).max() > 1e-4  # training moved it
+    assert np.allclose(merged.encode(texts), wrapped.encode(texts), atol=1e-5)  # merge is exact
+    assert not any(
+        "Tuner" in type(m).__name__ or "ia3" in type(m).__module__ for m in merged.model.modules()
+    )  # served as a plain transformer
+
+
+def test_ia3_is_orders_of_magnitude_smaller_than_lora(tiny_st_path: Path, tmp_path: Path) -> None:
+    from guardrails.training.peft_methods import adapter_parameter_count
+
+    triplets = [Triplet("cats", "the cat sat", "a train"), Triplet("trains", "a train", "cats")]
+    counts = {}
+    for method in ("lora", "ia3"):
+        config = TINY.with_(max_steps=1, batch_size=2, method=method)
+        train_retriever_adapter(tiny_st_path, triplets, config, tmp_path / method, progress=False)
+        counts[method] = adapter_parameter_count(tmp_path / method)
+    # hidden 32, 2 layers, query/key/value: IA3 one vector of 32 per layer; LoRA r=4: 4*(32+32)
+    assert counts == {"ia3": 2 * 3 * 32, "lora": 2 * 3 * 4 * (32 + 32)}
+
+
+def test_unknown_method_and_ia3_misuse_are_training_errors(tiny_st_path: Path) -> None:
+    from guardrails.training.peft_methods import adapter_config
+
+    with pytest.raises(TrainingError, match=r"method='adapterh'.*allowed values"):
+        TINY.with_(method="adapterh")
+    with pytest.raises(TrainingError, match="subset of target_modules"):
+        adapter_config(TINY.with_(method="ia3", feedforward_modules=("intermediate.dense",)))
+    with pytest.raises(TrainingError, match="cannot restrict lora_layers"):
+        adapter_config(TINY.with_(method="ia3", lora_layers=(1,)))
+
+
 # -------------------------------------------------------------------------------------- cache
 
 
@@ -149,6 +207,18 @@ def test_ensure_candidate_trains_once_then_loads(
     assert broken.record.data_fingerprint != first.record.data_fingerprint
     assert broken.record.extra["shuffled"] is True
     assert first.record.seed == config.seed and len(first.record.loss_curve) == 2
+    assert first.record.extra["method"] == "lora"
+    ia3 = ensure_retriever_candidate(
+        tiny_st_path,
+        tiny_triplets_path,
+        tiny_corpus,
+        config.with_(method="ia3"),
+        tmp_path,
+        progress=False,
+    )  # the method is part of the fingerprint: a new adapter, not the LoRA's folder
+    assert ia3.trained and ia3.fingerprint != first.fingerprint
+    assert ia3.record.config["method"] == "ia3" and "method" not in first.record.config
+    assert ia3.record.extra["adapter_parameters"] < first.record.extra["adapter_parameters"]
 
 
 # --------------------------------------------------------------------------------------- data
