@@ -136,7 +136,9 @@ class Finding(NamedTuple):
 
 @dataclass(frozen=True)
 class TriggerDecision:
-    """``fire``: retrain ``components``; ``findings`` include operations-only alerts."""
+    """``fire``: retrain ``components``; ``findings`` include operations-only alerts;
+    ``signals``: the key signals of each window (``{"reference": ..., "current": ...}``, see
+    :func:`~guardrails.monitoring.signals.signal_summary`), for the reports."""
 
     fire: bool
     findings: tuple[Finding, ...]
@@ -145,6 +147,7 @@ class TriggerDecision:
     drift: Any = None
     family: Mapping[str, float] = field(default_factory=dict)
     tests: Mapping[str, float] = field(default_factory=dict)
+    signals: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def alarm(self) -> bool:
@@ -170,6 +173,8 @@ class TriggerDecision:
             "facts": dict(self.facts),
             "family": dict(self.family),
             "tests": dict(self.tests),
+            "signals": dict(self.signals),
+            "drift": _drift_statistics(self.drift),
         }
 
     def summary_lines(self) -> list[str]:
@@ -179,6 +184,22 @@ class TriggerDecision:
             target = ", ".join(f.components) or "ops only"
             lines.append(f"  [{f.kind}] {f.signal}: {f.message} -> {target}")
         return lines
+
+
+def _drift_statistics(report: Any) -> list[dict[str, Any]]:
+    """Each drift statistic with its floor, for the report's value-vs-floor plot."""
+    if report is None:
+        return []
+    return [
+        {
+            "name": s.name,
+            "value": s.value,
+            "critical": s.critical,
+            "p_adjusted": s.p_adjusted if math.isfinite(s.p_adjusted) else None,
+            "alarm": s.alarm,
+        }
+        for s in report.statistics
+    ]
 
 
 # ----------------------------------------------------------------------------- tests
@@ -340,6 +361,7 @@ def decide_triggers(
     The decision's ``drift`` is the report re-adjusted over the joint family (print that one).
     """
     from guardrails.monitoring.drift import with_family
+    from guardrails.monitoring.signals import signal_summary
     from guardrails.stats import holm
 
     now = now or datetime.now(timezone.utc)
@@ -380,8 +402,9 @@ def decide_triggers(
         "now": now.isoformat(),
         "alpha": alpha,
     }
+    signals = {"reference": signal_summary(ref), "current": signal_summary(cur)}
     return TriggerDecision(
-        bool(components), tuple(findings), components, facts, drift_report, family, raw
+        bool(components), tuple(findings), components, facts, drift_report, family, raw, signals
     )
 
 
