@@ -177,7 +177,7 @@ def paired_bars_svg(
 ) -> str:
     """Horizontal bars on one shared axis: per row (label, first, second) two bars, one per
     ``series``; a missing value (None / NaN) draws no bar and reads "n/a"."""
-    left, right, top, step = 200, width - 70, 40, 30
+    left, right, top, step = 260, width - 70, 40, 30
     values = [v for _, a, b in rows for v in (a, b) if v is not None and math.isfinite(v)]
     scale = _Scale([0.0, *values], left, right)
     bottom = top + step * len(rows)
@@ -220,7 +220,7 @@ class FloorRow:
 def floor_svg(rows: Sequence[FloorRow], title: str, width: int = 820) -> str:
     """Per row, on its own axis from 0 (statistics have different units): a bar to the value
     (red when the row alarms) and a red tick at the floor, both labelled."""
-    left, right, top, step = 200, width - 150, 30, 26
+    left, right, top, step = 160, width - 190, 30, 26
     body = []
     for i, r in enumerate(rows):
         y = top + step * i
@@ -238,9 +238,11 @@ def floor_svg(rows: Sequence[FloorRow], title: str, width: int = 820) -> str:
                 f"stroke-width='2'><title>floor {r.floor:.4g}</title></line>"
             )
         verdict = "ALARM" if r.alarm else "quiet"
+        # some statistics alarm below their floor (a cosine that drops): say which side it is on
+        side = "<" if r.value < r.floor else "≥" if r.value >= r.floor else "vs"
         body.append(
-            f"<text x='{right + 8}' y='{y + 15}'>{_num(r.value)} vs floor {_num(r.floor)} "
-            f"· {verdict}</text>"
+            f"<text x='{right + 8}' y='{y + 15}'>{_num(r.value)} {escape(side)} floor "
+            f"{_num(r.floor)} · {verdict}</text>"
         )
     return _svg(width, top + step * len(rows) + 10, title, body)
 
