@@ -23,6 +23,7 @@ from guardrails.gates import GateResult
 from guardrails.report.markdown import decided_by
 from guardrails.report.svg import ForestRow, forest_svg, histogram_svg, scatter_svg
 from guardrails.report.triggers import (
+    format_signal,
     recorded_triggers,
     signal_rows,
     trigger_findings,
@@ -266,8 +267,8 @@ def _signals_table(triggers: dict[str, Any]) -> str:
     if not rows:
         return ""
     body = "".join(
-        f"<tr><td>{html.escape(label)}</td><td class='num'>{_num(ref)}</td>"
-        f"<td class='num'>{_num(cur)}</td><td class='num'>"
+        f"<tr><td>{html.escape(label)}</td><td class='num'>{format_signal(ref)}</td>"
+        f"<td class='num'>{format_signal(cur)}</td><td class='num'>"
         f"{'—' if ref is None or cur is None else f'{cur - ref:+.4g}'}</td>"
         f"<td>{html.escape(unit)}</td></tr>"
         for label, ref, cur, unit in rows
@@ -277,10 +278,6 @@ def _signals_table(triggers: dict[str, Any]) -> str:
         "<th>signal</th><th>reference</th><th>current</th><th>change</th><th>unit</th></tr>"
         f"</thead><tbody>{body}</tbody></table>"
     )
-
-
-def _num(x: float | None) -> str:
-    return "—" if x is None else f"{x:.4g}"
 
 
 def _components_table(verdict: Verdict) -> str:

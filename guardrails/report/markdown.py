@@ -16,7 +16,12 @@ import re
 from typing import Any
 
 from guardrails.gates import GateResult
-from guardrails.report.triggers import recorded_triggers, signal_rows, trigger_findings
+from guardrails.report.triggers import (
+    format_signal,
+    recorded_triggers,
+    signal_rows,
+    trigger_findings,
+)
 from guardrails.verdict import Verdict
 
 __all__ = ["escape_markdown", "plain", "render_markdown", "summary_lines"]
@@ -256,12 +261,6 @@ def _signals_table(triggers: dict[str, Any]) -> list[str]:
     ]
     for label, ref, cur, unit in rows:
         change = "—" if ref is None or cur is None else f"{cur - ref:+.4g}"
-        out.append(
-            f"| {escape_markdown(label)} | {_num(ref)} | {_num(cur)} | {change} | "
-            f"{escape_markdown(unit)} |"
-        )
+        values = f"{format_signal(ref)} | {format_signal(cur)} | {change}"
+        out.append(f"| {escape_markdown(label)} | {values} | {escape_markdown(unit)} |")
     return out
-
-
-def _num(x: float | None) -> str:
-    return "—" if x is None else f"{x:.4g}"

@@ -19,7 +19,14 @@ from typing import Any
 from guardrails.report.svg import FloorRow, floor_svg, paired_bars_svg
 from guardrails.verdict import Verdict
 
-__all__ = ["SIGNAL_ROWS", "recorded_triggers", "signal_rows", "trigger_findings", "trigger_svgs"]
+__all__ = [
+    "SIGNAL_ROWS",
+    "format_signal",
+    "recorded_triggers",
+    "signal_rows",
+    "trigger_findings",
+    "trigger_svgs",
+]
 
 # (label, key in a window summary, unit) of the key-signals table, in reading order
 SIGNAL_ROWS: tuple[tuple[str, str, str], ...] = (
@@ -100,6 +107,11 @@ def _topics(window: Mapping[str, Any]) -> dict[str, float | None]:
     if not isinstance(topics, list):
         return {}
     return {str(t.get("label")): _number(t.get("rate")) for t in topics if isinstance(t, Mapping)}
+
+
+def format_signal(x: float | None) -> str:
+    """A signal value in a report's table: 4 significant digits, "—" when missing."""
+    return "—" if x is None else f"{x:.4g}"
 
 
 def signal_rows(triggers: Mapping[str, Any]) -> list[tuple[str, float | None, float | None, str]]:
