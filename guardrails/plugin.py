@@ -14,6 +14,7 @@ Importing this module must stay cheap: no torch, transformers, sentence_transfor
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,9 @@ class SessionState:
     verdict: Verdict | None = None
     applied: list[str] = field(default_factory=list)  # what --guardrails-apply did, for the summary
     report_path: Path | None = None
+    # facts a session fixture recorded (e.g. the trigger decision), carried by the next gate
+    # result this process records: results are what reaches the verdict, xdist workers included
+    pending_facts: dict[str, Any] = field(default_factory=dict)
 
 
 STATE = pytest.StashKey[SessionState]()
@@ -243,12 +247,23 @@ def _parametrized(metafunc: pytest.Metafunc, name: str) -> bool:
 def gate(request: pytest.FixtureRequest, guardrails_policy: Policy) -> Gate:
     """Evaluate gates in a test; results are recorded on the report and in the verdict."""
     node = request.node
+    pending = request.config.stash[STATE].pending_facts
 
     def record(result: GateResult) -> None:
-        node.stash.setdefault(GATES, []).append(result.to_dict())
+        data = result.to_dict()
+        if pending:  # a session fixture's facts ride on the first result recorded after them
+            data["extra"]["facts"] = {**pending, **data["extra"].get("facts", {})}
+            pending.clear()
+        node.stash.setdefault(GATES, []).append(data)
         node.user_properties.extend(junit_properties(result))
 
     return Gate(guardrails_policy, record=record, default_name=node.name, nodeid=node.nodeid)
+
+
+def record_session_facts(config: pytest.Config, facts: Mapping[str, Any]) -> None:
+    """Record JSON-able ``facts`` from a session fixture (which has no ``gate``): the next gate
+    result this process records carries them into the verdict (``gates[].extra.facts``)."""
+    config.stash[STATE].pending_facts.update(facts)
 
 
 @pytest.fixture(scope="session")

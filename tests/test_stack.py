@@ -207,19 +207,7 @@ def test_the_stack_provides_logs_triggers_registry_and_a_reranker(
     """Configuration alone (no conftest) gives the log windows, the triggers, the logged
     queries, curated sets, the registry at its configured path, and a custom reranker built
     by a factory (its candidate with the candidate table's options)."""
-    pytester.makepyprojecttoml(LOGS_PYPROJECT)
-    golden = pytester.path / "golden" / "alpha"
-    (golden / "qrels").mkdir(parents=True)
-    (golden / "corpus.jsonl").write_text('{"_id": "d1", "text": "reset by holding power"}\n')
-    (golden / "queries.jsonl").write_text('{"_id": "q1", "text": "how to reset"}\n')
-    (golden / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
-    (golden / "qa.jsonl").write_text('{"id": "a1", "question": "reset?", "answers": ["hold"]}\n')
-    (golden / "canaries.jsonl").write_text(
-        '{"id": "c1", "kind": "factual", "prompt": "reset?", "expect": ["hold"]}\n'
-    )
-    (pytester.path / "logs").mkdir()
-    (pytester.path / "logs" / "ref.jsonl").write_text(_log_lines(0))
-    (pytester.path / "logs" / "cur.jsonl").write_text(_log_lines(1))
+    _logs_project(pytester)
     pytester.makepyfile(myreranker=RERANKER, test_logs=LOGS_SUITE)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
     assert result.ret == 0, result.stdout.str()
@@ -252,6 +240,60 @@ def test_the_stack_provides_logs_triggers_registry_and_a_reranker(
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*production reranker is overlap:1.0*now builds v2:1.0*"])
     assert RegistryError.__name__ in result.stdout.str()
+
+
+TRIGGERS_SUITE = """
+def test_first(gate, trigger_decision):
+    gate.no_drift("ks", reference=[0.1, 0.2, 0.3] * 20, current=[0.1, 0.2, 0.3] * 20,
+                  name="first", maximum=0.5)
+
+def test_second(gate, trigger_decision):
+    gate.no_drift("ks", reference=[0.1, 0.2] * 20, current=[0.1, 0.2] * 20,
+                  name="second", maximum=0.5)
+"""
+
+
+def test_the_stack_trigger_decision_reaches_the_verdict_and_report(
+    pytester: pytest.Pytester,
+) -> None:
+    """The stack's trigger_decision fixture records the decision (findings, key signals per
+    window, drift statistics) once, on the next gate result: the reports show why the run
+    happened with no gate.record in the suite."""
+    _logs_project(pytester)
+    pytester.makepyfile(test_triggers=TRIGGERS_SUITE)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-q", "--guardrails-verdict=verdict.json"
+    )
+    assert result.ret == 0, result.stdout.str()
+    verdict = json.loads((pytester.path / "verdict.json").read_text())
+    facts = {g["name"]: g["extra"].get("facts", {}) for g in verdict["gates"]}
+    assert "triggers" not in facts["second"]  # recorded once, not on every gate
+    triggers = facts["first"]["triggers"]
+    assert triggers["fire"] is False and triggers["findings"] == []
+    ref, cur = triggers["signals"]["reference"], triggers["signals"]["current"]
+    assert ref["n_queries"] == cur["n_queries"] == 300
+    assert ref["like_rate"] == pytest.approx(0.2) and "total" in ref["latency_ms"]
+    assert {s["name"] for s in triggers["drift"]} >= {"mmd", "ks_max", "norm_psi"}
+    page = (pytester.path / "verdict.html").read_text()
+    assert "Why this run happened" in page and "No trigger fired" in page
+    assert "Key signals per window" in page and "latency total p95" in page
+    assert "drift statistics against their alarm floors" in page
+
+
+def _logs_project(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml(LOGS_PYPROJECT)
+    golden = pytester.path / "golden" / "alpha"
+    (golden / "qrels").mkdir(parents=True)
+    (golden / "corpus.jsonl").write_text('{"_id": "d1", "text": "reset by holding power"}\n')
+    (golden / "queries.jsonl").write_text('{"_id": "q1", "text": "how to reset"}\n')
+    (golden / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    (golden / "qa.jsonl").write_text('{"id": "a1", "question": "reset?", "answers": ["hold"]}\n')
+    (golden / "canaries.jsonl").write_text(
+        '{"id": "c1", "kind": "factual", "prompt": "reset?", "expect": ["hold"]}\n'
+    )
+    (pytester.path / "logs").mkdir()
+    (pytester.path / "logs" / "ref.jsonl").write_text(_log_lines(0))
+    (pytester.path / "logs" / "cur.jsonl").write_text(_log_lines(1))
 
 
 def test_logs_section_mistakes_name_the_key(tmp_path: Path) -> None:

@@ -325,15 +325,21 @@ def trigger_decision(
 ) -> Any:
     """Drift + signals of the two windows -> which components to retrain, and why
     (``[tool.guardrails.triggers]``); the schedule trigger's last retrain is the registry's
-    last promote."""
+    last promote. The decision (findings, key signals per window, drift statistics) is
+    recorded for the verdict, so the reports say why this run happened."""
     from guardrails.monitoring.drift import compare_windows
     from guardrails.monitoring.triggers import decide_triggers, load_trigger_policy, window_pair
+    from guardrails.plugin import record_session_facts
 
     reference, current = drift_windows
     report = compare_windows(reference, current, projections=False)
     signals = window_pair(reference.batch.records, current.batch.records)
     policy = load_trigger_policy(pytestconfig.stash[STATE].config_path)
-    return decide_triggers(*signals, report, policy=policy, last_retrain=registry.last_promoted())
+    decision = decide_triggers(
+        *signals, report, policy=policy, last_retrain=registry.last_promoted()
+    )
+    record_session_facts(pytestconfig, {"triggers": decision.to_dict()})
+    return decision
 
 
 @pytest.fixture(scope="session")

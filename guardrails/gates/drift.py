@@ -82,7 +82,7 @@ def drift_plot_data(
     current = np.asarray(current, dtype=np.float64)
     ref_v = np.linalg.norm(reference, axis=1) if reference.ndim == 2 else reference.ravel()
     cur_v = np.linalg.norm(current, axis=1) if current.ndim == 2 else current.ravel()
-    edges = np.histogram_bin_edges(np.concatenate([ref_v, cur_v]), bins=bins)
+    edges = _plot_edges(np.concatenate([ref_v, cur_v]), bins)
     out: dict[str, Any] = {
         "norm_hist": {
             "edges": edges.tolist(),
@@ -100,6 +100,17 @@ def drift_plot_data(
             "current": np.round((b - mean) @ vt[:2].T, 4).tolist(),
         }
     return out
+
+
+def _plot_edges(values: np.ndarray, bins: int) -> np.ndarray:
+    """Histogram edges over the values; a range too narrow for ``bins`` float bins (the norms
+    of unit vectors: 1 up to rounding) is padded to a readable width around it."""
+    values = values[np.isfinite(values)]
+    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+    if hi - lo <= 1e-9 * max(abs(lo), abs(hi), 1.0):
+        pad = max(abs(hi), 1.0) * 1e-3
+        return np.linspace(lo - pad, hi + pad, bins + 1)
+    return np.histogram_bin_edges(values, bins=bins)
 
 
 def drift_statistic(

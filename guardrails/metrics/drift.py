@@ -61,6 +61,7 @@ __all__ = [
     "ks_binned_error_bound",
     "merge_summaries",
     "mmd_permutation_test",
+    "nearest_neighbour_cosine",
     "psi",
     "psi_alarm",
     "psi_critical_value",
@@ -69,6 +70,7 @@ __all__ = [
     "summarize_embeddings_like",
     "summarize_histogram",
     "summarize_histogram_like",
+    "top1_cosine",
     "wasserstein",
 ]
 
@@ -533,6 +535,42 @@ def cosine_to_history_per_sample(
         _check_finite_rows("current", sq, start, chunk)
         norms = np.sqrt(sq.astype(np.float64))
         np.divide(chunk @ u, norms, out=out[start : start + len(chunk)], where=norms > 0)
+    return out
+
+
+# Geometry of one embedder's space, per sample. Both are invariant to any rotation of the space
+# (they only use cosines within it), so the same texts under two embedders compare even when
+# the spaces differ by a rotation, which an MMD of the raw vectors would call drift.
+
+
+def _unit(name: str, x: Any) -> np.ndarray:
+    m = _matrix(name, x).astype(np.float64)
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    if not np.all(np.isfinite(norms)) or np.any(norms == 0):
+        raise MetricError(f"{name} has a zero or non-finite row: cosines are undefined")
+    return m / norms
+
+
+def top1_cosine(queries: Any, documents: Any) -> np.ndarray:
+    """Per query, ``max_d cos(q, d)``: the score of its top-1 document under exact search (what
+    a flat inner-product index over unit vectors returns as the top score)."""
+    q, d = _unit("queries", queries), _unit("documents", documents)
+    if q.shape[1] != d.shape[1]:
+        raise MetricError(f"queries have dim={q.shape[1]} but documents dim={d.shape[1]}")
+    return np.concatenate([np.max(block @ d.T, axis=1) for _, block in _chunks(q, 1024)])
+
+
+def nearest_neighbour_cosine(vectors: Any) -> np.ndarray:
+    """Per row, ``max_{j != i} cos(x_i, x_j)``: how close its nearest other row is (exact
+    duplicate rows give 1). A collapsed or inflated space moves this distribution."""
+    x = _unit("vectors", vectors)
+    if len(x) < 2:
+        raise MetricError(f"nearest_neighbour_cosine needs at least 2 rows, got {len(x)}")
+    out = np.empty(len(x))
+    for start, block in _chunks(x, 1024):
+        sims = block @ x.T
+        sims[np.arange(len(block)), np.arange(start, start + len(block))] = -np.inf
+        out[start : start + len(block)] = sims.max(axis=1)
     return out
 
 

@@ -56,6 +56,7 @@ __all__ = [
     "rate",
     "repeat_flags",
     "rising_topics",
+    "signal_summary",
     "token_jaccard",
     "topic_tokens",
 ]
@@ -645,6 +646,48 @@ class _Context:
             TopicCount(i, self.model.labels[i], int(counts[i]), self.model.representatives[i])
             for i in range(len(self.model.labels))
         )
+
+
+# The rates a report compares side by side (same unit: a share of the window's queries).
+SUMMARY_RATES = (
+    "ctr",
+    "repeat_query_rate",
+    "like_rate",
+    "dislike_rate",
+    "flag_rate",
+    "hallucination_rate",
+    "unsafe_rate",
+    "complaint_rate",
+    "error_rate",
+    "hit_rate_clicked",
+)
+SUMMARY_SCALARS = ("throughput_qps", "memory_mean_mb", "memory_max_mb", "mean_dwell_s")
+
+
+def signal_summary(w: WindowSignals) -> dict[str, Any]:
+    """The key signals of one window as JSON-able data (NaN as None) for a run's record and
+    its reports: counts, throughput, memory, latency p50/p95/p99 per logged stage, the rates of
+    :data:`SUMMARY_RATES` and the complaint topics (count and per-query rate)."""
+    n = max(w.n_queries, 1)
+    return {
+        "start": w.start,
+        "end": w.end,
+        "n_queries": w.n_queries,
+        "n_sessions": w.n_sessions,
+        **{name: _json_float(getattr(w, name)) for name in (*SUMMARY_SCALARS, *SUMMARY_RATES)},
+        "latency_ms": {
+            stage: {"n": p.n, **{q: _json_float(getattr(p, q)) for q in ("p50", "p95", "p99")}}
+            for stage, p in w.latency_ms.items()
+            if p.n > 0
+        },
+        "complaint_topics": [
+            {"label": t.label, "count": t.count, "rate": t.count / n} for t in w.complaint_topics
+        ],
+    }
+
+
+def _json_float(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
 
 
 def _shares(domains: np.ndarray) -> dict[str, float]:

@@ -137,7 +137,9 @@ class Finding(NamedTuple):
 
 @dataclass(frozen=True)
 class TriggerDecision:
-    """``fire``: retrain ``components``; ``findings`` include operations-only alerts."""
+    """``fire``: retrain ``components``; ``findings`` include operations-only alerts;
+    ``signals``: the key signals of each window (``{"reference": ..., "current": ...}``, see
+    :func:`~guardrails.monitoring.signals.signal_summary`), for the reports."""
 
     fire: bool
     findings: tuple[Finding, ...]
@@ -146,6 +148,7 @@ class TriggerDecision:
     drift: Any = None
     family: Mapping[str, float] = field(default_factory=dict)
     tests: Mapping[str, float] = field(default_factory=dict)
+    signals: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def alarm(self) -> bool:
@@ -171,6 +174,8 @@ class TriggerDecision:
             "facts": dict(self.facts),
             "family": dict(self.family),
             "tests": dict(self.tests),
+            "signals": dict(self.signals),
+            "drift": _drift_statistics(self.drift),
         }
 
     def branch_name(self, now: datetime | None = None) -> str | None:
@@ -201,6 +206,22 @@ class TriggerDecision:
             target = ", ".join(f.components) or "ops only"
             lines.append(f"  [{f.kind}] {f.signal}: {f.message} -> {target}")
         return lines
+
+
+def _drift_statistics(report: Any) -> list[dict[str, Any]]:
+    """Each drift statistic with its floor, for the report's value-vs-floor plot."""
+    if report is None:
+        return []
+    return [
+        {
+            "name": s.name,
+            "value": s.value,
+            "critical": s.critical,
+            "p_adjusted": s.p_adjusted if math.isfinite(s.p_adjusted) else None,
+            "alarm": s.alarm,
+        }
+        for s in report.statistics
+    ]
 
 
 # ----------------------------------------------------------------------------- tests
@@ -362,6 +383,7 @@ def decide_triggers(
     The decision's ``drift`` is the report re-adjusted over the joint family (print that one).
     """
     from guardrails.monitoring.drift import with_family
+    from guardrails.monitoring.signals import signal_summary
     from guardrails.stats import holm
 
     now = now or datetime.now(timezone.utc)
@@ -402,8 +424,9 @@ def decide_triggers(
         "now": now.isoformat(),
         "alpha": alpha,
     }
+    signals = {"reference": signal_summary(ref), "current": signal_summary(cur)}
     return TriggerDecision(
-        bool(components), tuple(findings), components, facts, drift_report, family, raw
+        bool(components), tuple(findings), components, facts, drift_report, family, raw, signals
     )
 
 

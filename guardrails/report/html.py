@@ -20,8 +20,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from guardrails.gates import GateResult
-from guardrails.report.markdown import decided_by, trigger_findings
+from guardrails.report.markdown import decided_by
 from guardrails.report.svg import ForestRow, forest_svg, histogram_svg, scatter_svg
+from guardrails.report.triggers import (
+    format_signal,
+    recorded_triggers,
+    signal_rows,
+    trigger_findings,
+    trigger_svgs,
+)
 from guardrails.verdict import Verdict
 
 __all__ = ["forest_plot_svg", "forest_plot_svgs", "render_html"]
@@ -229,10 +236,12 @@ def _provenance(p: Any) -> str:
 
 
 def _triggers_table(verdict: Verdict) -> str:
-    """Why this run happened: the retrain-trigger findings the run recorded."""
-    findings = trigger_findings(verdict)
-    if not findings:
+    """Why this run happened: the retrain-trigger findings the run recorded, the key signals
+    per window and their plots."""
+    recorded = recorded_triggers(verdict)
+    if not recorded:
         return ""
+    findings = trigger_findings(verdict)
     rows = "".join(
         f"<tr><td>{html.escape(str(f.get('kind', '')))}</td>"
         f"<td>{html.escape(str(f.get('signal', '')))}</td>"
@@ -240,10 +249,34 @@ def _triggers_table(verdict: Verdict) -> str:
         f"<td>{html.escape(str(f.get('message', '')))}</td></tr>"
         for f in findings
     )
+    table = (
+        "<table class='sortable' id='triggers'><thead><tr><th>kind</th><th>signal</th>"
+        f"<th>retrain</th><th>evidence</th></tr></thead><tbody>{rows}</tbody></table>"
+        if findings
+        else "<p id='triggers'>No trigger fired: no finding on these windows.</p>"
+    )
+    parts = ["<h2>Why this run happened</h2>", table]
+    for triggers in recorded:
+        parts.append(_signals_table(triggers))
+        parts += [f"<figure class='plot signals'>{svg}</figure>" for svg in trigger_svgs(triggers)]
+    return "".join(parts)
+
+
+def _signals_table(triggers: dict[str, Any]) -> str:
+    rows = signal_rows(triggers)
+    if not rows:
+        return ""
+    body = "".join(
+        f"<tr><td>{html.escape(label)}</td><td class='num'>{format_signal(ref)}</td>"
+        f"<td class='num'>{format_signal(cur)}</td><td class='num'>"
+        f"{'—' if ref is None or cur is None else f'{cur - ref:+.4g}'}</td>"
+        f"<td>{html.escape(unit)}</td></tr>"
+        for label, ref, cur, unit in rows
+    )
     return (
-        "<h2>Why this run happened</h2><table class='sortable' id='triggers'><thead><tr>"
-        "<th>kind</th><th>signal</th><th>retrain</th><th>evidence</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table>"
+        "<h3>Key signals per window</h3><table class='sortable' id='signals'><thead><tr>"
+        "<th>signal</th><th>reference</th><th>current</th><th>change</th><th>unit</th></tr>"
+        f"</thead><tbody>{body}</tbody></table>"
     )
 
 

@@ -16,6 +16,12 @@ import re
 from typing import Any
 
 from guardrails.gates import GateResult
+from guardrails.report.triggers import (
+    format_signal,
+    recorded_triggers,
+    signal_rows,
+    trigger_findings,
+)
 from guardrails.verdict import Verdict
 
 __all__ = ["escape_markdown", "plain", "render_markdown", "summary_lines"]
@@ -219,35 +225,42 @@ def _known(value: Any) -> Any:
     return "unknown" if value is None or value == "" else value
 
 
-def trigger_findings(verdict: Verdict) -> list[dict[str, Any]]:
-    """The retrain-trigger findings a run recorded (``gate.record(facts={"triggers": ...})``):
-    why this run happened, for the reports."""
-    out: list[dict[str, Any]] = []
-    for g in verdict.gates:
-        facts = g.extra.get("facts") if isinstance(g.extra, dict) else None
-        triggers = facts.get("triggers") if isinstance(facts, dict) else None
-        findings = triggers.get("findings") if isinstance(triggers, dict) else None
-        if isinstance(findings, list):
-            out += [f for f in findings if isinstance(f, dict)]
-    return out
-
-
 def _triggers_section(verdict: Verdict) -> list[str]:
-    findings = trigger_findings(verdict)
-    if not findings:
+    """The trigger findings and the key signals per window (reference vs current)."""
+    recorded = recorded_triggers(verdict)
+    if not recorded:
         return []
     md = escape_markdown
-    out = [
-        "",
-        "### Why this run happened (retrain triggers)",
-        "",
-        "| kind | signal | retrain | evidence |",
-        "|---|---|---|---|",
-    ]
+    out = ["", "### Why this run happened (retrain triggers)", ""]
+    findings = trigger_findings(verdict)
+    if not findings:
+        out.append("No trigger fired: no finding on these windows.")
+    else:
+        out += ["| kind | signal | retrain | evidence |", "|---|---|---|---|"]
     for f in findings:
         comps = ", ".join(str(c) for c in f.get("components", []) or [])
         out.append(
             f"| {md(f.get('kind', ''))} | {md(f.get('signal', ''))} | {md(comps)} | "
             f"{md(f.get('message', ''))} |"
         )
+    for triggers in recorded:
+        out += _signals_table(triggers)
+    return out
+
+
+def _signals_table(triggers: dict[str, Any]) -> list[str]:
+    rows = signal_rows(triggers)
+    if not rows:
+        return []
+    out = [
+        "",
+        "#### Key signals per window",
+        "",
+        "| signal | reference | current | change | unit |",
+        "|---|---|---|---|---|",
+    ]
+    for label, ref, cur, unit in rows:
+        change = "—" if ref is None or cur is None else f"{cur - ref:+.4g}"
+        values = f"{format_signal(ref)} | {format_signal(cur)} | {change}"
+        out.append(f"| {escape_markdown(label)} | {values} | {escape_markdown(unit)} |")
     return out

@@ -1,9 +1,11 @@
 """Plots for the reports as inline SVG: no plotting library, so the core install draws them.
 
-Three charts cover what a verdict shows: a forest plot (one row per paired gate: CI bar, point
-estimate, policy limit), step histograms (reference vs current) and a 2-D scatter (PCA of
-reference vs current embeddings). Each function returns one ``<svg>`` element with a ``<title>``
-for screen readers; every text is escaped, so names from a verdict cannot inject markup.
+Five charts cover what a verdict shows: a forest plot (one row per paired gate: CI bar, point
+estimate, policy limit), step histograms (reference vs current), a 2-D scatter (PCA of
+reference vs current embeddings), paired bars (a signal per row, reference vs current window)
+and a floor chart (each drift statistic against its own alarm floor). Each function returns
+one ``<svg>`` element with a ``<title>`` for screen readers; every text is escaped, so names
+from a verdict cannot inject markup.
 """
 
 from __future__ import annotations
@@ -14,7 +16,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
-__all__ = ["ForestRow", "forest_svg", "histogram_svg", "scatter_svg"]
+__all__ = [
+    "FloorRow",
+    "ForestRow",
+    "floor_svg",
+    "forest_svg",
+    "histogram_svg",
+    "paired_bars_svg",
+    "scatter_svg",
+]
 
 _FONT = "font-family='system-ui,sans-serif' font-size='11'"
 _SERIES = ("#0969da", "#cf222e", "#1a7f37", "#8250df")
@@ -156,6 +166,89 @@ def scatter_svg(
     body += _legend(list(series), left + 6, top - 14)
     body += _x_axis(xs, bottom, "component 1")
     return _svg(width, bottom + 40, title, body)
+
+
+def paired_bars_svg(
+    rows: Sequence[tuple[str, float | None, float | None]],
+    title: str,
+    xlabel: str,
+    series: tuple[str, str] = ("reference", "current"),
+    width: int = 820,
+) -> str:
+    """Horizontal bars on one shared axis: per row (label, first, second) two bars, one per
+    ``series``; a missing value (None / NaN) draws no bar and reads "n/a"."""
+    left, right, top, step = 260, width - 70, 40, 30
+    values = [v for _, a, b in rows for v in (a, b) if v is not None and math.isfinite(v)]
+    scale = _Scale([0.0, *values], left, right)
+    bottom = top + step * len(rows)
+    body = _legend(list(series), left + 6, top - 14)
+    for i, (label, *pair) in enumerate(rows):
+        y = top + step * i
+        body.append(
+            f"<text x='{left - 8}' y='{y + step / 2 + 4:.0f}' text-anchor='end'>"
+            f"{escape(label)}</text>"
+        )
+        for j, (value, color) in enumerate(zip(pair, _SERIES, strict=False)):
+            body += _bar(scale, value, y + 3 + j * 12, 11, color)
+    body += _x_axis(scale, bottom + 4, xlabel)
+    return _svg(width, bottom + 40, title, body)
+
+
+def _bar(scale: _Scale, value: float | None, y: float, h: float, color: str) -> list[str]:
+    x0 = scale(0.0)
+    if value is None or not math.isfinite(value):
+        return [f"<text x='{x0 + 4:.1f}' y='{y + h - 2:.0f}' fill='{_AXIS}'>n/a</text>"]
+    x1 = scale(value)
+    lo, hi = sorted((x0, x1))
+    return [
+        f"<rect x='{lo:.1f}' y='{y:.1f}' width='{max(hi - lo, 1.0):.1f}' height='{h}' "
+        f"fill='{color}'><title>{value:.4g}</title></rect>",
+        f"<text x='{hi + 4:.1f}' y='{y + h - 2:.0f}'>{value:.4g}</text>",
+    ]
+
+
+@dataclass(frozen=True)
+class FloorRow:
+    """One statistic against its alarm floor (``alarm``: it crossed the floor, significantly)."""
+
+    label: str
+    value: float
+    floor: float
+    alarm: bool
+
+
+def floor_svg(rows: Sequence[FloorRow], title: str, width: int = 820) -> str:
+    """Per row, on its own axis from 0 (statistics have different units): a bar to the value
+    (red when the row alarms) and a red tick at the floor, both labelled."""
+    left, right, top, step = 160, width - 190, 30, 26
+    body = []
+    for i, r in enumerate(rows):
+        y = top + step * i
+        scale = _Scale([0.0, r.value, r.floor], left, right)
+        color = _LIMIT if r.alarm else _SERIES[0]
+        body.append(
+            f"<text x='{left - 8}' y='{y + 15}' text-anchor='end'>{escape(r.label)}</text>"
+            f"<line x1='{left}' x2='{right}' y1='{y + 20}' y2='{y + 20}' stroke='{_AXIS}'/>"
+        )
+        body += _bar(scale, r.value, y + 6, 12, color)[:1]
+        if math.isfinite(r.floor):
+            x = scale(r.floor)
+            body.append(
+                f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{y + 2}' y2='{y + 22}' stroke='{_LIMIT}' "
+                f"stroke-width='2'><title>floor {r.floor:.4g}</title></line>"
+            )
+        verdict = "ALARM" if r.alarm else "quiet"
+        # some statistics alarm below their floor (a cosine that drops): say which side it is on
+        side = "<" if r.value < r.floor else "≥" if r.value >= r.floor else "vs"
+        body.append(
+            f"<text x='{right + 8}' y='{y + 15}'>{_num(r.value)} {escape(side)} floor "
+            f"{_num(r.floor)} · {verdict}</text>"
+        )
+    return _svg(width, top + step * len(rows) + 10, title, body)
+
+
+def _num(x: float) -> str:
+    return f"{x:.3g}" if math.isfinite(x) else "n/a"
 
 
 def _colors() -> Iterator[str]:
