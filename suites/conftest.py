@@ -45,6 +45,17 @@ if len(STACK.names("established")) != 1 or len(STACK.names("new")) != 1:
 GOLDEN = STACK.domains[NEW].golden.parent  # the folder the demo's trainers read domains from
 CURATED_LIMIT = 100  # curated click triplets added to the new domain's golden triplets
 REPLAY = 100  # established-domain triplets replayed against forgetting
+CURATED = ADAPTERS / "datasets"  # where the stack's `curated` fixture writes the curated sets
+
+
+def _curated_mix() -> Any:
+    """How curated rows join the reranker, SFT and DPO candidates' golden examples: at most
+    100 rows and at most a quarter of the golden count, and no more optimiser steps than the
+    golden examples alone take (guardrails.training.mix)."""
+    from guardrails.training.mix import CuratedMix
+
+    return CuratedMix(cap=100, ratio=0.25, hold_steps=True)
+
 
 CANDIDATE_COMPONENTS = ("retriever", "reranker", "generator", "alignment")
 
@@ -284,23 +295,28 @@ def retriever_adapter(
     import json
 
     from guardrails.components.embedder import minilm_path
+    from guardrails.training.mix import datasheet_ref
     from guardrails.training.retriever import ensure_retriever_candidate
 
     corpus = retrieval_golden[NEW].corpus
     # click triplets of the new domain only: clicks on the established domain are noisier
     # labels than its golden triplets, which are replayed below instead
     new_domain = {d for d, doc in corpus.items() if doc.metadata.get("domain") == NEW}
-    rows = [
+    offered = [
         r
         for r in curated["retriever_triplets"].records
         if r.get("positive") in new_domain and r.get("negative") in corpus
-    ][:CURATED_LIMIT]
+    ]
+    rows = offered[:CURATED_LIMIT]
+    sheet = datasheet_ref(CURATED / "retriever_triplets.jsonl", len(offered), len(rows))
     # replay a share of the established domain's triplets so the adapter does not forget it
     replay_file = STACK.domains[ESTABLISHED].golden / "train.jsonl"
     replay = replay_file.read_text(encoding="utf-8").splitlines()
     rows += [json.loads(line) for line in replay[:REPLAY] if line.strip()]
     data = _merged_jsonl(f"retriever-{NEW}", STACK.domains[NEW].golden / "train.jsonl", rows)
-    return ensure_retriever_candidate(minilm_path(), data, corpus, root=ADAPTERS).path
+    return ensure_retriever_candidate(
+        minilm_path(), data, corpus, root=ADAPTERS, datasheets=[sheet]
+    ).path
 
 
 # --------------------------------------------------------------------- reranker
@@ -328,15 +344,27 @@ def candidate_reranker(
     production_reranker: Any,
     registry: Any,
     result_cache: Any,
+    curated: Any,
+    retrieval_golden: dict[str, Any],
 ) -> Any:
-    """A LoRA on the production reranker for the new domain (given, trained, or production)."""
+    """A LoRA on the production reranker for the new domain (given, trained, or production),
+    trained on its golden triplets plus curated graded labels of its documents."""
     from guardrails.components.reranker import Reranker
     from guardrails.training.reranker import ensure_production_reranker, ensure_reranker_candidate
 
     base = ensure_production_reranker(ADAPTERS, golden_dir=GOLDEN)
     adapter = _given(pytestconfig, "reranker")
     if adapter is None and "reranker" in retrain:
-        adapter = ensure_reranker_candidate(NEW, root=ADAPTERS, golden_dir=GOLDEN, base=base).path
+        mixed = _reranker_mix(retrieval_golden[NEW].corpus)
+        adapter = ensure_reranker_candidate(
+            NEW,
+            root=ADAPTERS,
+            golden_dir=GOLDEN,
+            base=base,
+            config=mixed.config,
+            examples=mixed.examples,
+            datasheets=[mixed.datasheet],
+        ).path
     if adapter is None:
         return production_reranker
     reranker = Reranker.load(
@@ -350,6 +378,37 @@ def candidate_reranker(
         parent=production_reranker.fingerprint,
     )
     return reranker
+
+
+def _reranker_mix(corpus: dict[str, Any]) -> Any:
+    """The new domain's golden triplet examples + curated graded labels on its documents
+    (listwise: a query's labels are drawn together, with sampled negatives as for golden)."""
+    from guardrails.training.mix import curated_rows, graded_examples, load_graded_labels, mix
+    from guardrails.training.reranker import (
+        RERANKER_CANDIDATE_CONFIG,
+        domain_examples,
+        training_steps,
+    )
+
+    config = RERANKER_CANDIDATE_CONFIG
+    path = CURATED / "reranker_labels.jsonl"
+    labels = [
+        label
+        for label in curated_rows(path, load_graded_labels, corpus)
+        if corpus[label.doc_id].metadata.get("domain") == NEW
+    ]
+    return mix(
+        domain_examples(GOLDEN, NEW, config),
+        labels,
+        path,
+        config,
+        _curated_mix(),
+        group=lambda label: label.query,
+        expand=lambda picked: graded_examples(
+            picked, corpus, negatives_per_query=config.negatives_per_query, seed=config.seed
+        ),
+        budget=training_steps,
+    )
 
 
 # -------------------------------------------------------------------- generator
@@ -398,17 +457,30 @@ def candidate_generator(
     retrieval_golden: dict[str, Any],
     registry: Any,
     result_cache: Any,
+    curated: Any,
 ) -> Any:
-    """LoRA-SFT of SmolLM2 on the new domain's grounded QA pairs (given, trained, or
-    production)."""
+    """LoRA-SFT of SmolLM2 on the new domain's grounded QA pairs plus curated liked answers
+    (given, trained, or production)."""
     from guardrails.components.generator import Generator
+    from guardrails.training.config import GeneratorSFTConfig
     from guardrails.training.generator import ensure_generator_candidate, load_sft_pairs
+    from guardrails.training.mix import curated_rows, mix
 
     adapter = _given(pytestconfig, "generator")
     if adapter is None and "generator" in retrain:
-        qa_train = STACK.domains[NEW].golden / "qa_train.jsonl"
-        examples = load_sft_pairs(qa_train, retrieval_golden[NEW].corpus)
-        adapter = ensure_generator_candidate("sft", smollm2, examples, root=ADAPTERS).path
+        corpus = retrieval_golden[NEW].corpus  # every domain's documents: curated contexts
+        golden = load_sft_pairs(STACK.domains[NEW].golden / "qa_train.jsonl", corpus)
+        path = CURATED / "sft.jsonl"
+        liked = curated_rows(path, load_sft_pairs, corpus)
+        mixed = mix(golden, liked, path, GeneratorSFTConfig(), _curated_mix())
+        adapter = ensure_generator_candidate(
+            "sft",
+            smollm2,
+            mixed.examples,
+            mixed.config,
+            root=ADAPTERS,
+            datasheets=[mixed.datasheet],
+        ).path
     if adapter is None:
         return production_generator
     generator = Generator.load(smollm2, adapter=adapter, max_new_tokens=48, cache=result_cache)
@@ -426,15 +498,30 @@ def alignment_generator(
     result_cache: Any,
     registry: Registry,
     alignment_baseline: str,
+    curated: Any,
+    knowledge_base: dict[str, str],
 ) -> Any:
-    """DPO of SmolLM2 on the training half of both domains' preference pairs."""
+    """DPO of SmolLM2 on the training half of both domains' preference pairs plus curated
+    A/B and like-vs-dislike pairs."""
     from guardrails.components.generator import Generator
     from guardrails.training.alignment import ensure_alignment_candidate, load_preference_pairs
+    from guardrails.training.config import DPOConfig
+    from guardrails.training.mix import curated_rows, mix
 
     adapter = _given(pytestconfig, "alignment")
     if adapter is None and retrain & {"generator", "alignment"}:
         pairs = [p for d in DOMAINS for p in load_preference_pairs(preference_split(d)[0])]
-        adapter = ensure_alignment_candidate("dpo", smollm2, pairs, root=ADAPTERS).path
+        path = CURATED / "dpo.jsonl"
+        logged = curated_rows(path, load_preference_pairs, knowledge_base)
+        mixed = mix(pairs, logged, path, DPOConfig(), _curated_mix())
+        adapter = ensure_alignment_candidate(
+            "dpo",
+            smollm2,
+            mixed.examples,
+            mixed.config,
+            root=ADAPTERS,
+            datasheets=[mixed.datasheet],
+        ).path
     if adapter is None:
         return production_generator
     generator = Generator.load(smollm2, adapter=adapter, max_new_tokens=48, cache=result_cache)

@@ -496,8 +496,11 @@ def ensure_alignment_candidate(
     ref_adapter: str | Path | None = None,
     root: str | Path = "adapters",
     progress: bool = True,
+    datasheets: Sequence[Any] = (),
 ) -> Any:
     """Train (once) or load the ``kind`` (``"dpo"`` | ``"kto"`` | ``"grpo"``) adapter.
+
+    ``datasheets`` name the curated sets mixed into ``data`` (:mod:`guardrails.training.mix`).
 
     Returns a :class:`~guardrails.training.cache.CandidateArtifact` whose ``path`` is the
     adapter folder ``<root>/alignment-<kind>/<fingerprint>/``. The base fingerprint covers the
@@ -532,4 +535,5 @@ def ensure_alignment_candidate(
         train=train,
         root=root,
         seed=config.seed,
+        datasheets=datasheets,
     )

@@ -326,9 +326,11 @@ def ensure_generator_candidate(
     *,
     root: str | Path = "adapters",
     progress: bool = True,
+    datasheets: Sequence[Any] = (),
 ) -> Any:
     """Train (once) or load the ``kind`` (``"sft"`` | ``"cpt"``) adapter for these inputs.
 
+    ``datasheets`` name the curated sets mixed into ``data`` (:mod:`guardrails.training.mix`).
     Returns a :class:`~guardrails.training.cache.CandidateArtifact` whose ``path`` is the
     adapter folder under ``<root>/generator-<kind>/<fingerprint>/``.
     """
@@ -354,6 +356,7 @@ def ensure_generator_candidate(
         train=train,
         root=root,
         seed=config.seed,
+        datasheets=datasheets,
     )
 
 

@@ -149,13 +149,16 @@ def test_sft_dpo_kto_sets() -> None:
     sft = [r.data for r in sft_pairs(LOGS)]
     assert [s["prompt"] for s in sft] == ["payout  late", "ｐayout late"]  # record 5 errored
     assert sft[0]["context"] == ["d1", "d2", "d3"] and sft[0]["answer"] == "Two days."
-    dpo = [r.data for r in dpo_pairs(LOGS)]
+    dpo = [dict(r.data) for r in dpo_pairs(LOGS)]
+    # every pair carries the passages its answers were generated from (the top shown docs)
+    assert [d.pop("context") for d in dpo] == [["d1", "d2", "d3"]] * 3
     # A/B: b wins (the tie is dropped); key "payout late": liked [0, 3], disliked [1, 4]
     assert dpo == [
         {"prompt": "fee for refunds", "chosen": "It costs $1.", "rejected": "Free."},
         {"prompt": "payout  late", "chosen": "Two days.", "rejected": "No idea."},
         {"prompt": "ｐayout late", "chosen": "Two days.", "rejected": "It was sent to the moon."},
     ]
+    assert all(r.data["context"] == ["d1", "d2", "d3"] for r in kto_examples(LOGS))
     kto = [(r.data["completion"], r.data["label"]) for r in kto_examples(LOGS)]
     assert kto == [
         ("Two days.", True),
