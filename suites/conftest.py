@@ -50,11 +50,15 @@ CURATED = ADAPTERS / "datasets"  # where the stack's `curated` fixture writes th
 
 def _curated_mix() -> Any:
     """How curated rows join the reranker, SFT and DPO candidates' golden examples: at most
-    100 rows and at most a quarter of the golden count, and no more optimiser steps than the
-    golden examples alone take (guardrails.training.mix)."""
+    100 rows and at most a quarter of the golden count, no more optimiser steps than the
+    golden examples alone take, and each logged answer with its top passage only, as in the
+    golden files (guardrails.training.mix). On the demo's logs: +100 graded labels (130
+    steps), +45 liked answers (46 steps), +30 logged pairs (20 steps); with one passage the
+    longest curated SFT row is 287 SmolLM2 tokens (max_length 288) and the longest DPO
+    prompt 240 (max_prompt_length 320); with the three shown, every DPO prompt is longer."""
     from guardrails.training.mix import CuratedMix
 
-    return CuratedMix(cap=100, ratio=0.25, hold_steps=True)
+    return CuratedMix(cap=100, ratio=0.25, hold_steps=True, context_k=1)
 
 
 CANDIDATE_COMPONENTS = ("retriever", "reranker", "generator", "alignment")

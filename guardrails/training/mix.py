@@ -57,12 +57,17 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class CuratedMix:
     """How many curated rows join a golden training set: at most ``cap`` and at most
-    ``ratio`` x the golden examples; ``hold_steps`` keeps the golden-only step budget."""
+    ``ratio`` x the golden examples; ``hold_steps`` keeps the golden-only step budget;
+    ``context_k`` trims each curated example's passages."""
 
     cap: int = 100
     ratio: float = 0.25
     seed: int = 0
     hold_steps: bool = True
+    # keep at most this many context passages per curated example (None = all that were
+    # shown): logged answers saw the top k, the golden files give one, and every passage
+    # lengthens the prompt past the trainers' max_length / max_prompt_length
+    context_k: int | None = None
 
     def __post_init__(self) -> None:
         if self.cap < 0 or not (self.ratio >= 0.0 and math.isfinite(self.ratio)):
@@ -162,7 +167,7 @@ def mix(
     lists); with ``how.hold_steps`` it becomes ``config.max_steps``.
     """
     picked = _pick(list(curated), how.limit(len(golden)), how.seed, group)
-    examples = (*golden, *expand(picked))
+    examples = (*golden, *(_trimmed(ex, how.context_k) for ex in expand(picked)))
     if how.hold_steps:
         steps = budget(config, golden) if budget else step_budget(config, len(golden))
         config = replace(config, max_steps=steps)
@@ -182,6 +187,13 @@ def _pick(rows: list[T], limit: int, seed: int, group: Callable[[T], Hashable] |
         if len(chosen) + len(members) <= limit:
             chosen += members
     return [rows[i] for i in sorted(chosen)]
+
+
+def _trimmed(example: Any, k: int | None) -> Any:
+    texts = getattr(example, "context_texts", None)
+    if k is None or texts is None or len(texts) <= k:
+        return example
+    return replace(example, context_texts=tuple(texts[:k]))
 
 
 def step_budget(config: Any, n_units: int, per_batch: int | None = None) -> int:

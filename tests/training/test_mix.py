@@ -286,7 +286,7 @@ def test_curated_sft_dpo_and_kto_sets_train_their_adapters(tiny_lm: Path, tmp_pa
         folder,
         "sft",
         [
-            {"prompt": "What is E21?", "answer": "The backplate is not level.", "context": ["d0"]},
+            {"prompt": "What is E21?", "answer": "Not level.", "context": ["d0", "d1"]},
             {"prompt": "How to reset?", "answer": "Hold the button.", "context": ["d1"]},
         ],
     )
@@ -303,7 +303,7 @@ def test_curated_sft_dpo_and_kto_sets_train_their_adapters(tiny_lm: Path, tmp_pa
             {"prompt": "E21?", "completion": "No idea.", "label": False, "context": ["d0"]},
         ],
     )
-    how = CuratedMix(ratio=1.0)
+    how = CuratedMix(ratio=1.0, context_k=1)
     root = {"root": tmp_path / "adapters", "progress": False}
     plans: list[tuple[str, list[Any], Path, Any, Any]] = [
         ("sft", [SFTExample("Hi?", "Hello.")] * 2, sft, load_sft_pairs, GeneratorSFTConfig),
@@ -319,8 +319,9 @@ def test_curated_sft_dpo_and_kto_sets_train_their_adapters(tiny_lm: Path, tmp_pa
     for kind, golden, path, loader, config_type in plans:
         config = config_type(**small)
         rows = curated_rows(path, loader, DOCS)
-        assert rows[0].context_texts == (DOCS["d0"],)  # context ids resolved to passages
+        assert rows[0].context_texts[0] == DOCS["d0"]  # context ids resolved to passages
         mixed = mix(golden, rows, path, config, how)
+        assert mixed.examples[len(golden)].context_texts == (DOCS["d0"],)  # context_k=1
         ensure = ensure_generator_candidate if kind == "sft" else ensure_alignment_candidate
         artifact = ensure(
             kind, tiny_lm, mixed.examples, mixed.config, datasheets=[mixed.datasheet], **root
