@@ -198,8 +198,8 @@ def _trimmed(example: Any, k: int | None) -> Any:
 
 def step_budget(config: Any, n_units: int, per_batch: int | None = None) -> int:
     """Optimiser steps ``n_units`` take under ``config``: ``max_steps`` when set, else
-    ``ceil(epochs * ceil(n / per_batch) / gradient_accumulation_steps)`` (the transformers
-    rule for one device)."""
+    ``ceil(epochs * ceil(n / per_batch) / gradient_accumulation_steps)`` (the reranker loop's
+    rule, and transformers' on one device without gradient accumulation)."""
     if config.max_steps > 0:
         return int(config.max_steps)
     batches = math.ceil(max(n_units, 1) / (per_batch or config.batch_size))

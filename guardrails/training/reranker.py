@@ -328,10 +328,9 @@ def total_steps(n_examples: int, config: RerankerTrainingConfig) -> int:
     ``n_examples`` counts training units: pairs for pointwise losses, lists for ``listwise``
     (a batch then holds ``batch_size // list_size`` lists).
     """
-    if config.max_steps > 0:
-        return config.max_steps
-    batches = math.ceil(n_examples / _units_per_batch(config))
-    return max(1, math.ceil(config.epochs * batches / config.gradient_accumulation_steps))
+    from guardrails.training.mix import step_budget
+
+    return step_budget(config, n_examples, _units_per_batch(config))
 
 
 def training_steps(config: RerankerTrainingConfig, examples: Sequence[RerankExample]) -> int:
