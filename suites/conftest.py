@@ -348,8 +348,8 @@ def candidate_reranker(
     production_reranker: Any,
     registry: Any,
     result_cache: Any,
-    curated: Any,
     retrieval_golden: dict[str, Any],
+    request: pytest.FixtureRequest,
 ) -> Any:
     """A LoRA on the production reranker for the new domain (given, trained, or production),
     trained on its golden triplets plus curated graded labels of its documents."""
@@ -359,6 +359,7 @@ def candidate_reranker(
     base = ensure_production_reranker(ADAPTERS, golden_dir=GOLDEN)
     adapter = _given(pytestconfig, "reranker")
     if adapter is None and "reranker" in retrain:
+        request.getfixturevalue("curated")  # curated sets are written only when one trains
         mixed = _reranker_mix(retrieval_golden[NEW].corpus)
         adapter = ensure_reranker_candidate(
             NEW,
@@ -461,7 +462,7 @@ def candidate_generator(
     retrieval_golden: dict[str, Any],
     registry: Any,
     result_cache: Any,
-    curated: Any,
+    request: pytest.FixtureRequest,
 ) -> Any:
     """LoRA-SFT of SmolLM2 on the new domain's grounded QA pairs plus curated liked answers
     (given, trained, or production)."""
@@ -472,6 +473,7 @@ def candidate_generator(
 
     adapter = _given(pytestconfig, "generator")
     if adapter is None and "generator" in retrain:
+        request.getfixturevalue("curated")
         corpus = retrieval_golden[NEW].corpus  # every domain's documents: curated contexts
         golden = load_sft_pairs(STACK.domains[NEW].golden / "qa_train.jsonl", corpus)
         path = CURATED / "sft.jsonl"
@@ -502,8 +504,8 @@ def alignment_generator(
     result_cache: Any,
     registry: Registry,
     alignment_baseline: str,
-    curated: Any,
     knowledge_base: dict[str, str],
+    request: pytest.FixtureRequest,
 ) -> Any:
     """DPO of SmolLM2 on the training half of both domains' preference pairs plus curated
     A/B and like-vs-dislike pairs."""
@@ -515,6 +517,7 @@ def alignment_generator(
     adapter = _given(pytestconfig, "alignment")
     if adapter is None and retrain & {"generator", "alignment"}:
         pairs = [p for d in DOMAINS for p in load_preference_pairs(preference_split(d)[0])]
+        request.getfixturevalue("curated")
         path = CURATED / "dpo.jsonl"
         logged = curated_rows(path, load_preference_pairs, knowledge_base)
         mixed = mix(pairs, logged, path, DPOConfig(), _curated_mix())
