@@ -45,6 +45,21 @@ if len(STACK.names("established")) != 1 or len(STACK.names("new")) != 1:
 GOLDEN = STACK.domains[NEW].golden.parent  # the folder the demo's trainers read domains from
 CURATED_LIMIT = 100  # curated click triplets added to the new domain's golden triplets
 REPLAY = 100  # established-domain triplets replayed against forgetting
+CURATED = ADAPTERS / "datasets"  # where the stack's `curated` fixture writes the curated sets
+
+
+def _curated_mix() -> Any:
+    """How curated rows join the reranker, SFT and DPO candidates' golden examples: at most
+    100 rows and at most a quarter of the golden count, no more optimiser steps than the
+    golden examples alone take, and each logged answer with its top passage only, as in the
+    golden files (guardrails.training.mix). On the demo's logs: +100 graded labels (130
+    steps), +45 liked answers (46 steps), +30 logged pairs (20 steps); with one passage the
+    longest curated SFT row is 287 SmolLM2 tokens (max_length 288) and the longest DPO
+    prompt 240 (max_prompt_length 320); with the three shown, every DPO prompt is longer."""
+    from guardrails.training.mix import CuratedMix
+
+    return CuratedMix(cap=100, ratio=0.25, hold_steps=True, context_k=1)
+
 
 CANDIDATE_COMPONENTS = ("retriever", "reranker", "generator", "alignment")
 
@@ -374,24 +389,29 @@ def retriever_adapter(
     import json
 
     from guardrails.components.embedder import minilm_path
+    from guardrails.training.mix import datasheet_ref
     from guardrails.training.retriever import ensure_retriever_candidate
 
     corpus = retrieval_golden[NEW].corpus
     # click triplets of the new domain only: clicks on the established domain are noisier
     # labels than its golden triplets, which are replayed below instead
     new_domain = {d for d, doc in corpus.items() if doc.metadata.get("domain") == NEW}
-    rows = [
+    offered = [
         r
         for r in curated["retriever_triplets"].records
         if r.get("positive") in new_domain and r.get("negative") in corpus
-    ][:CURATED_LIMIT]
+    ]
+    rows = offered[:CURATED_LIMIT]
+    sheet = datasheet_ref(CURATED / "retriever_triplets.jsonl", len(offered), len(rows))
     # replay a share of the established domain's triplets so the adapter does not forget it
     replay_file = STACK.domains[ESTABLISHED].golden / "train.jsonl"
     replay = replay_file.read_text(encoding="utf-8").splitlines()
     rows += [json.loads(line) for line in replay[:REPLAY] if line.strip()]
     data = _merged_jsonl(f"retriever-{NEW}", STACK.domains[NEW].golden / "train.jsonl", rows)
     config = STACK.training_config("retriever")  # [tool.guardrails.training.retriever]
-    return ensure_retriever_candidate(minilm_path(), data, corpus, config, root=ADAPTERS).path
+    return ensure_retriever_candidate(
+        minilm_path(), data, corpus, config, root=ADAPTERS, datasheets=[sheet]
+    ).path
 
 
 # --------------------------------------------------------------------- reranker
@@ -432,9 +452,12 @@ def candidate_reranker(
     registry: Any,
     result_cache: Any,
     retrain_branch: str | None,
+    retrieval_golden: dict[str, Any],
+    request: pytest.FixtureRequest,
 ) -> Any:
-    """A LoRA on the production reranker for the new domain (given, trained, or production);
-    in a monitoring run, the served production."""
+    """A LoRA on the production reranker for the new domain (given, trained, or production),
+    trained on its golden triplets plus curated graded labels of its documents; in a
+    monitoring run, the served production."""
     from guardrails.components.reranker import Reranker
     from guardrails.training.reranker import ensure_production_reranker, ensure_reranker_candidate
 
@@ -451,9 +474,16 @@ def candidate_reranker(
     base = ensure_production_reranker(ADAPTERS, golden_dir=GOLDEN)
     adapter = _given(pytestconfig, "reranker")
     if adapter is None and "reranker" in retrain:
-        config = STACK.training_config("reranker")  # [tool.guardrails.training.reranker]
+        request.getfixturevalue("curated")  # curated sets are written only when one trains
+        mixed = _reranker_mix(retrieval_golden[NEW].corpus)
         adapter = ensure_reranker_candidate(
-            NEW, root=ADAPTERS, golden_dir=GOLDEN, base=base, config=config
+            NEW,
+            root=ADAPTERS,
+            golden_dir=GOLDEN,
+            base=base,
+            config=mixed.config,
+            examples=mixed.examples,
+            datasheets=[mixed.datasheet],
         ).path
     if adapter is None:
         return production_reranker
@@ -470,6 +500,36 @@ def candidate_reranker(
         branch=retrain_branch,
     )
     return reranker
+
+
+def _reranker_mix(corpus: dict[str, Any]) -> Any:
+    """The new domain's golden triplet examples + curated graded labels on its documents
+    (listwise: a query's labels are drawn together, with sampled negatives as for golden)."""
+    from guardrails.training.mix import curated_rows, graded_examples, load_graded_labels, mix
+    from guardrails.training.reranker import (
+        domain_examples,
+        training_steps,
+    )
+
+    config = STACK.training_config("reranker")  # [tool.guardrails.training.reranker]
+    path = CURATED / "reranker_labels.jsonl"
+    labels = [
+        label
+        for label in curated_rows(path, load_graded_labels, corpus)
+        if corpus[label.doc_id].metadata.get("domain") == NEW
+    ]
+    return mix(
+        domain_examples(GOLDEN, NEW, config),
+        labels,
+        path,
+        config,
+        _curated_mix(),
+        group=lambda label: label.query,
+        expand=lambda picked: graded_examples(
+            picked, corpus, negatives_per_query=config.negatives_per_query, seed=config.seed
+        ),
+        budget=training_steps,
+    )
 
 
 # -------------------------------------------------------------------- generator
@@ -531,15 +591,17 @@ def candidate_generator(
     registry: Any,
     result_cache: Any,
     retrain_branch: str | None,
+    request: pytest.FixtureRequest,
 ) -> Any:
-    """LoRA-SFT of SmolLM2 on the new domain's grounded QA pairs (given, trained, or
-    production); in a monitoring run, the served production."""
+    """LoRA-SFT of SmolLM2 on the new domain's grounded QA pairs plus curated liked answers
+    (given, trained, or production); in a monitoring run, the served production."""
     from guardrails.components.generator import Generator
     from guardrails.training.generator import (
         ensure_generator_candidate,
         load_cpt_texts,
         load_sft_pairs,
     )
+    from guardrails.training.mix import curated_rows, mix
 
     monitored = _alias(pytestconfig, registry, "generator", "candidate")
     if monitored is not None:
@@ -550,17 +612,22 @@ def candidate_generator(
 
     adapter = _given(pytestconfig, "generator")
     if adapter is None and "generator" in retrain:
-        qa_train = STACK.domains[NEW].golden / "qa_train.jsonl"
-        examples = load_sft_pairs(qa_train, retrieval_golden[NEW].corpus)
+        request.getfixturevalue("curated")
+        corpus = retrieval_golden[NEW].corpus  # every domain's documents: curated contexts
+        golden = load_sft_pairs(STACK.domains[NEW].golden / "qa_train.jsonl", corpus)
+        path = CURATED / "sft.jsonl"
+        liked = curated_rows(path, load_sft_pairs, corpus)
         training = STACK.training_for("generator")  # method "sft" or "cpt+sft"
+        mixed = mix(golden, liked, path, training.config, _curated_mix())
         adapter = ensure_generator_candidate(
             training.method,
             smollm2,
-            examples,
-            training.config,
+            mixed.examples,
+            mixed.config,
             root=ADAPTERS,
             cpt_texts=load_cpt_texts(STACK.domains[NEW].golden / "corpus.jsonl"),
             cpt_config=training.cpt,
+            datasheets=[mixed.datasheet],
         ).path
     if adapter is None:
         return production_generator
@@ -588,15 +655,20 @@ def alignment_generator(
     registry: Registry,
     alignment_baseline: str,
     retrain_branch: str | None,
+    knowledge_base: dict[str, str],
+    request: pytest.FixtureRequest,
 ) -> Any:
-    """DPO of SmolLM2 on the training half of both domains' preference pairs (given, trained,
-    or production); in a monitoring run, the served alignment production."""
+    """DPO of SmolLM2 on the training half of both domains' preference pairs plus curated
+    A/B and like-vs-dislike pairs (given, trained, or production; the method from
+    ``[tool.guardrails.training.alignment]``); in a monitoring run, the served alignment
+    production."""
     from guardrails.components.generator import Generator
     from guardrails.training.alignment import (
         alignment_examples,
         ensure_alignment_candidate,
         load_preference_pairs,
     )
+    from guardrails.training.mix import curated_rows, mix
 
     monitored = _alias(pytestconfig, registry, "alignment", "candidate")
     if monitored is not None:
@@ -609,10 +681,18 @@ def alignment_generator(
     if adapter is None and retrain & {"generator", "alignment"}:
         pairs = [p for d in DOMAINS for p in load_preference_pairs(preference_split(d)[0])]
         training = STACK.training_for("alignment")  # dpo, kto, grpo or rloo
-        canaries = [STACK.domains[d].canaries for d in DOMAINS]
-        data = alignment_examples(training.method, pairs, canaries)
+        sheets = []
+        if training.method == "dpo":  # logged A/B and like-vs-dislike pairs join the golden
+            request.getfixturevalue("curated")
+            path = CURATED / "dpo.jsonl"
+            logged = curated_rows(path, load_preference_pairs, knowledge_base)
+            mixed = mix(pairs, logged, path, training.config, _curated_mix())
+            data, config, sheets = list(mixed.examples), mixed.config, [mixed.datasheet]
+        else:
+            canaries = [STACK.domains[d].canaries for d in DOMAINS]
+            data, config = alignment_examples(training.method, pairs, canaries), training.config
         adapter = ensure_alignment_candidate(
-            training.method, smollm2, data, training.config, root=ADAPTERS
+            training.method, smollm2, data, config, root=ADAPTERS, datasheets=sheets
         ).path
     if adapter is None:
         return alignment_production

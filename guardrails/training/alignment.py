@@ -580,9 +580,12 @@ def ensure_alignment_candidate(
     ref_adapter: str | Path | None = None,
     root: str | Path = "adapters",
     progress: bool = True,
+    datasheets: Sequence[Any] = (),
 ) -> Any:
     """Train (once) or load the ``kind`` (``"dpo"`` | ``"kto"`` | ``"grpo"`` | ``"rloo"``)
     adapter.
+
+    ``datasheets`` name the curated sets mixed into ``data`` (:mod:`guardrails.training.mix`).
 
     Returns a :class:`~guardrails.training.cache.CandidateArtifact` whose ``path`` is the
     adapter folder ``<root>/alignment-<kind>/<fingerprint>/``. The base fingerprint covers the
@@ -617,4 +620,5 @@ def ensure_alignment_candidate(
         train=train,
         root=root,
         seed=config.seed,
+        datasheets=datasheets,
     )

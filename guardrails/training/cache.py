@@ -1,7 +1,9 @@
 """A fingerprint-keyed cache of trained adapters, safe under ``pytest -n``.
 
 An adapter lands in ``<root>/<component>/<fingerprint>/`` in peft's own format, beside
-``training_record.json`` (config, data fingerprint, seed, versions, loss curve, wall time).
+``training_record.json`` (config, data fingerprint, seed, versions, loss curve, wall time, and
+the curated datasets' datasheets the data came from: path + sha256, see
+:mod:`guardrails.training.mix`).
 The fingerprint covers the config, the training data, the base model and the library versions,
 so a changed config or data set can never reuse a stale adapter, and an unchanged one is never
 retrained. A file lock makes concurrent workers train once: the first trains into a temp folder
@@ -49,6 +51,9 @@ class TrainingRecord:
     wall_time_s: float
     created_at: str
     extra: Mapping[str, Any]
+    # one mapping per curated set mixed into the data (DatasheetRef.as_record(): the datasheet's
+    # path and sha256, the rows file's path and sha256, rows available / used); () = golden only
+    datasheets: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,7 @@ def _short(fingerprint: str) -> str:
 def load_record(folder: Path) -> TrainingRecord:
     data = json.loads((folder / RECORD_FILE).read_text(encoding="utf-8"))
     data["loss_curve"] = tuple(tuple(x) for x in data["loss_curve"])
+    data["datasheets"] = tuple(data.get("datasheets", ()))
     return TrainingRecord(**data)
 
 
@@ -113,14 +119,23 @@ def ensure_candidate(
     root: str | Path = "adapters",
     seed: int | None = None,
     timeout_s: float = 6 * 3600,
+    datasheets: Sequence[Any] = (),
 ) -> CandidateArtifact:
     """Load the adapter for these inputs, or train it once (under a file lock).
 
     ``train(out_dir)`` writes the adapter into ``out_dir`` and returns its loss curve
     (``[(step, loss), ...]``), optionally with a dict of extra facts for the record.
+    ``datasheets`` (:class:`~guardrails.training.mix.DatasheetRef` items) name the curated sets
+    in the data; their sha256 are part of the fingerprint, so the record of a cached adapter
+    always names the datasheets it was trained with.
     """
     from filelock import FileLock
 
+    sheets = tuple(_sheet(d) for d in datasheets)
+    if sheets:  # how the rows were curated joins the rows' identity (paths do not: a moved
+        # checkout keeps its adapters)
+        identity = [{k: s[k] for k in sorted(s) if k.endswith("sha256")} for s in sheets]
+        data_fingerprint = fingerprint_json({"data": data_fingerprint, "datasheets": identity})
     fingerprint = candidate_fingerprint(component, config, data_fingerprint, base_fingerprint)
     folder = Path(root) / component / _short(fingerprint)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -128,21 +143,37 @@ def ensure_candidate(
         if (folder / RECORD_FILE).is_file():
             return CandidateArtifact(component, folder, fingerprint, load_record(folder), False)
         record = _train_into(
-            folder, component, config, fingerprint, data_fingerprint, base_fingerprint, train, seed
+            folder,
+            component,
+            config,
+            (fingerprint, data_fingerprint, base_fingerprint),
+            train,
+            seed,
+            sheets,
         )
     return CandidateArtifact(component, folder, fingerprint, record, True)
+
+
+def _sheet(ref: Any) -> dict[str, Any]:
+    record = ref.as_record() if hasattr(ref, "as_record") else ref
+    if not isinstance(record, Mapping) or not {"datasheet", "datasheet_sha256"} <= set(record):
+        raise TrainingError(
+            f"datasheets item {ref!r:.80} names no datasheet; pass "
+            "guardrails.training.mix.DatasheetRef items (datasheet_ref(path, ...))"
+        )
+    return dict(record)
 
 
 def _train_into(
     folder: Path,
     component: str,
     config: Any,
-    fingerprint: str,
-    data_fp: str,
-    base_fp: str,
+    fingerprints: tuple[str, str, str],
     train: Callable[[Path], Any],
     seed: int | None,
+    sheets: tuple[dict[str, Any], ...],
 ) -> TrainingRecord:
+    fingerprint, data_fp, base_fp = fingerprints
     with atomic_folder(folder) as tmp:  # a partial folder of a crashed run is replaced whole
         start = time.perf_counter()
         out = train(tmp)
@@ -164,6 +195,7 @@ def _train_into(
             wall_time_s=round(time.perf_counter() - start, 3),
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             extra=dict(extra),
+            datasheets=sheets,
         )
         (tmp / RECORD_FILE).write_text(
             json.dumps(asdict(record), indent=2, sort_keys=True), encoding="utf-8"

@@ -12,16 +12,19 @@ Builders (one row per example, in the formats the trainers read):
   the highest-scored clicked documents, ``failing`` = the highest-scored skipped ones (the
   reranker was confident and wrong).
 * :func:`sft_pairs` ``{"prompt", "answer", "context"}`` (context = shown doc ids): liked answers.
-* :func:`dpo_pairs` ``{"prompt", "chosen", "rejected"}``: A/B outcomes (ties dropped), and per
-  normalised prompt the i-th liked answer against the i-th disliked or flagged one.
-* :func:`kto_examples` ``{"prompt", "completion", "label"}``: every answer with feedback.
+* :func:`dpo_pairs` ``{"prompt", "chosen", "rejected", "context"}``: A/B outcomes (ties
+  dropped), and per normalised prompt the i-th liked answer against the i-th disliked or
+  flagged one.
+* :func:`kto_examples` ``{"prompt", "completion", "label", "context"}``: every answer with
+  feedback.
 
 Preparation (:func:`prepare`), each step counted in the datasheet: ``normalise`` (NFKC,
 whitespace), ``exact_duplicates`` (same case-folded key), ``near_duplicates`` (token Jaccard >=
 0.8 within a group, exact all-pairs with prefix filtering, Bayardo et al., 2007; or embedding
 cosine >= 0.95 when an embedder is given), ``off_topic`` (a topic filter), ``balance`` (every
 topic, then every class, down-sampled to the smallest, seeded). :func:`write_dataset` writes
-``<name>.jsonl`` and ``<name>.datasheet.json`` atomically.
+``<name>.jsonl`` and ``<name>.datasheet.json`` atomically; :mod:`guardrails.training.mix`
+reads them into the trainers.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ __all__ = [
     "curate",
     "dpo_pairs",
     "kto_examples",
+    "logged_query_vectors",
     "near_duplicates",
     "normalize_text",
     "prepare",
@@ -173,7 +177,7 @@ def sft_pairs(records: Iterable[LogRecord], context_k: int = 3) -> list[Row]:
     rows = []
     for r in records:
         if r.feedback is Feedback.LIKE and _answered(r):
-            context = [h.doc_id for h in r.shown[:context_k]]
+            context = _context(r, context_k)
             data = {"prompt": r.query, "answer": r.answer, "context": context}
             rows.append(Row(data, r.query, text_key(r.answer or ""), _topic(r), "sft", r.timestamp))
     return rows
@@ -200,8 +204,13 @@ def dpo_pairs(records: Iterable[LogRecord]) -> list[Row]:
     return rows
 
 
+def _context(r: LogRecord, k: int = 3) -> list[str]:
+    """The top ``k`` shown doc ids: the passages the answer was generated from."""
+    return [h.doc_id for h in r.shown[:k]]
+
+
 def _pair_row(r: LogRecord, chosen: str, rejected: str) -> Row:
-    data = {"prompt": r.query, "chosen": chosen, "rejected": rejected}
+    data = {"prompt": r.query, "chosen": chosen, "rejected": rejected, "context": _context(r)}
     group = f"{text_key(chosen)}|{text_key(rejected)}"
     return Row(data, r.query, group, _topic(r), "pair", r.timestamp)
 
@@ -212,7 +221,12 @@ def kto_examples(records: Iterable[LogRecord]) -> list[Row]:
     for r in records:
         if _answered(r) and r.feedback is not None:
             label = r.feedback is Feedback.LIKE
-            data = {"prompt": r.query, "completion": r.answer, "label": label}
+            data = {
+                "prompt": r.query,
+                "completion": r.answer,
+                "label": label,
+                "context": _context(r),
+            }
             group = f"{text_key(r.answer or '')}|{label}"
             rows.append(Row(data, r.query, group, _topic(r), str(label).lower(), r.timestamp))
     return rows
@@ -258,8 +272,7 @@ def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
 
 def _near_by_embedding(texts: Sequence[str], embedder: Any, threshold: float) -> list[int]:
     """Greedy keep-first on cosine of the embedder's (normalised) vectors."""
-    x = np.asarray(embedder.encode(list(texts)), dtype=np.float64)
-    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    x = _unit(embedder.encode(list(texts)))
     keep: list[int] = []
     for i in range(len(texts)):
         if not keep or float(np.max(x[keep] @ x[i])) < threshold:
@@ -270,23 +283,110 @@ def _near_by_embedding(texts: Sequence[str], embedder: Any, threshold: float) ->
 @dataclass(frozen=True)
 class TopicFilter:
     """Keep rows whose topic is in ``topics`` (when given) and, with an ``embedder`` and
-    ``centroids`` ({topic: vector}), whose text has cosine >= ``min_cosine`` to some centroid."""
+    ``centroids`` ({name: vector}), whose text has cosine >= ``min_cosine`` to some centroid.
+
+    :meth:`from_anchors` builds it from on-topic anchors (the production index's document
+    vectors in the stack's ``curated`` fixture). ``anchors`` (a fingerprint of the anchors) and
+    the embedder's ``fingerprint`` identify the filter in the datasheet."""
 
     topics: frozenset[str] | None = None
     embedder: Any = None
     centroids: Mapping[str, Any] = field(default_factory=dict)
-    min_cosine: float = 0.2
+    min_cosine: float = 0.25
+    anchors: str = ""
+
+    @classmethod
+    def from_anchors(
+        cls,
+        embedder: Any,
+        anchors: Mapping[str, Any],
+        *,
+        topics: Iterable[str] | None = None,
+        min_cosine: float = 0.25,
+        known: Mapping[str, Any] | None = None,
+    ) -> TopicFilter:
+        """A nearest-anchor filter: a row is on-topic when its text has cosine >=
+        ``min_cosine`` to some anchor. ``anchors`` maps a name to a vector (e.g. the production
+        index's document vectors) or to a text (encoded here); ``topics`` restricts the rows'
+        topics (e.g. the configured domains); ``known`` gives vectors of texts already embedded
+        by the same embedder (e.g. the logged query vectors, see :func:`logged_query_vectors`)."""
+        memo = _MemoEncoder(embedder, known or {})
+        names = sorted(anchors)
+        texts = [n for n in names if isinstance(anchors[n], str)]
+        vectors = dict(zip(texts, memo.encode([anchors[n] for n in texts]), strict=True))
+        centroids = {n: vectors[n] if n in vectors else np.asarray(anchors[n]) for n in names}
+        fp = fingerprint_json(
+            {
+                n: a if isinstance(a, str) else np.round(np.asarray(a, dtype=float), 4).tolist()
+                for n, a in anchors.items()
+            }
+        )
+        allowed = frozenset(topics) if topics is not None else None
+        return cls(allowed, memo, centroids, min_cosine, fp)
+
+    def describe(self) -> dict[str, Any]:
+        """A stable description for the datasheet (no object reprs, no vectors)."""
+        return {
+            "topics": sorted(self.topics) if self.topics is not None else None,
+            "embedder": str(getattr(self.embedder, "fingerprint", type(self.embedder).__name__))
+            if self.embedder is not None
+            else None,
+            "centroids": len(self.centroids),
+            "anchors": self.anchors,
+            "min_cosine": self.min_cosine,
+        }
 
     def keep(self, rows: Sequence[Row]) -> list[Row]:
         rows = [r for r in rows if self.topics is None or r.topic in self.topics]
         if self.embedder is None or not self.centroids or not rows:
             return list(rows)
-        c = np.asarray([self.centroids[k] for k in sorted(self.centroids)], dtype=np.float64)
-        c /= np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
-        x = np.asarray(self.embedder.encode([r.text for r in rows]), dtype=np.float64)
-        x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        best = (x @ c.T).max(axis=1)
-        return [r for r, b in zip(rows, best, strict=True) if b >= self.min_cosine]
+        c = _unit([self.centroids[k] for k in sorted(self.centroids)])
+        texts = sorted({r.text for r in rows})  # many rows share a query: encode it once
+        best = dict(zip(texts, (_unit(self.embedder.encode(texts)) @ c.T).max(axis=1), strict=True))
+        return [r for r in rows if best[r.text] >= self.min_cosine]
+
+
+def _unit(vectors: Any) -> np.ndarray:
+    x = np.asarray(vectors, dtype=np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+class _MemoEncoder:
+    """An embedder that encodes each distinct text once (the filter runs once per dataset,
+    over mostly the same queries), as a query when the embedder tells queries apart."""
+
+    def __init__(self, embedder: Any, known: Mapping[str, Any]) -> None:
+        self.embedder = embedder
+        self.fingerprint = getattr(embedder, "fingerprint", type(embedder).__name__)
+        self._vectors = {t: np.asarray(v, dtype=np.float64) for t, v in known.items()}
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        todo = sorted({t for t in texts if t not in self._vectors})
+        if todo:
+            encode = getattr(self.embedder, "encode_queries", None) or self.embedder.encode
+            self._vectors.update(zip(todo, np.asarray(encode(todo), dtype=np.float64), strict=True))
+        return np.stack([self._vectors[t] for t in texts]) if texts else np.zeros((0, 1))
+
+
+def logged_query_vectors(
+    records: Iterable[LogRecord], embedder: Any, *, sample: int = 8, min_cosine: float = 0.999
+) -> dict[str, np.ndarray]:
+    """``{normalised query: logged vector}`` when the logs were embedded by ``embedder``
+    (checked on ``sample`` distinct queries re-encoded here: every cosine >= ``min_cosine``),
+    else ``{}`` (the logs come from another embedder: their vectors must not be mixed in)."""
+    logged: dict[str, np.ndarray] = {}
+    for r in records:
+        if r.query_embedding is not None:
+            logged.setdefault(normalize_text(r.query), np.asarray(r.query_embedding))
+    probe = sorted(logged)[:sample]
+    if not probe:
+        return {}
+    encode = getattr(embedder, "encode_queries", None) or embedder.encode
+    fresh = np.asarray(encode(probe), dtype=np.float64)
+    if fresh.shape[1] != len(logged[probe[0]]):
+        return {}
+    agree = (_unit(fresh) * _unit([logged[t] for t in probe])).sum(axis=1)
+    return logged if bool((agree >= min_cosine).all()) else {}
 
 
 def balance(rows: Sequence[Row], key: Callable[[Row], str], seed: int = 0) -> list[Row]:
@@ -392,7 +492,7 @@ def prepare(
         "embedder": bool(embedder),
         "seed": seed,
         "cosine_threshold": cosine_threshold,
-        "topic_filter": repr(topic_filter),
+        "topic_filter": topic_filter.describe() if topic_filter is not None else None,
     }
     return CuratedDataset(name, tuple(out), _datasheet(name, out, steps, sources, params))
 

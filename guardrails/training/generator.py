@@ -345,6 +345,7 @@ def ensure_generator_candidate(
     progress: bool = True,
     cpt_texts: Sequence[str] | None = None,
     cpt_config: GeneratorCPTConfig | None = None,
+    datasheets: Sequence[Any] = (),
 ) -> Any:
     """Train (once) or load the ``kind`` (``"sft"`` | ``"cpt"`` | ``"cpt+sft"``) adapter.
 
@@ -352,6 +353,7 @@ def ensure_generator_candidate(
     then SFT on ``data`` continuing it (:func:`train_sft_adapter` ``init_adapter``); the
     result's base fingerprint covers the CPT adapter and its record names it.
 
+    ``datasheets`` name the curated sets mixed into ``data`` (:mod:`guardrails.training.mix`).
     Returns a :class:`~guardrails.training.cache.CandidateArtifact` whose ``path`` is the
     adapter folder under ``<root>/generator-<kind>/<fingerprint>/``.
     """
@@ -403,6 +405,7 @@ def ensure_generator_candidate(
         train=train,
         root=root,
         seed=config.seed,
+        datasheets=datasheets,
     )
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "PRODUCTION_RERANKER_CONFIG",
     "RERANKER_CANDIDATE_CONFIG",
     "RerankExample",
+    "domain_examples",
     "ensure_production_reranker",
     "ensure_reranker_candidate",
     "load_triplet_ids",
@@ -54,6 +55,7 @@ __all__ = [
     "rerank_examples_from_triplets",
     "train_reranker",
     "train_reranker_adapter",
+    "training_steps",
 ]
 
 # The demo's production reranker: a full fine-tune of the MiniLM-built cross-encoder. A new
@@ -319,10 +321,17 @@ def total_steps(n_examples: int, config: RerankerTrainingConfig) -> int:
     ``n_examples`` counts training units: pairs for pointwise losses, lists for ``listwise``
     (a batch then holds ``batch_size // list_size`` lists).
     """
-    if config.max_steps > 0:
-        return config.max_steps
-    batches = math.ceil(n_examples / _units_per_batch(config))
-    return max(1, math.ceil(config.epochs * batches / config.gradient_accumulation_steps))
+    from guardrails.training.mix import step_budget
+
+    return step_budget(config, n_examples, _units_per_batch(config))
+
+
+def training_steps(config: RerankerTrainingConfig, examples: Sequence[RerankExample]) -> int:
+    """Optimiser steps ``examples`` take under ``config`` (lists for ``listwise``, else pairs):
+    the budget :func:`guardrails.training.mix.mix` holds when curated labels join them."""
+    if config.loss == "listwise":
+        return total_steps(len(ranking_lists(examples, config.list_size, config.seed)), config)
+    return total_steps(len(examples), config)
 
 
 def _units_per_batch(config: RerankerTrainingConfig) -> int:
@@ -487,7 +496,7 @@ def _listwise_loss(model: Any, batch: list[list[RerankExample]]) -> Any:
 # ------------------------------------------------------------------------ demo artifacts
 
 
-def _domain_examples(
+def domain_examples(
     golden_dir: str | Path, domain: str, config: RerankerTrainingConfig
 ) -> list[RerankExample]:
     """Training examples of one domain: its ``train.jsonl`` triplets over its own corpus."""
@@ -522,7 +531,7 @@ def ensure_production_reranker(
     from guardrails.components.embedder import minilm_path
     from guardrails.components.reranker import build_cross_encoder_from_minilm
 
-    examples = _domain_examples(golden_dir, domain, config)
+    examples = domain_examples(golden_dir, domain, config)
 
     def train(out_dir: Path) -> tuple[list[tuple[int, float]], dict[str, Any]]:
         build_cross_encoder_from_minilm(out_dir, seed=config.seed)
@@ -549,9 +558,13 @@ def ensure_reranker_candidate(
     base: str | Path | None = None,
     config: RerankerTrainingConfig = RERANKER_CANDIDATE_CONFIG,
     progress: bool = True,
+    examples: Sequence[RerankExample] | None = None,
+    datasheets: Sequence[Any] = (),
 ) -> CandidateArtifact:
     """A LoRA candidate on the production reranker (``base``, default: the demo's), trained on
-    ``domain``'s triplets; cached under ``<root>/reranker/<fingerprint>/``."""
+    ``examples`` (default: ``domain``'s triplets; :func:`guardrails.training.mix.mix` adds
+    curated graded labels to them, named by ``datasheets``); cached under
+    ``<root>/reranker/<fingerprint>/``."""
     from guardrails.components.reranker import reranker_fingerprint
 
     base_dir = (
@@ -559,7 +572,8 @@ def ensure_reranker_candidate(
         if base is not None
         else ensure_production_reranker(root, golden_dir=golden_dir, progress=progress)
     )
-    examples = _domain_examples(golden_dir, domain, config)
+    if examples is None:
+        examples = domain_examples(golden_dir, domain, config)
 
     def train(out_dir: Path) -> tuple[list[tuple[int, float]], dict[str, Any]]:
         curve = train_reranker_adapter(base_dir, examples, config, out_dir, progress=progress)
@@ -573,4 +587,5 @@ def ensure_reranker_candidate(
         train=train,
         root=root,
         seed=config.seed,
+        datasheets=datasheets,
     )

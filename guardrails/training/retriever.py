@@ -262,8 +262,11 @@ def ensure_retriever_candidate(
     *,
     shuffled: bool = False,
     progress: bool = True,
+    datasheets: Sequence[Any] = (),
 ) -> CandidateArtifact:
     """Load the cached adapter for (base, triplets, config), or train it once (file lock).
+
+    ``datasheets`` name the curated sets merged into the triplets (:mod:`guardrails.training.mix`).
 
     ``shuffled=True`` trains on :func:`shuffle_triplets` (seeded by ``config.seed``): the
     deliberately broken candidate a release gate must roll back.
@@ -294,6 +297,7 @@ def ensure_retriever_candidate(
         train=train,
         root=root,
         seed=config.seed,
+        datasheets=datasheets,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +17,7 @@ from guardrails.training.curation import (
     curate,
     dpo_pairs,
     kto_examples,
+    logged_query_vectors,
     near_duplicates,
     normalize_text,
     prepare,
@@ -149,13 +151,16 @@ def test_sft_dpo_kto_sets() -> None:
     sft = [r.data for r in sft_pairs(LOGS)]
     assert [s["prompt"] for s in sft] == ["payout  late", "ｐayout late"]  # record 5 errored
     assert sft[0]["context"] == ["d1", "d2", "d3"] and sft[0]["answer"] == "Two days."
-    dpo = [r.data for r in dpo_pairs(LOGS)]
+    dpo = [dict(r.data) for r in dpo_pairs(LOGS)]
+    # every pair carries the passages its answers were generated from (the top shown docs)
+    assert [d.pop("context") for d in dpo] == [["d1", "d2", "d3"]] * 3
     # A/B: b wins (the tie is dropped); key "payout late": liked [0, 3], disliked [1, 4]
     assert dpo == [
         {"prompt": "fee for refunds", "chosen": "It costs $1.", "rejected": "Free."},
         {"prompt": "payout  late", "chosen": "Two days.", "rejected": "No idea."},
         {"prompt": "ｐayout late", "chosen": "Two days.", "rejected": "It was sent to the moon."},
     ]
+    assert all(r.data["context"] == ["d1", "d2", "d3"] for r in kto_examples(LOGS))
     kto = [(r.data["completion"], r.data["label"]) for r in kto_examples(LOGS)]
     assert kto == [
         ("Two days.", True),
@@ -265,3 +270,53 @@ def test_decontamination_drops_held_out_queries_and_counts_them() -> None:
     ds = prepare("t", rows, exclude_texts=["thermostat shows e4"])
     step = dict((s[0], (s[1], s[2])) for s in ds.datasheet.steps)["decontaminate"]
     assert step == (5, 4)
+
+
+class _Words:
+    """Bag-of-words vectors over a fixed vocabulary; counts what it is asked to encode."""
+
+    fingerprint = "words:v1"
+    VOCAB = ("payout", "late", "refund", "card", "fee", "banana", "bread", "recipe")
+
+    def __init__(self) -> None:
+        self.encoded: list[str] = []
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        self.encoded += list(texts)
+        return np.array([[float(w in t.lower().split()) for w in self.VOCAB] for t in texts])
+
+
+def test_nearest_anchor_filter_drops_off_topic_and_describes_itself_stably() -> None:
+    words = _Words()
+    anchors = {"d1": "payout late", "d2": "refund card fee"}
+    topic_filter = TopicFilter.from_anchors(words, anchors, topics=["payments"], min_cosine=0.25)
+    texts = ["payout late", "banana bread recipe", "card fee", "payout late", "refund"]
+    rows = [Row({"q": t}, t, topic="payments") for t in texts]
+    rows.append(Row({"q": "x"}, "late card refund", topic="devices"))  # not a configured topic
+    kept = prepare("x", rows, topic_filter=topic_filter)
+    assert [r.text for r in kept.rows] == ["payout late", "card fee", "refund"]
+    assert ("off_topic", 5, 3) in kept.datasheet.steps  # after the exact duplicate went
+    # every distinct text is encoded once (anchors, then the rows)
+    assert sorted(words.encoded) == sorted({*anchors.values(), *texts})
+    described = kept.datasheet.params["topic_filter"]
+    assert described == TopicFilter.from_anchors(_Words(), anchors, topics=["payments"]).describe()
+    assert described["embedder"] == "words:v1" and described["topics"] == ["payments"]
+    assert "0x" not in json.dumps(described)  # no object address: the datasheet is stable
+
+
+def test_logged_query_vectors_are_used_only_when_they_match_the_embedder() -> None:
+    words = _Words()
+    texts = ["payout late", "refund card", "card fee"]
+    vectors = words.encode_queries(texts)
+    records = [
+        LogRecord(T + i, f"s{i}", t, query_embedding=tuple(v))
+        for i, (t, v) in enumerate(zip(texts, vectors, strict=True))
+    ]
+    logged = logged_query_vectors(records, words)
+    assert sorted(logged) == sorted(texts)
+    other = [
+        LogRecord(r.timestamp, r.session_id, r.query, query_embedding=tuple(v[::-1]))
+        for r, v in zip(records, vectors, strict=True)
+    ]
+    assert logged_query_vectors(other, words) == {}  # another embedder's space: not mixed in
+    assert logged_query_vectors([LogRecord(T, "s", "q")], words) == {}
