@@ -476,36 +476,12 @@ def train_grpo_adapter(
 
     ``batch_size`` counts completions per step: ``batch_size / num_generations`` prompts.
     """
-    from datasets import Dataset
     from trl import GRPOConfig as TrlGRPOConfig
     from trl import GRPOTrainer
 
-    _need(prompts, "train_grpo_adapter")
-    if config.batch_size % config.num_generations:
-        raise TrainingError(
-            f"GRPOConfig: batch_size={config.batch_size} must be a multiple of "
-            f"num_generations={config.num_generations}"
-        )
-    model, tokenizer, lora = _policy(base_path, ref_adapter, config)
-    rows = _grpo_rows(prompts)
-    reward: Any = canary_reward(prompts)
-    _check_prompt_lengths(tokenizer, rows, config.max_prompt_length)
-    extra = {
-        "num_generations": config.num_generations,
-        "max_completion_length": config.max_completion_length,
-        "temperature": config.temperature,
-        "shuffle_dataset": True,
-    }
-    return _fit(
-        lambda work: GRPOTrainer(
-            model=model,
-            reward_funcs=reward,
-            args=_args(TrlGRPOConfig, config, work, progress, **extra),
-            train_dataset=Dataset.from_list(rows),
-            processing_class=tokenizer,
-            peft_config=lora,
-        ),
-        out_dir,
+    args = _args_factory(TrlGRPOConfig, config, progress)
+    return _train_sampled(
+        "GRPO", GRPOTrainer, args, base_path, prompts, config, out_dir, ref_adapter
     )
 
 
@@ -523,36 +499,61 @@ def train_rloo_adapter(
     ``batch_size`` counts completions per step: ``batch_size / num_generations`` prompts,
     each with ``num_generations`` samples whose leave-one-out mean is the baseline.
     """
-    from datasets import Dataset
     from trl import RLOOConfig as TrlRLOOConfig
     from trl import RLOOTrainer
 
     from guardrails.training.generator import trl_args
 
-    _need(prompts, "train_rloo_adapter")
+    extra = {"beta": config.beta, "epsilon": config.epsilon}
+    extra["normalize_advantages"] = config.normalize_advantages
+
+    def args(work: str, **sampling: Any) -> Any:
+        return trl_args(TrlRLOOConfig, config, work, progress, **extra, **sampling)
+
+    return _train_sampled(
+        "RLOO", RLOOTrainer, args, base_path, prompts, config, out_dir, ref_adapter
+    )
+
+
+def _args_factory(cls: Any, config: Any, progress: bool) -> Callable[..., Any]:
+    return lambda work, **sampling: _args(cls, config, work, progress, **sampling)
+
+
+def _train_sampled(
+    name: str,
+    trainer_cls: Any,
+    args: Callable[..., Any],
+    base_path: str | Path,
+    prompts: Sequence[CanaryPrompt],
+    config: Any,
+    out_dir: str | Path,
+    ref_adapter: str | Path | None,
+) -> LossCurve:
+    """The online methods (GRPO, RLOO): ``num_generations`` sampled completions per canary
+    prompt, rewarded by :func:`canary_reward`; ``args(work, **sampling)`` builds trl's config."""
+    from datasets import Dataset
+
+    _need(prompts, f"train_{name.lower()}_adapter")
     if config.batch_size % config.num_generations:
         raise TrainingError(
-            f"RLOOConfig: batch_size={config.batch_size} must be a multiple of "
+            f"{name}Config: batch_size={config.batch_size} must be a multiple of "
             f"num_generations={config.num_generations}"
         )
     model, tokenizer, lora = _policy(base_path, ref_adapter, config)
     rows = _grpo_rows(prompts)
     reward: Any = canary_reward(prompts)
     _check_prompt_lengths(tokenizer, rows, config.max_prompt_length)
-    extra = {
-        "beta": config.beta,
-        "epsilon": config.epsilon,
-        "normalize_advantages": config.normalize_advantages,
+    sampling = {
         "num_generations": config.num_generations,
         "max_completion_length": config.max_completion_length,
         "temperature": config.temperature,
         "shuffle_dataset": True,
     }
     return _fit(
-        lambda work: RLOOTrainer(
+        lambda work: trainer_cls(
             model=model,
             reward_funcs=reward,
-            args=trl_args(TrlRLOOConfig, config, work, progress, **extra),
+            args=args(work, **sampling),
             train_dataset=Dataset.from_list(rows),
             processing_class=tokenizer,
             peft_config=lora,
