@@ -108,17 +108,35 @@ def run_gates(evaluate_gate: Callable, data: list, policy: Policy) -> list:
     ]
 
 
-def timed(fn: Callable[[], object], repeat: int = 1) -> tuple[object, float, float]:
-    """Result, and the least wall and CPU seconds of ``repeat`` cold runs (a shared machine
-    only ever adds time)."""
-    walls, cpus = [], []
+def timed(fn: Callable[[], object], repeat: int = 1) -> tuple[object, float, float, float]:
+    """Result, and the least wall, process CPU and calling-thread CPU seconds of ``repeat``
+    cold runs (a shared machine only ever adds time). Process CPU sums all threads (the
+    resampling pool's and BLAS's); the calling thread's is the part no pool thread can take."""
+    walls, cpus, callers = [], [], []
     for _ in range(repeat):
         resampling._cache.clear()  # cold: a fresh process has drawn nothing yet
-        wall, cpu = time.perf_counter(), time.process_time()
+        wall, cpu, caller = time.perf_counter(), time.process_time(), time.thread_time()
         out = fn()
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
-    return out, min(walls), min(cpus)
+        callers.append(time.thread_time() - caller)
+    return out, min(walls), min(cpus), min(callers)
+
+
+@contextlib.contextmanager
+def threads(n: int | None) -> Iterator[None]:
+    """Run with ``GUARDRAILS_RESAMPLING_THREADS=n`` (None: the default)."""
+    key = "GUARDRAILS_RESAMPLING_THREADS"
+    saved = os.environ.get(key)
+    if n is not None:
+        os.environ[key] = str(n)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = saved
 
 
 def agreement(today: tuple[ModuleType, ModuleType], k: int, n: int, resamples: int) -> None:
@@ -171,21 +189,41 @@ def main() -> None:
         f"least of {args.repeat} cold run(s)"
     )
     rows = {}
+    print(f"  resampling pool: {resampling.workers()} thread(s) (new); 0 = in the calling thread")
     new_gates, *rows["evaluate_gate new"] = timed(
         lambda: run_gates(evaluate_gate, data, policy), args.repeat
     )
     verdict = decide(new_gates, policy)  # type: ignore[arg-type]
     again, *rows["redecide new"] = timed(lambda: redecide(verdict, policy), args.repeat)
+    with threads(0):
+        serial, *rows["evaluate_gate new/0"] = timed(
+            lambda: run_gates(evaluate_gate, data, policy), args.repeat
+        )
+        serial_again, *rows["redecide new/0"] = timed(
+            lambda: redecide(verdict, policy), args.repeat
+        )
+    same = [(g.status, g.ci, g.p_value, g.extra["p_pass"]) for g in new_gates]  # type: ignore[attr-defined]
+    for label, gates in (("pool vs 0 threads", serial), ("redecide", again.gates)):  # type: ignore[attr-defined]
+        other = [(g.status, g.ci, g.p_value, g.extra["p_pass"]) for g in gates]  # type: ignore[attr-defined]
+        print(f"  {label}: {'identical' if other == same else 'DIFFERENT'} statuses, CIs, p-values")
+    del serial_again
     with swapped(*today):
         old_gates, *rows["evaluate_gate today"] = timed(
             lambda: run_gates(today[1].evaluate_gate, data, policy), args.repeat
         )
         old_again, *rows["redecide today"] = timed(lambda: redecide(verdict, policy), args.repeat)
-    for label, (wall, cpu) in rows.items():
-        print(f"  {label:<20} {wall:7.3f} s wall  {cpu:7.3f} s CPU")
+    for label, (wall, cpu, caller) in rows.items():
+        print(
+            f"  {label:<20} {wall:7.3f} s wall  {cpu:7.3f} s CPU  "
+            f"{caller:7.3f} s CPU in the calling thread"
+        )
     for what in ("evaluate_gate", "redecide"):
         old, new = rows[f"{what} today"], rows[f"{what} new"]
         print(f"  {what}: today / new = {old[0] / new[0]:.1f}x wall, {old[1] / new[1]:.1f}x CPU")
+        print(
+            f"    2 idle cores, new: wall >= max(calling-thread CPU, CPU / 2) = "
+            f"{max(new[2], new[1] / 2):.3f} s (a bound from this run's CPU, not a measurement)"
+        )
     print("  gate        today         new           redecide today / new")
     for o, g, ro, rn in zip(old_gates, new_gates, old_again.gates, again.gates, strict=True):  # type: ignore[attr-defined]
         print(
