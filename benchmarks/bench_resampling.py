@@ -43,7 +43,38 @@ from guardrails.verdict import decide, redecide
 
 ROOT = Path(__file__).resolve().parents[1]
 TODAY = "5aec781f421e38707494800bbe0b843318fb3784"  # the parent of the shared-resampling change
+MAIN = "5b74107c8a0628d37ab95d7d7b9823725a275cfe"  # main before the resampling thread pool
 METRIC = "ndcg@10"
+
+
+def load_module(rev: str, name: str, path: str) -> ModuleType:
+    """``path`` at git revision ``rev`` as a module named ``today.<name>``."""
+    source = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{rev}:{path}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    spec = importlib.util.spec_from_loader(f"today.{name}", loader=None)
+    assert spec is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up while decorating
+    exec(compile(source, f"{rev[:7]}:{path}", "exec"), mod.__dict__)
+    return mod
+
+
+@contextlib.contextmanager
+def main_kernels(rev: str) -> Iterator[ModuleType]:
+    """``guardrails.stats`` calling ``guardrails/resampling.py`` as of ``rev``."""
+    from guardrails import stats
+
+    old = load_module(rev, "guardrails.resampling", "guardrails/resampling.py")
+    saved = stats.resampling
+    stats.resampling = old  # type: ignore[attr-defined]
+    try:
+        yield old
+    finally:
+        stats.resampling = saved  # type: ignore[attr-defined]
 
 
 def load_today(rev: str) -> tuple[ModuleType, ModuleType]:
@@ -162,6 +193,11 @@ def agreement(today: tuple[ModuleType, ModuleType], k: int, n: int, resamples: i
     print(f"  statuses new   {dict(Counter(s.value for s in new))}")
 
 
+def _evidence(gates: list) -> list[tuple]:
+    """What a decision rests on: status, CI, both p-values, per gate."""
+    return [(g.status, g.ci, g.p_value, g.extra["p_pass"]) for g in gates]
+
+
 def _seeded(policy: Policy, seed: int) -> Policy:
     from dataclasses import replace
 
@@ -174,6 +210,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=10000)
     ap.add_argument("--resamples", type=int, default=10000)
     ap.add_argument("--today", default=TODAY, help="git revision of today's implementation")
+    ap.add_argument("--main", default=MAIN, help="revision of the previous kernels ('' = skip)")
     ap.add_argument("--repeat", type=int, default=1, help="cold runs of each (least is kept)")
     ap.add_argument("--agreement", type=int, default=0, help="near-limit gates to compare")
     ap.add_argument("--agreement-n", type=int, default=1000)
@@ -202,11 +239,23 @@ def main() -> None:
         serial_again, *rows["redecide new/0"] = timed(
             lambda: redecide(verdict, policy), args.repeat
         )
-    same = [(g.status, g.ci, g.p_value, g.extra["p_pass"]) for g in new_gates]  # type: ignore[attr-defined]
-    for label, gates in (("pool vs 0 threads", serial), ("redecide", again.gates)):  # type: ignore[attr-defined]
-        other = [(g.status, g.ci, g.p_value, g.extra["p_pass"]) for g in gates]  # type: ignore[attr-defined]
-        print(f"  {label}: {'identical' if other == same else 'DIFFERENT'} statuses, CIs, p-values")
-    del serial_again
+    for label, a, b in (
+        ("evaluate_gate", new_gates, serial),
+        ("redecide", again.gates, serial_again.gates),  # type: ignore[attr-defined]
+    ):
+        same = _evidence(a) == _evidence(b)  # type: ignore[arg-type]
+        print(f"  {label}, pool vs 0 threads: {'identical' if same else 'DIFFERENT'} evidence")
+    if args.main:
+        with main_kernels(args.main) as kernels:
+
+            def cold_main() -> list:
+                kernels._cache.clear()
+                return run_gates(evaluate_gate, data, policy)
+
+            main_gates, *rows[f"evaluate_gate {args.main[:7]}"] = timed(cold_main, args.repeat)
+        same = _evidence(main_gates) == _evidence(new_gates)  # type: ignore[arg-type]
+        verdict_word = "identical" if same else "DIFFERENT"
+        print(f"  evaluate_gate, {args.main[:7]} vs new: {verdict_word} evidence")
     with swapped(*today):
         old_gates, *rows["evaluate_gate today"] = timed(
             lambda: run_gates(today[1].evaluate_gate, data, policy), args.repeat

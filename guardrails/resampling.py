@@ -48,6 +48,7 @@ __all__ = ["bootstrap_counts", "bootstrap_sums", "flip_sums", "workers"]
 _COUNT_CHUNK_CELLS = 1 << 18  # count cells per drawn chunk: bincount's int64 counters ~2 MB
 _MAX_CHUNK_CELLS = 1 << 21  # sign-flip chunking, as in guardrails.stats (the stream depends on it)
 _CACHE_MAX_CELLS = 1 << 27  # keep at most one uint8 count matrix of <= 128 MB (10k x 10k fits)
+_POOL_MIN_CELLS = 1 << 23  # smaller jobs (n x n_resamples) stay in the caller: ~ms, overhead-bound
 _MAX_WORKERS = 2  # threads beside the caller's; 2 cores is the machine we size for
 _cache: dict[tuple[int, int, int], NDArray[np.uint8]] = {}
 _pool: ThreadPoolExecutor | None = None
@@ -89,11 +90,16 @@ def _executor() -> tuple[ThreadPoolExecutor, int] | None:
         return _pool, n
 
 
-def _ordered_map(fn: Callable[..., _T], args: Iterable[tuple[Any, ...]]) -> Iterator[_T]:
+def _ordered_map(
+    fn: Callable[..., _T], args: Iterable[tuple[Any, ...]], cells: int
+) -> Iterator[_T]:
     """``fn(*a)`` for each ``a`` of ``args``, results in order; ``args`` is consumed in the
     calling thread (draws made there stay in stream order) while the pool runs ``fn`` on the
-    chunks already drawn, a few chunks ahead at most (bounded memory)."""
-    executor = _executor()
+    chunks already drawn, a few chunks ahead at most (bounded memory). A job of fewer than
+    :data:`_POOL_MIN_CELLS` ``cells`` runs in the calling thread."""
+    executor = _executor()  # reads (and checks) the setting on every call
+    if cells < _POOL_MIN_CELLS:
+        executor = None
     if executor is None:
         for a in args:
             yield fn(*a)
@@ -125,7 +131,7 @@ def bootstrap_sums(columns: NDArray[np.float64], n_resamples: int, seed: int) ->
         np.copyto(dense, counts)
         np.matmul(dense, columns, out=out[start : start + counts.shape[0]])
 
-    for _ in _ordered_map(product, _count_blocks(n, n_resamples, seed)):
+    for _ in _ordered_map(product, _count_blocks(n, n_resamples, seed), n * n_resamples):
         pass
     return out
 
@@ -141,7 +147,7 @@ def bootstrap_counts(n: int, n_resamples: int, seed: int) -> NDArray[np.uint8]:
     def count_into(start: int, r: int, u: NDArray[np.uint32]) -> None:
         out[start : start + r] = _count_rows(u, r, n)
 
-    for _ in _ordered_map(count_into, _drawn_chunks(n, n_resamples, seed)):
+    for _ in _ordered_map(count_into, _drawn_chunks(n, n_resamples, seed), n * n_resamples):
         pass
     return out
 
@@ -168,7 +174,7 @@ def _drawn_counts(n: int, n_resamples: int, seed: int) -> Iterator[tuple[int, ND
     def count(start: int, r: int, u: NDArray[np.uint32]) -> tuple[int, NDArray]:
         return start, _count_rows(u, r, n)
 
-    return _ordered_map(count, _drawn_chunks(n, n_resamples, seed))
+    return _ordered_map(count, _drawn_chunks(n, n_resamples, seed), n * n_resamples)
 
 
 def _drawn_chunks(
@@ -264,7 +270,7 @@ def flip_sums(e: NDArray[np.float64], n_resamples: int, seed: int) -> NDArray[np
         flipped = looked.sum(axis=1)  # sum of the flipped values per resample
         out[start : start + flips.shape[0]] = total - 2.0 * flipped
 
-    for _ in _ordered_map(look_up, draws()):
+    for _ in _ordered_map(look_up, draws(), m * n_resamples):
         pass
     return out
 

@@ -195,6 +195,7 @@ def test_results_do_not_depend_on_the_number_of_threads(
     d = _deltas("normal", n, 4)
     cols = d[:, None] * np.array([1.0, 0.5])
     results = []
+    monkeypatch.setattr(resampling, "_POOL_MIN_CELLS", 0)  # small jobs on the pool too
     for threads in ("0", "2", "3"):
         monkeypatch.setenv("GUARDRAILS_RESAMPLING_THREADS", threads)
         resampling._cache.clear()
@@ -214,6 +215,7 @@ def test_on_the_fly_counts_equal_the_cached_matrix_with_threads(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("GUARDRAILS_RESAMPLING_THREADS", "2")
+    monkeypatch.setattr(resampling, "_POOL_MIN_CELLS", 0)
     cols = _deltas("lattice", 800, 6)[:, None]
     resampling._cache.clear()
     cached = resampling.bootstrap_sums(cols, 1500, 2)
