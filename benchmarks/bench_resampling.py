@@ -198,6 +198,17 @@ def _evidence(gates: list) -> list[tuple]:
     return [(g.status, g.ci, g.p_value, g.extra["p_pass"]) for g in gates]
 
 
+def _differences(a: list, b: list) -> str:
+    """Statuses and p-values compared exactly, CI bounds by their largest difference."""
+    status = sum(x.status != y.status for x, y in zip(a, b, strict=True))
+    p = sum(
+        (x.p_value, x.extra["p_pass"]) != (y.p_value, y.extra["p_pass"])
+        for x, y in zip(a, b, strict=True)
+    )
+    ci = max(abs(u - v) for x, y in zip(a, b, strict=True) for u, v in zip(x.ci, y.ci, strict=True))
+    return f"{status} statuses and {p} p-value pairs differ of {len(a)}; max |CI diff| {ci:.1e}"
+
+
 def _seeded(policy: Policy, seed: int) -> Policy:
     from dataclasses import replace
 
@@ -253,9 +264,7 @@ def main() -> None:
                 return run_gates(evaluate_gate, data, policy)
 
             main_gates, *rows[f"evaluate_gate {args.main[:7]}"] = timed(cold_main, args.repeat)
-        same = _evidence(main_gates) == _evidence(new_gates)  # type: ignore[arg-type]
-        verdict_word = "identical" if same else "DIFFERENT"
-        print(f"  evaluate_gate, {args.main[:7]} vs new: {verdict_word} evidence")
+        print(f"  evaluate_gate, {args.main[:7]} vs new: {_differences(main_gates, new_gates)}")
     with swapped(*today):
         old_gates, *rows["evaluate_gate today"] = timed(
             lambda: run_gates(today[1].evaluate_gate, data, policy), args.repeat

@@ -31,6 +31,7 @@ same counts in any order of calls, in any process (pytest-xdist workers draw the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import deque
@@ -90,6 +91,17 @@ def _executor() -> tuple[ThreadPoolExecutor, int] | None:
         return _pool, n
 
 
+def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
+    """BLAS at one thread inside the kernels: their products are many and small (a ``(26,
+    n)`` block each), and between them an idle OpenBLAS worker spins on a core the pool
+    needs (measured: a flip_sums call with no BLAS work in it took 2x CPU after one)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def _ordered_map(
     fn: Callable[..., _T], args: Iterable[tuple[Any, ...]], cells: int
 ) -> Iterator[_T]:
@@ -131,8 +143,9 @@ def bootstrap_sums(columns: NDArray[np.float64], n_resamples: int, seed: int) ->
         np.copyto(dense, counts)
         np.matmul(dense, columns, out=out[start : start + counts.shape[0]])
 
-    for _ in _ordered_map(product, _count_blocks(n, n_resamples, seed), n * n_resamples):
-        pass
+    with _one_blas_thread():
+        for _ in _ordered_map(product, _count_blocks(n, n_resamples, seed), n * n_resamples):
+            pass
     return out
 
 
@@ -251,7 +264,8 @@ def flip_sums(e: NDArray[np.float64], n_resamples: int, seed: int) -> NDArray[np
     """
     m = e.size
     n_bytes = (m + 7) // 8
-    table = _byte_table(e, n_bytes).ravel()
+    with _one_blas_thread():
+        table = _byte_table(e, n_bytes).ravel()
     offsets = np.arange(0, n_bytes * 256, 256, dtype=np.int64)
     total = float(e.sum())
     out = np.empty(n_resamples, dtype=np.float64)
