@@ -49,6 +49,7 @@ __all__ = ["bootstrap_counts", "bootstrap_sums", "flip_sums", "workers"]
 _COUNT_CHUNK_CELLS = 1 << 18  # count cells per drawn chunk: bincount's int64 counters ~2 MB
 _MAX_CHUNK_CELLS = 1 << 21  # sign-flip chunking, as in guardrails.stats (the stream depends on it)
 _CACHE_MAX_CELLS = 1 << 27  # keep at most one uint8 count matrix of <= 128 MB (10k x 10k fits)
+_BLOCKS_PER_TASK = 8  # cached row blocks per pool task: fewer, longer tasks (less hand-off)
 _POOL_MIN_CELLS = 1 << 23  # smaller jobs (n x n_resamples) stay in the caller: ~ms, overhead-bound
 _MAX_WORKERS = 2  # threads beside the caller's; 2 cores is the machine we size for
 _cache: dict[tuple[int, int, int], NDArray[np.uint8]] = {}
@@ -138,10 +139,14 @@ def bootstrap_sums(columns: NDArray[np.float64], n_resamples: int, seed: int) ->
     n, k = columns.shape
     out = np.empty((n_resamples, k), dtype=np.float64)
 
+    rows = max(1, _COUNT_CHUNK_CELLS // n)  # rows per product: the blocks BLAS summed before
+
     def product(start: int, counts: NDArray) -> None:
-        dense = _scratch("dense", counts.size, np.float64).reshape(counts.shape)
-        np.copyto(dense, counts)
-        np.matmul(dense, columns, out=out[start : start + counts.shape[0]])
+        for at in range(0, counts.shape[0], rows):
+            block = counts[at : at + rows]
+            dense = _scratch("dense", block.size, np.float64).reshape(block.shape)
+            np.copyto(dense, block)
+            np.matmul(dense, columns, out=out[start + at : start + at + block.shape[0]])
 
     with _one_blas_thread():
         for _ in _ordered_map(product, _count_blocks(n, n_resamples, seed), n * n_resamples):
@@ -157,12 +162,26 @@ def bootstrap_counts(n: int, n_resamples: int, seed: int) -> NDArray[np.uint8]:
     """
     out = np.empty((n_resamples, n), dtype=np.uint8)
 
-    def count_into(start: int, r: int, u: NDArray[np.uint32]) -> None:
-        out[start : start + r] = _count_rows(u, r, n)
+    def count_into(*chunks: tuple[int, int, NDArray[np.uint32]]) -> None:
+        for start, r, u in chunks:
+            out[start : start + r] = _count_rows(u, r, n)
 
-    for _ in _ordered_map(count_into, _drawn_chunks(n, n_resamples, seed), n * n_resamples):
+    chunks = _drawn_chunks(n, n_resamples, seed)
+    for _ in _ordered_map(count_into, _groups(chunks, _BLOCKS_PER_TASK // 2), n * n_resamples):
         pass
     return out
+
+
+def _groups(items: Iterable[_T], size: int) -> Iterator[tuple[_T, ...]]:
+    """Consecutive tuples of ``size`` items (the last one shorter)."""
+    group: list[_T] = []
+    for item in items:
+        group.append(item)
+        if len(group) == size:
+            yield tuple(group)
+            group = []
+    if group:
+        yield tuple(group)
 
 
 def _count_blocks(n: int, n_resamples: int, seed: int) -> Iterator[tuple[int, NDArray]]:
@@ -176,7 +195,7 @@ def _count_blocks(n: int, n_resamples: int, seed: int) -> Iterator[tuple[int, ND
         _cache[key] = bootstrap_counts(n, n_resamples, seed)
         _cache[key].flags.writeable = False  # shared by every caller: read only
     matrix = _cache[key]
-    rows = max(1, _COUNT_CHUNK_CELLS // n)  # the blocks BLAS summed before (same order)
+    rows = max(1, _COUNT_CHUNK_CELLS // n) * _BLOCKS_PER_TASK  # a multiple of the product rows
     for start in range(0, n_resamples, rows):
         yield start, matrix[start : start + rows]
 
