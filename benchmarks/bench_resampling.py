@@ -1,7 +1,7 @@
 """Verdict maths at scale: 10 non-inferiority gates x 10k paired samples x 10k resamples.
 
 Run: ``.venv/bin/python benchmarks/bench_resampling.py [--gates 10] [--n 10000]
-[--resamples 10000] [--today 5aec781] [--repeat 1] [--agreement 0]``. Times, in one process, today's
+[--resamples 10000] [--today 5aec781] [--main 5b74107] [--repeat 1] [--agreement 0]``. Times, in one process, today's
 implementation (``guardrails/stats.py`` and ``guardrails/gates/evaluate.py`` read from git at
 ``--today``, swapped in for the run) against the working tree's:
 
@@ -10,7 +10,13 @@ implementation (``guardrails/stats.py`` and ``guardrails/gates/evaluate.py`` rea
 - ``redecide`` of the verdict those gates make (a fresh process' cost: the matrix cache is
   emptied first).
 
-Wall and CPU seconds for each, the ratio old / new, and each gate's decision under both.
+Wall, process CPU and calling-thread CPU seconds for each, the ratio old / new, and each
+gate's decision under both. The new kernels run twice: on their thread pool (the default) and
+with ``GUARDRAILS_RESAMPLING_THREADS=0`` (all in the calling thread), which must give the
+same evidence; ``--main REV`` also times the kernels of ``guardrails/resampling.py`` at
+``REV`` (before the pool) and counts statuses / p-values that differ from the new ones.
+On a shared machine the pool's wall time says little (its threads wait for cores); the line
+"2 idle cores" is the lower bound ``max(calling-thread CPU, CPU / 2)`` from the run's CPU.
 With ``--agreement K`` it also simulates ``K`` gates near their limit at ``--agreement-n``
 samples and counts decisions that differ between today's and the new implementation, beside
 the number that differ between two seeds of today's (the Monte-Carlo noise floor): the

@@ -23,7 +23,12 @@ byte-table look-ups; a row block's matrix product) runs on a small thread pool
 (:func:`workers`, at most :data:`_MAX_WORKERS`; numpy releases the GIL in these loops) while
 the next chunk is drawn. Chunk boundaries do not depend on the number of threads and every
 chunk is computed whole by one thread, so results are bit-identical with 1 or N threads and
-equal to the serial kernels' (same streams, same chunks, same summation order).
+equal to the serial kernels' (same streams, same chunks, same summation order). BLAS is held
+at one thread inside the kernels (threadpoolctl): the products are many and small, an
+OpenBLAS worker spinning between them took a core from the pool, and OpenBLAS' own split
+made the byte table and multi-column sums depend on its thread count (by ~1e-13).
+Scratch buffers are per thread and reused: allocating and freeing MB-sized temporaries per
+chunk made glibc hand the memory back and fault it in again (counting took 3x the CPU).
 
 Seeded with ``numpy.random.Generator(PCG64(seed))``: equal ``(n, n_resamples, seed)`` give the
 same counts in any order of calls, in any process (pytest-xdist workers draw the same matrix).
