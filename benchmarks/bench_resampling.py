@@ -2,8 +2,9 @@
 
 Run: ``.venv/bin/python benchmarks/bench_resampling.py [--gates 10] [--n 10000]
 [--resamples 10000] [--today 5aec781] [--main 5b74107] [--repeat 1] [--agreement 0]``.
-Times, in one process, today's implementation (``guardrails/stats.py`` and ``guardrails/gates/evaluate.py`` read from git at
-``--today``, swapped in for the run) against the working tree's:
+Times, in one process, today's implementation (``guardrails/stats.py`` and
+``guardrails/gates/evaluate.py`` read from git at ``--today``, swapped in for the run) against
+the working tree's:
 
 - ``evaluate_gate`` called once per gate, cold (no count matrix drawn yet), as a pytest
   session does;
