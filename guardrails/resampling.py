@@ -17,23 +17,119 @@ sign-flip test. Here:
   of flips indexes a table holding the sum of its 8 values for all 256 patterns ("method of
   four Russians"), so a resample costs ``n / 8`` look-ups instead of ``n`` multiply-adds.
 
+**Threads.** The random draws stay in the calling thread, in stream order; the work on each
+drawn chunk (the multiply-shift, ``bincount`` and the uint8 copy of the counts; a chunk's
+byte-table look-ups; a row block's matrix product) runs on a small thread pool
+(:func:`workers`, at most :data:`_MAX_WORKERS`; numpy releases the GIL in these loops) while
+the next chunk is drawn. Chunk boundaries do not depend on the number of threads and every
+chunk is computed whole by one thread, so results are bit-identical with 1 or N threads and
+equal to the serial kernels' (same streams, same chunks, same summation order). BLAS is held
+at one thread inside the kernels (threadpoolctl): the products are many and small, an
+OpenBLAS worker spinning between them took a core from the pool, and OpenBLAS' own split
+made the byte table and multi-column sums depend on its thread count (by ~1e-13).
+Scratch buffers are per thread and reused: allocating and freeing MB-sized temporaries per
+chunk made glibc hand the memory back and fault it in again (counting took 3x the CPU).
+
 Seeded with ``numpy.random.Generator(PCG64(seed))``: equal ``(n, n_resamples, seed)`` give the
 same counts in any order of calls, in any process (pytest-xdist workers draw the same matrix).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["bootstrap_counts", "bootstrap_sums", "flip_sums"]
+from guardrails.errors import StatisticsError
+
+__all__ = ["bootstrap_counts", "bootstrap_sums", "flip_sums", "workers"]
 
 _COUNT_CHUNK_CELLS = 1 << 18  # count cells per drawn chunk: bincount's int64 counters ~2 MB
 _MAX_CHUNK_CELLS = 1 << 21  # sign-flip chunking, as in guardrails.stats (the stream depends on it)
 _CACHE_MAX_CELLS = 1 << 27  # keep at most one uint8 count matrix of <= 128 MB (10k x 10k fits)
+_BLOCKS_PER_TASK = 8  # cached row blocks per pool task: fewer, longer tasks (less hand-off)
+_POOL_MIN_CELLS = 1 << 23  # smaller jobs (n x n_resamples) stay in the caller: ~ms, overhead-bound
+_MAX_WORKERS = 2  # threads beside the caller's; 2 cores is the machine we size for
 _cache: dict[tuple[int, int, int], NDArray[np.uint8]] = {}
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_pool_lock = threading.Lock()
+_local = threading.local()  # per-thread scratch buffers
+_T = TypeVar("_T")
+
+
+def workers() -> int:
+    """Pool threads used for the per-chunk work: ``GUARDRAILS_RESAMPLING_THREADS`` if set
+    (``0`` or ``1`` = all in the calling thread), else the usable cores, at most
+    :data:`_MAX_WORKERS`. Results do not depend on it."""
+    env = os.environ.get("GUARDRAILS_RESAMPLING_THREADS", "").strip()
+    if env:
+        if not env.isdigit():
+            raise StatisticsError(
+                f"GUARDRAILS_RESAMPLING_THREADS={env!r} is not a whole number: unset it, "
+                "or set 0 (no pool) or the number of threads"
+            )
+        return int(env)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return min(cores, _MAX_WORKERS) if cores > 1 else 0
+
+
+def _executor() -> tuple[ThreadPoolExecutor, int] | None:
+    """The shared pool and its size, or None to run everything in the calling thread."""
+    global _pool, _pool_size
+    n = workers()
+    if n < 2:
+        return None
+    with _pool_lock:
+        if _pool is None or _pool_size != n:  # resized only when the variable changes
+            _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="guardrails-resampling")
+            _pool_size = n
+        return _pool, n
+
+
+def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
+    """BLAS at one thread inside the kernels: their products are many and small (a ``(26,
+    n)`` block each), and between them an idle OpenBLAS worker spins on a core the pool
+    needs (measured: a flip_sums call with no BLAS work in it took 2x CPU after one)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _ordered_map(
+    fn: Callable[..., _T], args: Iterable[tuple[Any, ...]], cells: int
+) -> Iterator[_T]:
+    """``fn(*a)`` for each ``a`` of ``args``, results in order; ``args`` is consumed in the
+    calling thread (draws made there stay in stream order) while the pool runs ``fn`` on the
+    chunks already drawn, a few chunks ahead at most (bounded memory). A job of fewer than
+    :data:`_POOL_MIN_CELLS` ``cells`` runs in the calling thread."""
+    executor = _executor()  # reads (and checks) the setting on every call
+    if cells < _POOL_MIN_CELLS:
+        executor = None
+    if executor is None:
+        for a in args:
+            yield fn(*a)
+        return
+    pool, ahead = executor[0], 2 * executor[1]
+    pending: deque[Future[_T]] = deque()
+    for a in args:
+        pending.append(pool.submit(fn, *a))
+        if len(pending) > ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 # --------------------------------------------------------------------------- bootstrap
@@ -47,8 +143,19 @@ def bootstrap_sums(columns: NDArray[np.float64], n_resamples: int, seed: int) ->
     """
     n, k = columns.shape
     out = np.empty((n_resamples, k), dtype=np.float64)
-    for start, counts in _count_blocks(n, n_resamples, seed):
-        np.matmul(counts.astype(np.float64), columns, out=out[start : start + counts.shape[0]])
+
+    rows = max(1, _COUNT_CHUNK_CELLS // n)  # rows per product: the blocks BLAS summed before
+
+    def product(start: int, counts: NDArray) -> None:
+        for at in range(0, counts.shape[0], rows):
+            block = counts[at : at + rows]
+            dense = _scratch("dense", block.size, np.float64).reshape(block.shape)
+            np.copyto(dense, block)
+            np.matmul(dense, columns, out=out[start + at : start + at + block.shape[0]])
+
+    with _one_blas_thread():
+        for _ in _ordered_map(product, _count_blocks(n, n_resamples, seed), n * n_resamples):
+            pass
     return out
 
 
@@ -59,9 +166,27 @@ def bootstrap_counts(n: int, n_resamples: int, seed: int) -> NDArray[np.uint8]:
     ``n_resamples * n / 256! < 1e-490`` at any ``n`` (and impossible for ``n < 256``).
     """
     out = np.empty((n_resamples, n), dtype=np.uint8)
-    for start, counts in _drawn_counts(n, n_resamples, seed):
-        out[start : start + counts.shape[0]] = counts
+
+    def count_into(*chunks: tuple[int, int, NDArray[np.uint32]]) -> None:
+        for start, r, u in chunks:
+            out[start : start + r] = _count_rows(u, r, n)
+
+    chunks = _drawn_chunks(n, n_resamples, seed)
+    for _ in _ordered_map(count_into, _groups(chunks, _BLOCKS_PER_TASK // 2), n * n_resamples):
+        pass
     return out
+
+
+def _groups(items: Iterable[_T], size: int) -> Iterator[tuple[_T, ...]]:
+    """Consecutive tuples of ``size`` items (the last one shorter)."""
+    group: list[_T] = []
+    for item in items:
+        group.append(item)
+        if len(group) == size:
+            yield tuple(group)
+            group = []
+    if group:
+        yield tuple(group)
 
 
 def _count_blocks(n: int, n_resamples: int, seed: int) -> Iterator[tuple[int, NDArray]]:
@@ -75,35 +200,80 @@ def _count_blocks(n: int, n_resamples: int, seed: int) -> Iterator[tuple[int, ND
         _cache[key] = bootstrap_counts(n, n_resamples, seed)
         _cache[key].flags.writeable = False  # shared by every caller: read only
     matrix = _cache[key]
-    rows = max(1, _COUNT_CHUNK_CELLS // n)
+    rows = max(1, _COUNT_CHUNK_CELLS // n) * _BLOCKS_PER_TASK  # a multiple of the product rows
     for start in range(0, n_resamples, rows):
         yield start, matrix[start : start + rows]
 
 
 def _drawn_counts(n: int, n_resamples: int, seed: int) -> Iterator[tuple[int, NDArray]]:
-    """Draw the count matrix in row chunks (the chunking is part of the seeded stream)."""
+    """Row chunks of the count matrix, drawn on the fly (and counted on the pool)."""
+
+    def count(start: int, r: int, u: NDArray[np.uint32]) -> tuple[int, NDArray]:
+        return start, _count_rows(u, r, n)
+
+    return _ordered_map(count, _drawn_chunks(n, n_resamples, seed), n * n_resamples)
+
+
+def _drawn_chunks(
+    n: int, n_resamples: int, seed: int
+) -> Iterator[tuple[int, int, NDArray[np.uint32]]]:
+    """``(start, rows, u)``: the accepted 32-bit draws of each row chunk, in stream order
+    (the chunking is part of the seeded stream)."""
     rng = np.random.Generator(np.random.PCG64(seed))
     rows = max(1, _COUNT_CHUNK_CELLS // n)
     for start in range(0, n_resamples, rows):
         r = min(rows, n_resamples - start)
-        idx = _uniform_below(rng, r * n, n).reshape(r, n)
-        idx += np.arange(0, r * n, n, dtype=np.int64)[:, None]  # row b counts in [b n, b n + n)
-        yield start, np.bincount(idx.ravel(), minlength=r * n).reshape(r, n)
+        yield start, r, _accepted_draws(rng, r * n, n)
+
+
+def _count_rows(u: NDArray[np.uint32], r: int, n: int) -> NDArray[np.int64]:
+    """The ``(r, n)`` counts of the indices ``_scaled(u, n)``, row ``b`` from ``u[b n:]``."""
+    idx = _scaled(u, n, _scratch("scaled", u.size, np.uint64)).reshape(r, n)
+    idx += _row_offsets(r, n)  # row b counts in [b n, b n + n)
+    return np.bincount(idx.ravel(), minlength=r * n).reshape(r, n)
+
+
+def _row_offsets(r: int, n: int) -> NDArray[np.int64]:
+    return np.arange(0, r * n, n, dtype=np.int64)[:, None]
 
 
 def _uniform_below(rng: np.random.Generator, size: int, n: int) -> NDArray[np.int64]:
     """``size`` exactly uniform integers in ``[0, n)``, ``n < 2**32``: Lemire (2019)
     multiply-shift on 32-bit draws, rejecting the ``2**32 mod n`` low products (bias-free)."""
+    return _scaled(_accepted_draws(rng, size, n), n)
+
+
+def _accepted_draws(rng: np.random.Generator, size: int, n: int) -> NDArray[np.uint32]:
+    """``size`` 32-bit draws whose product with ``n`` Lemire's method accepts: a draw ``u``
+    with ``u * n mod 2**32 < 2**32 mod n`` is replaced by the next draws of the stream."""
     u = rng.bit_generator.random_raw((size + 1) // 2).view(np.uint32)[:size]
     reject_below = np.uint32((1 << 32) % n)
-    prod = np.multiply(u, np.uint64(n), dtype=np.uint64)
     bad = np.flatnonzero(u * np.uint32(n) < reject_below) if reject_below else ()
     while len(bad):
         redo = (rng.bit_generator.random_raw(len(bad)) & 0xFFFFFFFF).astype(np.uint32)
-        prod[bad] = np.multiply(redo, np.uint64(n), dtype=np.uint64)
+        u[bad] = redo
         bad = bad[redo * np.uint32(n) < reject_below]
+    return u
+
+
+def _scaled(
+    u: NDArray[np.uint32], n: int, out: NDArray[np.uint64] | None = None
+) -> NDArray[np.int64]:
+    """Lemire's multiply-shift ``(u * n) >> 32`` of accepted draws: uniform in ``[0, n)``."""
+    prod = np.multiply(u, np.uint64(n), dtype=np.uint64, out=out)
     prod >>= np.uint64(32)
     return prod.view(np.int64)
+
+
+def _scratch(name: str, size: int, dtype: type[np.generic]) -> NDArray[Any]:
+    """A reusable per-thread buffer of at least ``size`` items: the per-chunk temporaries
+    (MBs each) are not allocated and freed thousands of times, which made glibc return the
+    memory to the system and fault it back in (3x slower counting, measured)."""
+    bufs: dict[str, NDArray[Any]] = _local.__dict__.setdefault("bufs", {})
+    buf = bufs.get(name)
+    if buf is None or buf.size < size or buf.dtype != dtype:
+        buf = bufs[name] = np.empty(size, dtype=dtype)
+    return buf[:size]
 
 
 # --------------------------------------------------------------------------- sign flips
@@ -118,17 +288,28 @@ def flip_sums(e: NDArray[np.float64], n_resamples: int, seed: int) -> NDArray[np
     """
     m = e.size
     n_bytes = (m + 7) // 8
-    table = _byte_table(e, n_bytes).ravel()
+    with _one_blas_thread():
+        table = _byte_table(e, n_bytes).ravel()
     offsets = np.arange(0, n_bytes * 256, 256, dtype=np.int64)
     total = float(e.sum())
-    rng = np.random.Generator(np.random.PCG64(seed))
     out = np.empty(n_resamples, dtype=np.float64)
     rows = max(1, _MAX_CHUNK_CELLS // max(m, 1))
-    for start in range(0, n_resamples, rows):
-        r = min(rows, n_resamples - start)
-        flips = rng.integers(0, 256, size=(r, n_bytes), dtype=np.uint8)
-        flipped = table[offsets + flips].sum(axis=1)  # sum of the flipped values per resample
-        out[start : start + r] = total - 2.0 * flipped
+
+    def draws() -> Iterator[tuple[int, NDArray[np.uint8]]]:
+        rng = np.random.Generator(np.random.PCG64(seed))
+        for start in range(0, n_resamples, rows):
+            r = min(rows, n_resamples - start)
+            yield start, rng.integers(0, 256, size=(r, n_bytes), dtype=np.uint8)
+
+    def look_up(start: int, flips: NDArray[np.uint8]) -> None:
+        idx = np.add(offsets, flips, out=_scratch("idx", flips.size, np.int64).reshape(flips.shape))
+        looked = _scratch("looked", flips.size, np.float64).reshape(idx.shape)
+        table.take(idx, out=looked, mode="clip")  # in range: "raise" would buffer
+        flipped = looked.sum(axis=1)  # sum of the flipped values per resample
+        out[start : start + flips.shape[0]] = total - 2.0 * flipped
+
+    for _ in _ordered_map(look_up, draws(), m * n_resamples):
+        pass
     return out
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from guardrails import resampling
+from guardrails.errors import StatisticsError
 from guardrails.gates.evaluate import evaluate_gate
 from guardrails.policy import DEFAULT_POLICY
 from guardrails.stats import paired_bootstrap_ci, paired_randomization_test
@@ -184,3 +185,47 @@ def test_gates_share_the_bootstrap_but_not_the_sign_flips() -> None:
     )
     assert a.ci == b.ci and a.extra["bootstrap_seed"] == DEFAULT_POLICY.seed
     assert a.seed != b.seed and a.extra["p_pass"] != b.extra["p_pass"]
+
+
+@pytest.mark.parametrize("n", [7, 1000, 3001])
+def test_results_do_not_depend_on_the_number_of_threads(
+    n: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool only runs the per-chunk work; draws, chunks and sums are the same."""
+    d = _deltas("normal", n, 4)
+    cols = d[:, None] * np.array([1.0, 0.5])
+    results = []
+    monkeypatch.setattr(resampling, "_POOL_MIN_CELLS", 0)  # small jobs on the pool too
+    for threads in ("0", "2", "3"):
+        monkeypatch.setenv("GUARDRAILS_RESAMPLING_THREADS", threads)
+        resampling._cache.clear()
+        results.append(
+            (
+                resampling.bootstrap_counts(n, 900, 8),
+                resampling.bootstrap_sums(cols, 900, 8),
+                resampling.flip_sums(d, 2001, 8),
+            )
+        )
+    for other in results[1:]:
+        for got, want in zip(other, results[0], strict=True):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_on_the_fly_counts_equal_the_cached_matrix_with_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GUARDRAILS_RESAMPLING_THREADS", "2")
+    monkeypatch.setattr(resampling, "_POOL_MIN_CELLS", 0)
+    cols = _deltas("lattice", 800, 6)[:, None]
+    resampling._cache.clear()
+    cached = resampling.bootstrap_sums(cols, 1500, 2)
+    monkeypatch.setattr(resampling, "_CACHE_MAX_CELLS", 0)
+    np.testing.assert_array_equal(resampling.bootstrap_sums(cols, 1500, 2), cached)
+    want = resampling.bootstrap_counts(800, 1500, 2).astype(np.float64) @ cols
+    np.testing.assert_allclose(cached, want, rtol=0.0, atol=1e-9)
+
+
+def test_a_bad_thread_setting_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GUARDRAILS_RESAMPLING_THREADS", "two")
+    with pytest.raises(StatisticsError, match="GUARDRAILS_RESAMPLING_THREADS='two'"):
+        resampling.flip_sums(np.arange(1.0, 40.0), 10, 0)
