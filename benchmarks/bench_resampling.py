@@ -86,23 +86,13 @@ def main_kernels(rev: str) -> Iterator[ModuleType]:
 
 def load_today(rev: str) -> tuple[ModuleType, ModuleType]:
     """Today's ``guardrails.stats`` and ``guardrails.gates.evaluate``, read from git."""
-    mods = []
-    for name, path in (
-        ("guardrails.stats", "guardrails/stats.py"),
-        ("guardrails.gates.evaluate", "guardrails/gates/evaluate.py"),
-    ):
-        source = subprocess.run(
-            ["git", "-C", str(ROOT), "show", f"{rev}:{path}"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        spec = importlib.util.spec_from_loader(f"today.{name}", loader=None)
-        assert spec is not None
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = mod  # dataclasses look their module up while decorating
-        exec(compile(source, f"{rev[:7]}:{path}", "exec"), mod.__dict__)
-        mods.append(mod)
+    mods = [
+        load_module(rev, name, path)
+        for name, path in (
+            ("guardrails.stats", "guardrails/stats.py"),
+            ("guardrails.gates.evaluate", "guardrails/gates/evaluate.py"),
+        )
+    ]
     return mods[0], mods[1]
 
 
