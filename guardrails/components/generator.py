@@ -68,6 +68,7 @@ SMOLLM2_DIRNAME = "smollm2-135m-instruct"
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 _DTYPES = ("float32", "bfloat16", "float16")
+_MIN_SHARED_PREFIX = 8  # shorter shared prefixes are not worth a separate forward pass
 
 
 # ----------------------------------------------------------------------------- prompt
@@ -337,14 +338,18 @@ class Generator:
         prompts: Sequence[str],
         *,
         contexts: Sequence[Sequence[str]] | None = None,
-        batch_size: int = 8,
+        batch_size: int = 16,
         max_new_tokens: int | None = None,
         progress: bool = True,
     ) -> list[str]:
         """Greedy answers to ``prompts`` (questions), each grounded in its ``contexts`` row.
 
         Prompts are sorted by length into batches (less padding) and answers returned in
-        input order; a row's answer does not depend on its batch (left padding + mask). With a
+        input order; a row's answer does not depend on its batch (padding is masked, positions
+        kept, the shared prompt prefix computed once: see :meth:`_generate_batch`). Batches of
+        16 rather than 8: decoding reads every weight once a step for the whole batch
+        (measured on SmolLM2-135M, 32 demo questions with their passages, 2 cores: 0.71-0.79
+        s a row at 16, 0.94 at 8, 1.02 before the shared prefix; answers identical). With a
         cache, only prompts it does not hold (under this ``max_new_tokens``) are generated,
         each distinct prompt once, and stored batch by batch.
         """
@@ -383,23 +388,46 @@ class Generator:
     def _generate_batch(
         self, texts: list[str], max_new_tokens: int, facts: dict[str, Any] | None = None
     ) -> list[str]:
+        """Greedy answers of one batch. The rows' longest common token prefix (the system
+        prompt and chat header: a quarter of a demo prompt's tokens) is computed once and its
+        key/value cache shared by every row: the row is ``[prefix][padding][rest]`` with the
+        padding masked out, so each real token keeps the position it has alone."""
         import torch
 
-        enc = self._encode(texts, padding_side="left")
+        rows = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        shared = min(_common_prefix(rows), min(map(len, rows)) - 1)  # a row keeps a token
+        pad = self.tokenizer.pad_token_id
+        width = max(map(len, rows)) - shared
+        ids = [r[:shared] + [pad] * (width - len(r) + shared) + r[shared:] for r in rows]
+        mask = [
+            [1] * shared + [0] * (width - len(r) + shared) + [1] * (len(r) - shared) for r in rows
+        ]
+        enc = {
+            "input_ids": torch.tensor(ids, device=self.device),
+            "attention_mask": torch.tensor(mask, device=self.device),
+        }
         with torch.inference_mode():
+            if len(rows) > 1 and shared >= _MIN_SHARED_PREFIX:
+                first = self.model(
+                    input_ids=enc["input_ids"][:1, :shared], use_cache=True, logits_to_keep=1
+                )
+                cache = first.past_key_values
+                cache.batch_repeat_interleave(len(rows))
+                enc["past_key_values"] = cache
             out = self.model.generate(
                 **enc,
                 do_sample=False,
                 max_new_tokens=max_new_tokens,
                 num_beams=1,
-                pad_token_id=self.tokenizer.pad_token_id,
+                pad_token_id=pad,
                 eos_token_id=self.tokenizer.eos_token_id,
                 temperature=None,
                 top_p=None,
                 top_k=None,
             )
         if facts is not None:
-            facts["tokens"] += int(out.numel())
+            cached = shared * (len(rows) - 1) if "past_key_values" in enc else 0
+            facts["tokens"] += int(out.numel()) - cached
         new = out[:, enc["input_ids"].shape[1] :]
         return [s.strip() for s in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
 
@@ -414,7 +442,7 @@ class Generator:
         completions: Sequence[str],
         *,
         contexts: Sequence[Sequence[str]] | None = None,
-        batch_size: int = 8,
+        batch_size: int = 16,
         progress: bool = True,
     ) -> np.ndarray:
         """``Σ_t log p(y_t | x, y_<t)`` of each completion ``y`` after its chat prompt ``x``.
@@ -435,8 +463,11 @@ class Generator:
             k: (t, c) for k, t, c in zip(keys, texts, completions, strict=True) if k not in found
         }
         miss = list(todo)
+        # by prompt, so the completions of one prompt (a preference pair's chosen and
+        # rejected) share a batch and its prompt is computed once (_score_batch)
+        order = sorted(range(len(miss)), key=lambda i: (len(todo[miss[i]][0]), todo[miss[i]]))
         facts = self._work_facts()
-        for chunk in _batches(list(range(len(miss))), batch_size, progress, "score", facts):
+        for chunk in _batches(order, batch_size, progress, "score", facts):
             values = self._score_batch([todo[miss[i]] for i in chunk], facts)
             fresh = {miss[i]: float(v) for i, v in zip(chunk, values, strict=True)}
             self._store("loglik", fingerprint, fresh)
@@ -446,19 +477,94 @@ class Generator:
     def _score_batch(
         self, pairs: list[tuple[str, str]], facts: dict[str, Any] | None = None
     ) -> np.ndarray:
+        """Completion log-likelihoods of one batch.
+
+        Rows whose prompts repeat in the batch go through :meth:`_score_shared` (each distinct
+        prompt computed once, its key/value cache reused by its completions). Otherwise the
+        batch is left padded so every completion ends at the last position: the vocabulary
+        projection and its log-softmax run only on the last ``max completion length + 1``
+        positions (``logits_to_keep``), not on the prompts, which are most of the tokens
+        (measured: half the cost of a 16 x 250-token pass went to full-width logits).
+        Positions count from each row's first real token: padding changes only float
+        summation order."""
         import torch
 
+        if len({p for p, _ in pairs}) < len(pairs):
+            shared = self._score_shared(pairs, facts)
+            if shared is not None:
+                return shared
         ids, mask, target = self._pair_tensors(pairs)
         if facts is not None:
             facts["tokens"] += int(ids.numel())
+        width = ids.shape[1]
+        keep = min(width, int(target.sum(dim=1).max()) + 1)
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
         with torch.inference_mode():
-            logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
+            logits = (
+                self.model(
+                    input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep
+                )
+                .logits[:, -keep:]
+                .float()
+            )
+        ids, mask, target = ids[:, -keep:], mask[:, -keep:], target[:, -keep:]
         logp = torch.log_softmax(logits[:, :-1], dim=-1)
         picked = logp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-        return (picked * target[:, 1:]).sum(dim=1).double().cpu().numpy()
+        scored = target[:, 1:] * mask[:, :-1]  # a token is scored when a real token precedes it
+        return (picked * scored).sum(dim=1).double().cpu().numpy()
+
+    def _score_shared(
+        self, pairs: list[tuple[str, str]], facts: dict[str, Any] | None = None
+    ) -> np.ndarray | None:
+        """Two passes: the distinct prompts (left padded, key/value cache kept, logits of the
+        last position only), then every completion (right padded) on its prompt's cache row.
+        The first completion token is scored by the prompt pass's last logits, token ``j`` by
+        the completion pass at ``j - 1``. None when a prompt is empty (nothing to cache)."""
+        import torch
+
+        tok = self.tokenizer
+        prompts = list(dict.fromkeys(p for p, _ in pairs))
+        p_ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        if not all(p_ids):
+            return None
+        c_ids = [tok(c, add_special_tokens=False)["input_ids"] for _, c in pairs]
+        row = torch.tensor([prompts.index(p) for p, _ in pairs], device=self.device)
+        pad = tok.pad_token_id
+        wp = max(map(len, p_ids))
+        wc = max(1, max(map(len, c_ids)))
+        ids = torch.tensor([[pad] * (wp - len(p)) + p for p in p_ids], device=self.device)
+        mask = torch.tensor([[0] * (wp - len(p)) + [1] * len(p) for p in p_ids])
+        mask = mask.to(self.device)
+        lengths = mask.sum(dim=1)
+        comp = torch.tensor([c + [pad] * (wc - len(c)) for c in c_ids], device=self.device)
+        cmask = torch.tensor([[1] * len(c) + [0] * (wc - len(c)) for c in c_ids])
+        cmask = cmask.to(self.device)
+        if facts is not None:
+            facts["tokens"] += int(ids.numel() + comp.numel())
+        with torch.inference_mode():
+            first = self.model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=(mask.cumsum(dim=1) - 1).clamp(min=0),
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            cache = first.past_key_values
+            cache.reorder_cache(row)  # one cache row per completion
+            rest = self.model(
+                input_ids=comp,
+                attention_mask=torch.cat([mask[row], cmask], dim=1),
+                position_ids=lengths[row, None] + torch.arange(wc, device=self.device),
+                past_key_values=cache,
+                use_cache=False,
+            )
+            logits = torch.cat([first.logits[row, -1:], rest.logits[:, :-1]], dim=1).float()
+        logp = torch.log_softmax(logits, dim=-1)
+        picked = logp.gather(-1, comp.unsqueeze(-1)).squeeze(-1)
+        return (picked * cmask).sum(dim=1).double().cpu().numpy()
 
     def _pair_tensors(self, pairs: list[tuple[str, str]]) -> tuple[Any, Any, Any]:
-        """Right-padded ``prompt + completion`` ids, attention mask, completion-token mask."""
+        """Left-padded ``prompt + completion`` ids, attention mask, completion-token mask."""
         import torch
 
         rows = []
@@ -468,9 +574,9 @@ class Generator:
             rows.append((p + c, [0] * len(p) + [1] * len(c)))
         width = max(len(r[0]) for r in rows)
         pad = self.tokenizer.pad_token_id
-        ids = torch.tensor([r[0] + [pad] * (width - len(r[0])) for r in rows])
-        mask = torch.tensor([[1] * len(r[0]) + [0] * (width - len(r[0])) for r in rows])
-        target = torch.tensor([r[1] + [0] * (width - len(r[1])) for r in rows])
+        ids = torch.tensor([[pad] * (width - len(r[0])) + r[0] for r in rows])
+        mask = torch.tensor([[0] * (width - len(r[0])) + [1] * len(r[0]) for r in rows])
+        target = torch.tensor([[0] * (width - len(r[1])) + r[1] for r in rows])
         return ids.to(self.device), mask.to(self.device), target.to(self.device)
 
     def logits(self, prompts: Sequence[str]) -> Any:
@@ -516,6 +622,18 @@ def _batches(
         raise ComponentError(f"batch_size={size} must be > 0")
     for chunk in chunks(items, size, f"generator {desc}", progress=progress, facts=facts):
         yield list(chunk)
+
+
+def _common_prefix(rows: Sequence[Sequence[int]]) -> int:
+    """Length of the longest token prefix every row starts with."""
+    first = rows[0]
+    n = min(map(len, rows))
+    for row in rows[1:]:
+        i = 0
+        while i < n and row[i] == first[i]:
+            i += 1
+        n = i
+    return n
 
 
 def max_logit_difference(a: Generator, b: Generator, prompts: Sequence[str]) -> float:

@@ -227,6 +227,23 @@ def test_generate_in_batches_equals_one_by_one(generator: Generator) -> None:
     assert generator.generate(QUESTIONS, batch_size=2, progress=False) == batched
 
 
+def test_generate_shares_the_prompt_prefix_cache(
+    generator: Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows' common prefix (system prompt + chat header) is computed once and its cache
+    repeated over the batch; answers equal the unshared decoding's."""
+    import guardrails.components.generator as module
+
+    texts = [generator.build_prompt(q) for q in QUESTIONS]
+    rows = [generator.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    assert module._common_prefix(rows) >= module._MIN_SHARED_PREFIX
+    shared = generator._generate_batch(texts, 12)
+    monkeypatch.setattr(module, "_MIN_SHARED_PREFIX", 10**9)  # never share
+    assert generator._generate_batch(texts, 12) == shared
+    assert module._common_prefix([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2
+    assert module._common_prefix([[5], [6]]) == 0
+
+
 def test_generate_respects_max_new_tokens(generator: Generator) -> None:
     short = generator.generate(QUESTIONS[:2], max_new_tokens=1, progress=False)
     longer = generator.generate(QUESTIONS[:2], max_new_tokens=12, progress=False)
@@ -256,6 +273,32 @@ def test_log_likelihood_matches_unpadded_oracle(generator: Generator) -> None:
         _manual_log_likelihood(generator, q, c) for q, c in zip(QUESTIONS, completions, strict=True)
     ]
     assert got.shape == (5,) and np.isfinite(got).all() and (got < 0).all()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
+def test_log_likelihood_shares_repeated_prompts_and_matches_the_oracle(
+    generator: Generator,
+) -> None:
+    """Chosen and rejected of one prompt share a batch: the prompt is computed once (its cache
+    reused by both completions) and every score still equals the unpadded oracle's."""
+    questions = [QUESTIONS[0], QUESTIONS[1], QUESTIONS[0], QUESTIONS[1], QUESTIONS[2]]
+    completions = ["Paris.", "E21", "Lyon, not Paris at all.", "Five days.", "Because."]
+    calls = []
+    original = generator._score_shared
+
+    def spy(pairs: list[tuple[str, str]], facts: dict[str, int] | None = None) -> object:
+        calls.append(len(pairs))
+        return original(pairs, facts)
+
+    generator._score_shared = spy  # type: ignore[method-assign]
+    try:
+        got = generator.log_likelihood(questions, completions, batch_size=4)
+    finally:
+        del generator._score_shared
+    want = [
+        _manual_log_likelihood(generator, q, c) for q, c in zip(questions, completions, strict=True)
+    ]
+    assert calls, "no batch went through the shared-prompt path"
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
 
 
