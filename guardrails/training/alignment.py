@@ -67,6 +67,8 @@ from guardrails.training.generator import (
     _loss_curve,
     _passage,
     _resolve_corpus,
+    lora_config,
+    scored_positions_only,
 )
 
 __all__ = [
@@ -336,7 +338,7 @@ def _policy(
 ) -> tuple[Any, Any, Any]:
     """(model, tokenizer, peft_config): a fresh LoRA, or the SFT adapter loaded trainable."""
     check_ml_stack()
-    from peft import LoraConfig, PeftModel
+    from peft import PeftModel
     from transformers import set_seed
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -350,14 +352,7 @@ def _policy(
             tokenizer,
             None,
         )
-    lora = LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=list(config.target_modules),
-        task_type="CAUSAL_LM",
-    )
-    return model, tokenizer, lora
+    return model, tokenizer, lora_config(config, model)
 
 
 def _args(cls: Any, config: Any, output_dir: str, progress: bool, **extra: Any) -> Any:
@@ -378,7 +373,8 @@ def _fit(make_trainer: Callable[[str], Any], out_dir: str | Path) -> LossCurve:
 
         method = type(trainer).__name__.removesuffix("Trainer")  # DPO, KTO, GRPO
         trainer.add_callback(trainer_callback(f"alignment LoRA-{method}"))
-        trainer.train()
+        with scored_positions_only():
+            trainer.train()
         curve = _loss_curve(trainer)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     # trl may add a frozen "ref" copy of an SFT adapter; ship only the trained one.

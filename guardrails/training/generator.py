@@ -20,9 +20,10 @@ trained once and loaded afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -180,14 +181,25 @@ def _base_model(base_path: Path) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def _lora(config: GeneratorSFTConfig | GeneratorCPTConfig) -> Any:
+def lora_config(config: Any, model: Any) -> Any:
+    """The peft ``LoraConfig`` of a causal-LM ``config`` (SFT, CPT, alignment) for ``model``:
+    ``config.lora_layers`` (``()`` = every layer) become peft's ``layers_to_transform``,
+    checked against the model's depth."""
     from peft import LoraConfig
 
+    layers = list(config.lora_layers) or None
+    depth = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+    if layers is not None and depth is not None and max(layers) >= depth:
+        raise TrainingError(
+            f"{type(config).__name__}: lora_layers={layers} but the model has {depth} layers "
+            f"(0..{depth - 1})"
+        )
     return LoraConfig(
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
         target_modules=list(config.target_modules),
+        layers_to_transform=layers,
         task_type="CAUSAL_LM",
     )
 
@@ -227,6 +239,36 @@ def _trainer_args(config: Any, output_dir: str, progress: bool, **extra: Any) ->
     return trl_args(SFTConfig, config, output_dir, progress, max_length=config.max_length, **extra)
 
 
+@contextlib.contextmanager
+def scored_positions_only() -> Iterator[None]:
+    """Within: trl's fused LM head projects only the positions that have a label.
+
+    trl's trainers (SFT, DPO, KTO, GRPO, RLOO) compute per-token log-probabilities with a
+    chunked LM head. On Triton devices it runs on the labelled positions alone; elsewhere
+    (the CPU) on every position, masking the result afterwards, because a varying number of
+    positions would recompile a Triton kernel, which the CPU does not have. With a
+    completion-only loss most positions are prompt: SmolLM2's 49,152-word head then costs a
+    2 x 576 x 49,152 multiply-add per prompt token for nothing. The masked positions add
+    exactly zero to the loss and its gradient, so selecting them first changes only the
+    work (tests/training/test_generator.py checks the loss and gradients are equal).
+    Patches ``trl.trainer.utils._use_triton`` for the duration (the kernels keep their own
+    CPU path); with a trl that lacks it, nothing changes."""
+    try:
+        from trl.trainer import utils as trl_utils
+    except ImportError:  # pragma: no cover - trl is a dependency of every trainer here
+        yield
+        return
+    original = getattr(trl_utils, "_use_triton", None)
+    if original is None:
+        yield
+        return
+    trl_utils._use_triton = lambda device: True  # only where it picks the compact rows
+    try:
+        yield
+    finally:
+        trl_utils._use_triton = original
+
+
 def _loss_curve(trainer: Any) -> LossCurve:
     return [(int(e["step"]), float(e["loss"])) for e in trainer.state.log_history if "loss" in e]
 
@@ -251,7 +293,7 @@ def _run(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     set_seed(config.seed)  # LoRA A matrices are drawn when the trainer wraps the model
     model, tokenizer = _base_model(Path(base_path))
-    peft_config = _lora(config)
+    peft_config = lora_config(config, model)
     if init_adapter is not None:
         from peft import PeftModel
 
@@ -273,7 +315,8 @@ def _run(
 
             method = "CPT" if type(config).__name__ == "GeneratorCPTConfig" else "SFT"
             trainer.add_callback(trainer_callback(f"generator LoRA-{method}"))
-        trainer.train()
+        with scored_positions_only():
+            trainer.train()
         curve = _loss_curve(trainer)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     adapted: Any = trainer.model

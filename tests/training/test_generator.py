@@ -3,6 +3,7 @@ round-trip through :class:`Generator`, and the fingerprint cache trains once."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -182,6 +183,60 @@ def test_sft_training_is_seeded(tiny_lm: Path, tmp_path: Path) -> None:
     assert runs[0] == runs[1] and len(runs[0]) == 3
     weights = [(tmp_path / n / "adapter_model.safetensors").read_bytes() for n in ("a", "b")]
     assert weights[0] == weights[1]
+
+
+def test_lora_layers_restrict_the_adapter_and_are_checked(tiny_lm: Path, tmp_path: Path) -> None:
+    """``lora_layers`` puts the adapter on those layers only (peft's layers_to_transform);
+    a layer the model does not have, or a bad value, is refused with the value named."""
+    from safetensors import safe_open
+
+    config = SFT.with_(max_steps=1, lora_layers=(1,))
+    train_sft_adapter(tiny_lm, EXAMPLES, config, tmp_path / "top", progress=False)
+    with safe_open(str(tmp_path / "top" / "adapter_model.safetensors"), "pt") as f:
+        names = list(f.keys())
+    assert names and all(".layers.1." in n for n in names)
+    depth = json.loads((tiny_lm / "config.json").read_text())["num_hidden_layers"]
+    with pytest.raises(TrainingError, match=f"lora_layers=\\[{depth}\\].*{depth} layers"):
+        train_sft_adapter(
+            tiny_lm, EXAMPLES, SFT.with_(lora_layers=(depth,)), tmp_path / "x", progress=False
+        )
+    for bad in ((-1,), (1, 1), ("1",)):
+        with pytest.raises(TrainingError, match="lora_layers"):
+            GeneratorSFTConfig(lora_layers=bad)  # type: ignore[arg-type]
+
+
+def test_scored_positions_only_changes_the_work_not_the_training(
+    tiny_lm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """trl's fused LM head on the labelled positions only (guardrails' default on the CPU)
+    trains the same adapter as trl's every-position CPU path, and sees fewer rows."""
+    from safetensors.torch import load_file
+    from trl.trainer import utils as trl_utils
+
+    from guardrails.training import generator as module
+
+    rows: list[int] = []
+    kernel = trl_utils._ChunkedLogProbFunction
+
+    def counting(hidden: object, *args: object) -> object:
+        rows.append(int(hidden.shape[0]))  # type: ignore[attr-defined]
+        return kernel.apply(hidden, *args)
+
+    counter = type("Counting", (), {"apply": staticmethod(counting)})
+    monkeypatch.setattr(trl_utils, "_ChunkedLogProbFunction", counter)
+    config = SFT.with_(max_steps=2, logging_steps=1)
+    compact = train_sft_adapter(tiny_lm, EXAMPLES, config, tmp_path / "compact", progress=False)
+    compact_rows = sum(rows)
+    rows.clear()
+    monkeypatch.setattr(module, "scored_positions_only", contextlib.nullcontext)
+    full = train_sft_adapter(tiny_lm, EXAMPLES, config, tmp_path / "full", progress=False)
+    assert 0 < compact_rows < sum(rows) / 2  # the answers are a minority of the tokens
+    np.testing.assert_allclose([v for _, v in compact], [v for _, v in full], rtol=1e-5)
+    a = load_file(str(tmp_path / "compact" / "adapter_model.safetensors"))
+    b = load_file(str(tmp_path / "full" / "adapter_model.safetensors"))
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_allclose(a[name].numpy(), b[name].numpy(), rtol=1e-4, atol=1e-6)
 
 
 def test_cpt_trains_a_loadable_adapter(tiny_lm: Path, tmp_path: Path) -> None:
