@@ -15,14 +15,15 @@ Wall, process CPU and calling-thread CPU seconds for each, the ratio old / new, 
 gate's decision under both. The new kernels run twice: on their thread pool (the default) and
 with ``GUARDRAILS_RESAMPLING_THREADS=0`` (all in the calling thread), which must give the
 same evidence; ``--main REV`` also times the kernels of ``guardrails/resampling.py`` at
-``REV`` (before the pool) and counts statuses / p-values that differ from the new ones.
+``REV`` (one stream drawn in the calling thread, before the per-chunk streams) and counts
+statuses / p-values that differ from the new ones.
 On a shared machine the pool's wall time says little (its threads wait for cores); the line
 "2 idle cores" is the lower bound ``max(calling-thread CPU, CPU / 2)`` from the run's CPU.
 With ``--agreement K`` it also simulates ``K`` gates near their limit at ``--agreement-n``
 samples and counts decisions that differ between today's and the new implementation, beside
-the number that differ between two seeds of today's (the Monte-Carlo noise floor): the
-bootstrap's random stream changed (one count matrix per golden-set size and run seed), the
-sign-flip test's did not.
+the number that differ between two seeds of today's (the Monte-Carlo noise floor): both
+random streams changed (the bootstrap draws one count matrix per golden-set size and run seed,
+and both kernels draw each chunk from its own stream, ``SeedSequence(seed)``'s child).
 
 Goal: new <= 1 s for 10 gates x 10k x 10k (and for redecide).
 """

@@ -10,28 +10,34 @@ sign-flip test. Here:
   depends only on ``(n, n_resamples, seed)``, so every gate on a golden set of the same size
   shares it: it is drawn once (uniform indices by Lemire's multiply-shift with rejection,
   counted with ``bincount``), kept as uint8 while it fits :data:`_CACHE_MAX_CELLS`, and turned
-  into all gates' resampled sums by one float64 matrix product (BLAS). Counts are integers, so
+  into all gates' resampled sums by float64 matrix products (BLAS). Counts are integers, so
   ``c @ d`` differs from the gathered sum only by floating-point summation order.
-* **Sign flips** (:func:`flip_sums`): the random bytes are drawn exactly as before (same seed,
-  same chunks, same stream), but instead of unpacking them to a 0/1 float matrix, each byte
-  of flips indexes a table holding the sum of its 8 values for all 256 patterns ("method of
-  four Russians"), so a resample costs ``n / 8`` look-ups instead of ``n`` multiply-adds.
+* **Sign flips** (:func:`flip_sums`): one random bit per (resample, value), taken from raw
+  64-bit words (8 flip bytes per word); instead of unpacking them to a 0/1 float matrix, each
+  byte of flips indexes a table holding the sum of its 8 values for all 256 patterns ("method
+  of four Russians"), so a resample costs ``n / 8`` look-ups instead of ``n`` multiply-adds.
 
-**Threads.** The random draws stay in the calling thread, in stream order; the work on each
-drawn chunk (the multiply-shift, ``bincount`` and the uint8 copy of the counts; a chunk's
-byte-table look-ups; a row block's matrix product) runs on a small thread pool
-(:func:`workers`, at most :data:`_MAX_WORKERS`; numpy releases the GIL in these loops) while
-the next chunk is drawn. Chunk boundaries do not depend on the number of threads and every
-chunk is computed whole by one thread, so results are bit-identical with 1 or N threads and
-equal to the serial kernels' (same streams, same chunks, same summation order). BLAS is held
-at one thread inside the kernels (threadpoolctl): the products are many and small, an
-OpenBLAS worker spinning between them took a core from the pool, and OpenBLAS' own split
-made the byte table and multi-column sums depend on its thread count (by ~1e-13).
-Scratch buffers are per thread and reused: allocating and freeing MB-sized temporaries per
-chunk made glibc hand the memory back and fault it in again (counting took 3x the CPU).
+**Streams.** Both kernels cut their resamples into row chunks whose boundaries depend only on
+``n`` and ``n_resamples``, and chunk ``i`` draws from its own generator,
+``PCG64(SeedSequence(seed, spawn_key=(kernel, i)))`` (:func:`_chunk_bits`: the ``i``-th child
+of the ``kernel``-th child of ``SeedSequence(seed)``; ``kernel`` 0 = bootstrap, 1 = sign
+flips, so a bootstrap and a sign-flip test with the same seed never share draws). A chunk's
+draws are thus a function of ``(seed, kernel, i)`` alone: equal ``(n, n_resamples, seed)``
+give the same counts in any order of calls, in any process (pytest-xdist workers draw the
+same matrix), whichever thread draws them. Bytes are read little-endian, so big-endian
+machines draw the same flips and indices.
 
-Seeded with ``numpy.random.Generator(PCG64(seed))``: equal ``(n, n_resamples, seed)`` give the
-same counts in any order of calls, in any process (pytest-xdist workers draw the same matrix).
+**Threads.** Every chunk is drawn, checked (Lemire's rejections are replaced from the chunk's
+own stream), counted or looked up whole by one task of a small thread pool (:func:`workers`,
+at most :data:`_MAX_WORKERS`; numpy releases the GIL in these loops), as is each row block's
+matrix product; the calling thread only hands out chunk indices and collects results in
+order. Chunk boundaries and streams do not depend on the number of threads, so results are
+bit-identical with 0, 1 or N threads. BLAS is held at one thread inside the kernels
+(threadpoolctl): the products are many and small, an OpenBLAS worker spinning between them
+took a core from the pool, and OpenBLAS' own split made the byte table and multi-column sums
+depend on its thread count (by ~1e-13). Scratch buffers are per thread and reused: allocating
+and freeing MB-sized temporaries per chunk made glibc hand the memory back and fault it in
+again (counting took 3x the CPU).
 """
 
 from __future__ import annotations
@@ -52,11 +58,12 @@ from guardrails.errors import StatisticsError
 __all__ = ["bootstrap_counts", "bootstrap_sums", "flip_sums", "workers"]
 
 _COUNT_CHUNK_CELLS = 1 << 18  # count cells per drawn chunk: bincount's int64 counters ~2 MB
-_MAX_CHUNK_CELLS = 1 << 21  # sign-flip chunking, as in guardrails.stats (the stream depends on it)
+_MAX_CHUNK_CELLS = 1 << 21  # sign-flip cells per chunk (the flips depend on it)
 _CACHE_MAX_CELLS = 1 << 27  # keep at most one uint8 count matrix of <= 128 MB (10k x 10k fits)
 _BLOCKS_PER_TASK = 8  # cached row blocks per pool task: fewer, longer tasks (less hand-off)
 _POOL_MIN_CELLS = 1 << 23  # smaller jobs (n x n_resamples) stay in the caller: ~ms, overhead-bound
 _MAX_WORKERS = 2  # threads beside the caller's; 2 cores is the machine we size for
+_BOOTSTRAP_STREAM, _FLIP_STREAM = 0, 1  # first spawn key of a chunk's stream, per kernel
 _cache: dict[tuple[int, int, int], NDArray[np.uint8]] = {}
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
@@ -111,9 +118,8 @@ def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
 def _ordered_map(
     fn: Callable[..., _T], args: Iterable[tuple[Any, ...]], cells: int
 ) -> Iterator[_T]:
-    """``fn(*a)`` for each ``a`` of ``args``, results in order; ``args`` is consumed in the
-    calling thread (draws made there stay in stream order) while the pool runs ``fn`` on the
-    chunks already drawn, a few chunks ahead at most (bounded memory). A job of fewer than
+    """``fn(*a)`` for each ``a`` of ``args``, results in order; the pool runs ``fn`` a few
+    chunks ahead of the results collected at most (bounded memory). A job of fewer than
     :data:`_POOL_MIN_CELLS` ``cells`` runs in the calling thread."""
     executor = _executor()  # reads (and checks) the setting on every call
     if cells < _POOL_MIN_CELLS:
@@ -167,11 +173,11 @@ def bootstrap_counts(n: int, n_resamples: int, seed: int) -> NDArray[np.uint8]:
     """
     out = np.empty((n_resamples, n), dtype=np.uint8)
 
-    def count_into(*chunks: tuple[int, int, NDArray[np.uint32]]) -> None:
-        for start, r, u in chunks:
-            out[start : start + r] = _count_rows(u, r, n)
+    def count_into(*chunks: tuple[int, int, int]) -> None:
+        for start, r, chunk in chunks:
+            out[start : start + r] = _drawn_rows(n, r, seed, chunk)
 
-    chunks = _drawn_chunks(n, n_resamples, seed)
+    chunks = _row_chunks(n, n_resamples)
     for _ in _ordered_map(count_into, _groups(chunks, _BLOCKS_PER_TASK // 2), n * n_resamples):
         pass
     return out
@@ -206,24 +212,39 @@ def _count_blocks(n: int, n_resamples: int, seed: int) -> Iterator[tuple[int, ND
 
 
 def _drawn_counts(n: int, n_resamples: int, seed: int) -> Iterator[tuple[int, NDArray]]:
-    """Row chunks of the count matrix, drawn on the fly (and counted on the pool)."""
+    """Row chunks of the count matrix, drawn and counted on the fly (on the pool)."""
 
-    def count(start: int, r: int, u: NDArray[np.uint32]) -> tuple[int, NDArray]:
-        return start, _count_rows(u, r, n)
+    def count(start: int, r: int, chunk: int) -> tuple[int, NDArray]:
+        return start, _drawn_rows(n, r, seed, chunk)
 
-    return _ordered_map(count, _drawn_chunks(n, n_resamples, seed), n * n_resamples)
+    return _ordered_map(count, _row_chunks(n, n_resamples), n * n_resamples)
 
 
-def _drawn_chunks(
-    n: int, n_resamples: int, seed: int
-) -> Iterator[tuple[int, int, NDArray[np.uint32]]]:
-    """``(start, rows, u)``: the accepted 32-bit draws of each row chunk, in stream order
-    (the chunking is part of the seeded stream)."""
-    rng = np.random.Generator(np.random.PCG64(seed))
+def _row_chunks(n: int, n_resamples: int) -> Iterator[tuple[int, int, int]]:
+    """``(start, rows, chunk index)`` of the count matrix's row chunks: fixed by ``n`` and
+    ``n_resamples`` (the draws depend on them)."""
     rows = max(1, _COUNT_CHUNK_CELLS // n)
-    for start in range(0, n_resamples, rows):
-        r = min(rows, n_resamples - start)
-        yield start, r, _accepted_draws(rng, r * n, n)
+    for chunk, start in enumerate(range(0, n_resamples, rows)):
+        yield start, min(rows, n_resamples - start), chunk
+
+
+def _drawn_rows(n: int, r: int, seed: int, chunk: int) -> NDArray[np.int64]:
+    """The ``(r, n)`` counts of row chunk ``chunk``, drawn from its own stream."""
+    bits = _chunk_bits(seed, _BOOTSTRAP_STREAM, chunk)
+    return _count_rows(_accepted_draws(bits, r * n, n), r, n)
+
+
+def _chunk_bits(seed: int, kernel: int, chunk: int) -> np.random.PCG64:
+    """Chunk ``chunk``'s bit generator: ``PCG64`` seeded by the child ``(kernel, chunk)`` of
+    ``SeedSequence(seed)`` (``SeedSequence(seed).spawn(2)[kernel].spawn(chunk + 1)[chunk]``),
+    so its draws depend on nothing else (not on the thread, nor on the other chunks)."""
+    return np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(kernel, chunk)))
+
+
+def _raw_words(bits: np.random.PCG64, count: int) -> NDArray[np.uint64]:
+    """``count`` raw 64-bit draws, little-endian whatever the machine (no copy on x86/ARM),
+    so their bytes and 32-bit halves are the same everywhere."""
+    return bits.random_raw(count).astype("<u8", copy=False)
 
 
 def _count_rows(u: NDArray[np.uint32], r: int, n: int) -> NDArray[np.int64]:
@@ -237,20 +258,24 @@ def _row_offsets(r: int, n: int) -> NDArray[np.int64]:
     return np.arange(0, r * n, n, dtype=np.int64)[:, None]
 
 
-def _uniform_below(rng: np.random.Generator, size: int, n: int) -> NDArray[np.int64]:
+def _uniform_below(bits: np.random.PCG64, size: int, n: int) -> NDArray[np.int64]:
     """``size`` exactly uniform integers in ``[0, n)``, ``n < 2**32``: Lemire (2019)
     multiply-shift on 32-bit draws, rejecting the ``2**32 mod n`` low products (bias-free)."""
-    return _scaled(_accepted_draws(rng, size, n), n)
+    return _scaled(_accepted_draws(bits, size, n), n)
 
 
-def _accepted_draws(rng: np.random.Generator, size: int, n: int) -> NDArray[np.uint32]:
-    """``size`` 32-bit draws whose product with ``n`` Lemire's method accepts: a draw ``u``
-    with ``u * n mod 2**32 < 2**32 mod n`` is replaced by the next draws of the stream."""
-    u = rng.bit_generator.random_raw((size + 1) // 2).view(np.uint32)[:size]
+def _accepted_draws(bits: np.random.PCG64, size: int, n: int) -> NDArray[np.uint32]:
+    """``size`` 32-bit draws whose product with ``n`` Lemire's method accepts: the low then
+    high half of each raw word, in order; a draw ``u`` with ``u * n mod 2**32 < 2**32 mod n``
+    is replaced, in order, by the low halves of the stream's next words."""
+    u = _raw_words(bits, (size + 1) // 2).view("<u4")[:size]
     reject_below = np.uint32((1 << 32) % n)
-    bad = np.flatnonzero(u * np.uint32(n) < reject_below) if reject_below else ()
+    if not reject_below:  # n is a power of two: nothing to reject
+        return u
+    low = np.multiply(u, np.uint32(n), out=_scratch("low", size, np.uint32))
+    bad = np.flatnonzero(np.less(low, reject_below, out=_scratch("bad", size, np.bool_)))
     while len(bad):
-        redo = (rng.bit_generator.random_raw(len(bad)) & 0xFFFFFFFF).astype(np.uint32)
+        redo = (bits.random_raw(len(bad)) & 0xFFFFFFFF).astype(np.uint32)
         u[bad] = redo
         bad = bad[redo * np.uint32(n) < reject_below]
     return u
@@ -282,9 +307,10 @@ def _scratch(name: str, size: int, dtype: type[np.generic]) -> NDArray[Any]:
 def flip_sums(e: NDArray[np.float64], n_resamples: int, seed: int) -> NDArray[np.float64]:
     """``n_resamples`` random sign-flip sums ``sum(s * e)``, ``s`` in {-1, +1}^m.
 
-    One random bit per (resample, value), drawn as bytes in the chunks of
-    ``guardrails.stats`` (``2**21 // m`` rows); bit ``7 - k`` of byte ``j`` flips ``e[8 j + k]``
-    (``numpy.unpackbits`` order), so the flips equal the former unpack-and-multiply ones.
+    One random bit per (resample, value): row chunks of ``2**21 // m`` resamples, chunk
+    ``i`` reading ``rows * ceil(m / 8)`` bytes, row after row, from the little-endian raw
+    words of :func:`_chunk_bits` ``(seed, 1, i)``; bit ``7 - k`` of a row's byte ``j`` flips
+    ``e[8 j + k]`` (``numpy.unpackbits`` order).
     """
     m = e.size
     n_bytes = (m + 7) // 8
@@ -295,22 +321,27 @@ def flip_sums(e: NDArray[np.float64], n_resamples: int, seed: int) -> NDArray[np
     out = np.empty(n_resamples, dtype=np.float64)
     rows = max(1, _MAX_CHUNK_CELLS // max(m, 1))
 
-    def draws() -> Iterator[tuple[int, NDArray[np.uint8]]]:
-        rng = np.random.Generator(np.random.PCG64(seed))
-        for start in range(0, n_resamples, rows):
-            r = min(rows, n_resamples - start)
-            yield start, rng.integers(0, 256, size=(r, n_bytes), dtype=np.uint8)
+    def chunks() -> Iterator[tuple[int, int]]:
+        yield from enumerate(range(0, n_resamples, rows))
 
-    def look_up(start: int, flips: NDArray[np.uint8]) -> None:
+    def look_up(chunk: int, start: int) -> None:
+        r = min(rows, n_resamples - start)
+        flips = _flip_bytes(_chunk_bits(seed, _FLIP_STREAM, chunk), r, n_bytes)
         idx = np.add(offsets, flips, out=_scratch("idx", flips.size, np.int64).reshape(flips.shape))
         looked = _scratch("looked", flips.size, np.float64).reshape(idx.shape)
         table.take(idx, out=looked, mode="clip")  # in range: "raise" would buffer
         flipped = looked.sum(axis=1)  # sum of the flipped values per resample
         out[start : start + flips.shape[0]] = total - 2.0 * flipped
 
-    for _ in _ordered_map(look_up, draws(), m * n_resamples):
+    for _ in _ordered_map(look_up, chunks(), m * n_resamples):
         pass
     return out
+
+
+def _flip_bytes(bits: np.random.PCG64, rows: int, n_bytes: int) -> NDArray[np.uint8]:
+    """``(rows, n_bytes)`` uniform bytes: the raw words' bytes in order (8 per word)."""
+    size = rows * n_bytes
+    return _raw_words(bits, -(-size // 8)).view(np.uint8)[:size].reshape(rows, n_bytes)
 
 
 def _byte_table(e: NDArray[np.float64], n_bytes: int) -> NDArray[np.float64]:

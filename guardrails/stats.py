@@ -14,11 +14,12 @@ and a threshold ``t`` (``-max_drop``, ``+min_gain``, or an absolute floor on the
   below ``alpha / 2`` as well (see :mod:`guardrails.gates.evaluate`);
 * :func:`holm` adjusts the p-values of all gates of a run.
 
-All resampling is seeded (``numpy.random.Generator(PCG64(seed))``), vectorised and done in
-memory-bounded chunks, so equal inputs and seed give equal outputs (to floating-point summation
-order) on any machine. The kernels live in :mod:`guardrails.resampling`: the bootstrap's
-count matrix depends only on ``(n, n_resamples, seed)`` and is shared by every comparison of
-that size and seed; the sign flips are summed by byte-table look-up.
+All resampling is seeded, vectorised and done in memory-bounded chunks, each chunk drawn from
+its own ``PCG64`` stream spawned from ``numpy.random.SeedSequence(seed)``, so equal inputs and
+seed give equal outputs (to floating-point summation order) on any machine and with any number
+of threads. The kernels live in :mod:`guardrails.resampling`: the bootstrap's count matrix
+depends only on ``(n, n_resamples, seed)`` and is shared by every comparison of that size and
+seed; the sign flips are summed by byte-table look-up.
 Only numpy at import time; scipy is imported inside :func:`mcnemar_exact` / the binomial test.
 
 References: Efron & Tibshirani (1993) *An Introduction to the Bootstrap*; Smucker, Allan &

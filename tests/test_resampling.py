@@ -1,10 +1,11 @@
 """guardrails.resampling against the straightforward implementations it replaced (the oracles).
 
-* sign flips: the former unpack-the-bits-and-multiply test, kept here verbatim; the byte-table
-  sums must give the *same* p-values for the same seed (same random stream);
+* sign flips: the former unpack-the-bits-and-multiply test, on flips drawn here from the
+  documented per-chunk streams; the byte-table sums must give the *same* p-values;
 * bootstrap: the index-gathering bootstrap ``d[idx].mean(axis=1)`` on the very indices the
   count matrix is built from, and the former per-gate bootstrap (its own stream) within
-  Monte-Carlo error.
+  Monte-Carlo error;
+* the streams themselves: pinned seeded values, uniform counts and balanced, independent flips.
 """
 
 from __future__ import annotations
@@ -18,8 +19,22 @@ from guardrails.gates.evaluate import evaluate_gate
 from guardrails.policy import DEFAULT_POLICY
 from guardrails.stats import paired_bootstrap_ci, paired_randomization_test
 
+scipy_stats = pytest.importorskip("scipy.stats")
+
 _MAX_CHUNK_CELLS = 1 << 21
 _REL_TIE = 1e-10
+
+
+def chunk_bits(seed: int, kernel: int, chunk: int) -> np.random.PCG64:
+    """The documented stream of a chunk (0 = bootstrap, 1 = sign flips), spelled with spawn."""
+    child = np.random.SeedSequence(seed).spawn(2)[kernel].spawn(chunk + 1)[chunk]
+    return np.random.PCG64(child)
+
+
+def flip_bytes(seed: int, chunk: int, rows: int, n_bytes: int) -> np.ndarray:
+    """A chunk's flip bytes: its raw 64-bit words' bytes, little-endian, row after row."""
+    words = chunk_bits(seed, 1, chunk).random_raw(-(-rows * n_bytes // 8)).astype("<u8")
+    return words.view(np.uint8)[: rows * n_bytes].reshape(rows, n_bytes)
 
 
 def _chunks(n_resamples: int, n: int) -> list[int]:
@@ -36,11 +51,10 @@ def reference_randomization_test(
     e = e[e != 0.0]
     assert e.size > 16, "fewer changed values are enumerated exactly, not sampled"
     total, tol = float(e.sum()), _REL_TIE * float(np.abs(e).sum())
-    rng = np.random.Generator(np.random.PCG64(seed))
     count = 0
-    for rows in _chunks(n_resamples, e.size):
+    for chunk, rows in enumerate(_chunks(n_resamples, e.size)):
         n_bytes = (e.size + 7) // 8
-        raw = rng.integers(0, 256, size=(rows, n_bytes), dtype=np.uint8)
+        raw = flip_bytes(seed, chunk, rows, n_bytes)
         flipped = np.unpackbits(raw, axis=1)[:, : e.size].astype(np.float64)
         sums = total - 2.0 * (flipped @ e)
         if alternative == "less":
@@ -67,12 +81,12 @@ def reference_bootstrap_ci(d: np.ndarray, alpha: float, n_resamples: int, seed: 
 
 def gathered_means(d: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
     """``d[idx].mean(axis=1)`` on the indices behind :func:`resampling.bootstrap_counts`."""
-    rng = np.random.Generator(np.random.PCG64(seed))
     rows = max(1, resampling._COUNT_CHUNK_CELLS // d.size)
     parts = []
-    for start in range(0, n_resamples, rows):
+    for chunk, start in enumerate(range(0, n_resamples, rows)):
         r = min(rows, n_resamples - start)
-        parts.append(d[resampling._uniform_below(rng, r * d.size, d.size).reshape(r, d.size)])
+        idx = resampling._uniform_below(chunk_bits(seed, 0, chunk), r * d.size, d.size)
+        parts.append(d[idx.reshape(r, d.size)])
     return np.concatenate(parts).mean(axis=1)
 
 
@@ -97,8 +111,7 @@ def test_sign_flip_p_values_equal_the_former_test(kind: str, n: int, threshold: 
 
 def test_flip_sums_follow_unpackbits_bit_order() -> None:
     e = np.arange(1.0, 12.0)  # 11 values: two bytes, the second one partly padding
-    rng = np.random.Generator(np.random.PCG64(3))
-    raw = rng.integers(0, 256, size=(5, 2), dtype=np.uint8)
+    raw = flip_bytes(3, 0, 5, 2)
     flipped = np.unpackbits(raw, axis=1)[:, :11].astype(np.float64)
     np.testing.assert_array_equal(resampling.flip_sums(e, 5, 3), e.sum() - 2.0 * flipped @ e)
 
@@ -126,8 +139,7 @@ def test_count_rows_sum_to_n_and_the_cache_matches_the_stream(
 def test_uniform_below_rejects_the_biased_products() -> None:
     """n = 3 * 2**30: plain multiply-shift maps two 32-bit draws to every third value
     (P(v % 3 == 0) = 1/2); with Lemire's rejection each value is equally likely (1/3)."""
-    rng = np.random.Generator(np.random.PCG64(0))
-    v = resampling._uniform_below(rng, 60_000, 3 << 30)
+    v = resampling._uniform_below(np.random.PCG64(0), 60_000, 3 << 30)
     assert v.min() >= 0 and v.max() < 3 << 30
     assert abs(np.mean(v % 3 == 0) - 1 / 3) < 0.01
 
@@ -229,3 +241,55 @@ def test_a_bad_thread_setting_is_refused(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("GUARDRAILS_RESAMPLING_THREADS", "two")
     with pytest.raises(StatisticsError, match="GUARDRAILS_RESAMPLING_THREADS='two'"):
         resampling.flip_sums(np.arange(1.0, 40.0), 10, 0)
+
+
+def test_seeded_draws_are_pinned() -> None:
+    """The streams are part of the recorded evidence (a verdict's seeds must reproduce it):
+    a change of stream has to show up here, and be made on purpose."""
+    assert resampling.bootstrap_counts(6, 3, 0).tolist() == PINNED_COUNTS
+    e = np.array([0.5, -1.0, 2.0, 0.25, -0.75, 1.5, 3.0, -2.0, 1.0])
+    assert resampling.flip_sums(e, 4, 0).tolist() == PINNED_FLIP_SUMS
+
+
+PINNED_COUNTS = [[1, 0, 1, 1, 0, 3], [1, 0, 1, 0, 3, 1], [3, 1, 0, 0, 0, 2]]
+PINNED_FLIP_SUMS = [3.5, 8.0, 4.5, 2.5]
+
+
+def test_counts_are_uniform_and_chunks_independent() -> None:
+    """Column totals of a 30000 x 50 matrix follow the multinomial's chi-square, and no
+    chunk repeats the first one's draws (a stream per chunk, not one stream reused)."""
+    n, n_resamples = 50, 30000  # 2**18 // 50 = 5242 rows per chunk: 6 chunks
+    counts = resampling.bootstrap_counts(n, n_resamples, 12).astype(np.int64)
+    totals = counts.sum(axis=0)
+    chi2 = float(((totals - n_resamples) ** 2 / n_resamples).sum())
+    assert scipy_stats.chi2.sf(chi2, n - 1) > 1e-4
+    rows = resampling._COUNT_CHUNK_CELLS // n
+    for i in range(1, n_resamples // rows):
+        assert not np.array_equal(counts[:rows], counts[i * rows : (i + 1) * rows])
+    assert counts.max() >= 3 and np.all(counts.sum(axis=1) == n)
+
+
+def test_flips_are_balanced_and_independent() -> None:
+    """With ``e = 2**k`` a flip sum spells its flip pattern exactly: every bit is +-1 with
+    probability 1/2, and the number flipped per resample is Binomial(20, 1/2)."""
+    m, n_resamples = 20, 40000  # 104857 rows per chunk: the pattern reads across chunks too
+    e = 2.0 ** np.arange(m)
+    flipped = ((e.sum() - resampling.flip_sums(e, n_resamples, 5)) / 2.0).astype(np.int64)
+    bits = (flipped[:, None] >> np.arange(m)) & 1
+    assert np.all(np.abs(bits.mean(axis=0) - 0.5) < 4.0 * 0.5 / np.sqrt(n_resamples))
+    observed = np.bincount(bits.sum(axis=1), minlength=m + 1)
+    expected = scipy_stats.binom.pmf(np.arange(m + 1), m, 0.5) * n_resamples
+    keep = expected > 5
+    chi2 = float(((observed[keep] - expected[keep]) ** 2 / expected[keep]).sum())
+    assert scipy_stats.chi2.sf(chi2, int(keep.sum()) - 1) > 1e-4
+
+
+def test_flips_read_their_own_stream_not_the_bootstraps() -> None:
+    """``e = 2**k`` over 16 values: the flip sums spell each resample's 2 bytes, which are
+    the sign-flip stream's (kernel 1), not the bootstrap's (kernel 0) of the same seed."""
+    e = 2.0 ** (7 - np.arange(16) % 8) * 256.0 ** (1 - np.arange(16) // 8)  # byte order
+    flipped = ((e.sum() - resampling.flip_sums(e, 50, 9)) / 2.0).astype(np.int64)
+    got = np.stack([flipped >> 8, flipped & 0xFF], axis=1).astype(np.uint8)
+    np.testing.assert_array_equal(got, flip_bytes(9, 0, 50, 2))
+    bootstrap = chunk_bits(9, 0, 0).random_raw(13).astype("<u8").view(np.uint8)[:100]
+    assert not np.array_equal(got.ravel(), bootstrap)
