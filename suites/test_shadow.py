@@ -35,6 +35,9 @@ MEMORY_RATIO = 1.5  # the shadow may need at most this multiple of production's 
 # floor used when the policy sets no `min` for top_k_overlap@1 / rbo.
 SHADOW_MODEL_QUERIES = int(os.environ.get("GUARDRAILS_SHADOW_MODEL_QUERIES", "48"))
 SHADOW_MODEL_TIMED = int(os.environ.get("GUARDRAILS_SHADOW_MODEL_TIMED", "8"))
+# reranker latency is evidence (no gate on it): 16 queries one at a time, not all 60 (the
+# 60 took about 50 s of every run, warm runs included, since timings are always live)
+SHADOW_RERANKER_TIMED = int(os.environ.get("GUARDRAILS_SHADOW_RERANKER_TIMED", "16"))
 PASSAGES = 3
 RERANK_DEPTH = 20
 AGREEMENT_FLOOR = 0.5
@@ -227,6 +230,7 @@ def reranker_shadow(
         model_first_stage[0],
         knowledge_base,
         top_k=RERANK_DEPTH,
+        latency_queries=SHADOW_RERANKER_TIMED,
     )
 
 
