@@ -389,13 +389,13 @@ class Generator:
         self, texts: list[str], max_new_tokens: int, facts: dict[str, Any] | None = None
     ) -> list[str]:
         """Greedy answers of one batch. The rows' longest common token prefix (the system
-        prompt and chat header: a quarter of a demo prompt's tokens) is computed once and its
-        key/value cache shared by every row: the row is ``[prefix][padding][rest]`` with the
-        padding masked out, so each real token keeps the position it has alone."""
+        prompt and chat header) is computed once and its key/value cache shared by every row:
+        the row is ``[prefix][padding][rest]`` with the padding masked out, so each real token
+        keeps the position it has alone."""
         import torch
 
         rows = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-        shared = min(_common_prefix(rows), min(map(len, rows)) - 1)  # a row keeps a token
+        shared = max(0, min(_common_prefix(rows), min(map(len, rows)) - 1))  # a row keeps a token
         pad = self.tokenizer.pad_token_id
         width = max(map(len, rows)) - shared
         ids = [r[:shared] + [pad] * (width - len(r) + shared) + r[shared:] for r in rows]
@@ -484,7 +484,8 @@ class Generator:
         batch is left padded so every completion ends at the last position: the vocabulary
         projection and its log-softmax run only on the last ``max completion length + 1``
         positions (``logits_to_keep``), not on the prompts, which are most of the tokens
-        (measured: half the cost of a 16 x 250-token pass went to full-width logits).
+        (SmolLM2, 16 x 250 tokens, measured on a loaded machine: 14.8 s with every
+        position's logits, 6.7 s with the last one's).
         Positions count from each row's first real token: padding changes only float
         summation order."""
         import torch

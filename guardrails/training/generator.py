@@ -250,7 +250,8 @@ def scored_positions_only() -> Iterator[None]:
     completion-only loss most positions are prompt: SmolLM2's 49,152-word head then costs a
     2 x 576 x 49,152 multiply-add per prompt token for nothing. The masked positions add
     exactly zero to the loss and its gradient, so selecting them first changes only the
-    work (tests/training/test_generator.py checks the loss and gradients are equal).
+    work (tests/training/test_generator.py checks the loss curve and trained weights are
+    equal).
     Patches ``trl.trainer.utils._use_triton`` for the duration (the kernels keep their own
     CPU path); with a trl that lacks it, nothing changes."""
     try:
