@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from guardrails.errors import GoldenDataError, TrainingError
-from guardrails.golden import Document
 from guardrails.training.cache import ensure_candidate
 from guardrails.training.curation import Row, prepare, write_dataset
 from guardrails.training.mix import (
@@ -26,22 +25,8 @@ from guardrails.training.mix import (
     step_budget,
 )
 from guardrails.training.reranker import RerankExample, ranking_lists, training_steps
+from tests.training.test_reranker import CORPUS  # the same toy corpus (domains and topics)
 
-CORPUS = {
-    f"d{i}": Document(f"d{i}", text, "", {"domain": dom, "topic": topic})
-    for i, (text, dom, topic) in enumerate(
-        [
-            ("cat mat sat", "pets", "cats"),
-            ("the cat slept", "pets", "cats"),
-            ("a cat on the sofa", "pets", "cats"),
-            ("the dog ran", "pets", "dogs"),
-            ("dogs and the river", "pets", "dogs"),
-            ("a bird in a tree", "pets", "birds"),
-            ("train rail fast", "travel", "rail"),
-            ("a bus on the road", "travel", "road"),
-        ]
-    )
-}
 LABELS = [  # (query, doc, grade) as reranker_labels curates them: read 2, clicked 1, skipped 0
     ("cat on a mat", "d0", 2),
     ("cat on a mat", "d1", 1),
@@ -50,6 +35,20 @@ LABELS = [  # (query, doc, grade) as reranker_labels curates them: read 2, click
     ("dog by the river", "d4", 1),
     ("dog by the river", "d5", 0),
 ]
+
+
+def _graded_mix(golden: list[Any], labels: list[Any], path: Path, config: Any) -> Any:
+    """Curated graded labels joined to ``golden`` the way the reranker fixture joins them."""
+    return mix(
+        golden,
+        labels,
+        path,
+        config,
+        CuratedMix(ratio=1.0),
+        group=lambda label: label.query,
+        expand=lambda picked: graded_examples(picked, CORPUS),
+        budget=training_steps,
+    )
 
 
 def _curated(folder: Path, name: str, rows: list[dict[str, Any]]) -> Path:
@@ -151,16 +150,7 @@ def test_listwise_budget_counts_the_golden_lists_only(tmp_path: Path) -> None:
     labels = load_graded_labels(path, CORPUS)
     golden = [RerankExample(f"g{i // 4}", f"doc {i}", float(i % 4 == 0)) for i in range(32)]
     config = RerankerTrainingConfig(loss="listwise", list_size=4, batch_size=8, epochs=2.0)
-    mixed = mix(
-        golden,
-        labels,
-        path,
-        config,
-        CuratedMix(ratio=1.0),
-        group=lambda label: label.query,
-        expand=lambda picked: graded_examples(picked, CORPUS),
-        budget=training_steps,
-    )
+    mixed = _graded_mix(golden, labels, path, config)
     assert len(ranking_lists(golden, 4, config.seed)) == 8  # 8 lists, 2 per batch, 2 epochs
     assert mixed.config.max_steps == 8 == training_steps(config, golden)
     assert len(ranking_lists(mixed.examples, 4, config.seed)) > 8
@@ -231,16 +221,7 @@ def test_curated_graded_labels_train_the_reranker_candidate(tiny_ce: Path, tmp_p
         RerankExample("fast train", "the cat slept", 0.0),
     ]
     path = _curated(tmp_path / "datasets", "reranker_labels", _label_rows())
-    mixed = mix(
-        golden,
-        load_graded_labels(path, CORPUS),
-        path,
-        config,
-        CuratedMix(ratio=1.0),
-        group=lambda label: label.query,
-        expand=lambda picked: graded_examples(picked, CORPUS),
-        budget=training_steps,
-    )
+    mixed = _graded_mix(golden, load_graded_labels(path, CORPUS), path, config)
     common: dict[str, Any] = {"root": tmp_path / "adapters", "base": tiny_ce, "progress": False}
     plain = ensure_reranker_candidate("toy", config=mixed.config, examples=golden, **common)
     curated = ensure_reranker_candidate(
